@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Set-up and run in one command, from a fresh clone, on a machine with only Python 3.10+.
+
+    python3 dev.py demo [ARGS...]   # create .venv, install the package, run `divprune-video demo ARGS...`
+    python3 dev.py test [ARGS...]   # create .venv, install the package with test extras, run pytest ARGS...
+
+PyTorch is installed first and pinned (``TORCH_REQUIREMENT``) so that pip does not pull a different build as a
+dependency of something else; where a local CPU build of that version is offered (as on CI), pip takes it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+TORCH_REQUIREMENT = "torch==2.13.0"
+EXTRAS = {"demo": "all", "test": "dev"}
+
+
+def _python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _run(*command: str) -> None:
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def _has(python: Path, module: str) -> bool:
+    return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def install(extra: str) -> Path:
+    if sys.version_info < (3, 10):
+        sys.exit(f"divprune-video needs Python 3.10 or newer; this is {sys.version.split()[0]}")
+    if not _python().exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    python = str(_python())
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+    if not _has(_python(), "torch"):
+        _run(*pip, TORCH_REQUIREMENT)
+    _run(*pip, "-e", f".[{extra}]")
+    return _python()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in EXTRAS:
+        print(__doc__)
+        return 2
+    action, rest = argv[0], argv[1:]
+    python = str(install(EXTRAS[action]))
+    if action == "test":
+        return subprocess.run([python, "-m", "pytest", *rest], cwd=ROOT).returncode
+    return subprocess.run([python, "-m", "divprune_video", "demo", *rest], cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

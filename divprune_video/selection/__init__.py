@@ -1,0 +1,22 @@
+"""The Max-Min diversity selector (DivPrune) and the comparison selectors.
+
+Knows nothing about video or models: it takes (N, D) or (B, N, D) tensors and returns indices.
+"""
+
+from .distance import pairwise_distance
+from .api import SelectionPlan, divprune, divprune_batch, plan_selection
+from .metrics import min_pairwise_distance
+from .methods import TokenSelector, available_methods, get_selector, register_selector
+
+__all__ = [
+    "SelectionPlan",
+    "TokenSelector",
+    "available_methods",
+    "divprune",
+    "divprune_batch",
+    "get_selector",
+    "min_pairwise_distance",
+    "pairwise_distance",
+    "plan_selection",
+    "register_selector",
+]

@@ -1,0 +1,193 @@
+"""Fused GPU kernels for the full path (Triton). They pick exactly what :mod:`.greedy` picks on the same matrix.
+
+Why fused: each greedy step reads one row of N distances and does one arg-max. Plain PyTorch spends two to three
+kernel launches per step (about 45 us); here one program per batch row runs *all* steps, holding the running
+minimum of every token in registers, so a step costs one row load plus one block-wide reduction.
+
+Exactness: the cosine distance is recomputed from the Gram row with the same float32 operations, in the same
+order, as :func:`~.distance.cosine_from_gram` (floating-point contraction into FMA is switched off), and arg-max
+ties resolve to the lowest index through a packed 64-bit key: ``(order-preserving score bits << 32) | (2^31 - 1 -
+index)``; a single max-reduction of the keys gives the largest score and, among equals, the lowest index.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .distance import gram, inverse_norms, pairwise_distance
+from .greedy import first_pick_scores
+
+#: Rows up to this many tokens keep their running minima in registers; longer rows stream them through memory.
+MAX_REGISTER_TOKENS = 16384
+STREAM_CHUNK = 4096
+INDEX_BIAS = tl.constexpr(2**31 - 1)
+
+
+@triton.jit
+def _score_keys(score, index):
+    """Order-preserving int64 keys: larger score first, then lower index. -0.0 counts as +0.0."""
+    bits = score.to(tl.int32, bitcast=True)
+    bits = tl.where(score == 0.0, 0, bits)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    return (bits.to(tl.int64) << 32) | (INDEX_BIAS - index).to(tl.int64)
+
+
+@triton.jit
+def _index_of(key):
+    return (INDEX_BIAS - (key & 0x7FFFFFFF)).to(tl.int32)
+
+
+@triton.jit
+def _column_norms(norms, cols, in_range, FROM_GRAM: tl.constexpr):
+    if FROM_GRAM:
+        values = tl.load(norms + cols, mask=in_range, other=1.0)
+    else:
+        values = tl.zeros(cols.shape, tl.float32)
+    return values
+
+
+@triton.jit
+def _row_distances(src_ptr, row_offset, cols, in_range, inv_norm_ptr, pick, inv_cols, FROM_GRAM: tl.constexpr):
+    row = tl.load(src_ptr + row_offset + cols, mask=in_range, other=0.0)
+    if FROM_GRAM:
+        inv_pick = tl.load(inv_norm_ptr + pick)
+        row = 1.0 - (row * inv_pick) * inv_cols
+    return row
+
+
+@triton.jit
+def _first_scores_kernel(
+    gram_ptr, inv_norm_ptr, valid_ptr, out_ptr, N, stride_batch,
+    BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr,
+):
+    """out[b, j] = min over valid rows i != j of d(i, j), or -inf for an invalid token j."""
+    batch = tl.program_id(1)
+    cols = tl.program_id(0) * BLOCK_J + tl.arange(0, BLOCK_J)
+    col_in = cols < N
+    base = batch.to(tl.int64) * stride_batch
+    inv_cols = tl.load(inv_norm_ptr + batch * N + cols, mask=col_in, other=1.0)
+    col_min = tl.full([BLOCK_J], float("inf"), tl.float32)
+    for start in range(0, N, BLOCK_I):
+        rows = start + tl.arange(0, BLOCK_I)
+        row_in = rows < N
+        row_valid = tl.load(valid_ptr + batch * N + rows, mask=row_in, other=0) != 0
+        inv_rows = tl.load(inv_norm_ptr + batch * N + rows, mask=row_in, other=1.0)
+        offsets = base + rows.to(tl.int64)[:, None] * N + cols[None, :]
+        g = tl.load(gram_ptr + offsets, mask=row_in[:, None] & col_in[None, :], other=0.0)
+        d = 1.0 - (g * inv_rows[:, None]) * inv_cols[None, :]
+        skip = (rows[:, None] == cols[None, :]) | ~row_valid[:, None]
+        col_min = tl.minimum(col_min, tl.min(tl.where(skip, float("inf"), d), axis=0))
+    col_valid = tl.load(valid_ptr + batch * N + cols, mask=col_in, other=0) != 0
+    tl.store(out_ptr + batch * N + cols, tl.where(col_valid, col_min, float("-inf")), mask=col_in)
+
+
+@triton.jit
+def _greedy_kernel(
+    src_ptr, inv_norm_ptr, first_ptr, counts_ptr, out_ptr, scratch_ptr, N, stride_batch, stride_out,
+    FROM_GRAM: tl.constexpr, BLOCK_N: tl.constexpr, NUM_CHUNKS: tl.constexpr,
+):
+    """One program per batch row runs every greedy step.
+
+    src is the (B, N, N) distance matrix, or with FROM_GRAM the Gram matrix plus inverse norms. first holds the
+    first pick's scores (-inf for invalid tokens). With NUM_CHUNKS == 1 the running minima live in registers
+    (N <= BLOCK_N); otherwise they stream through ``scratch`` (B, N) in NUM_CHUNKS chunks of BLOCK_N.
+    """
+    batch = tl.program_id(0)
+    count = tl.load(counts_ptr + batch)
+    base = batch.to(tl.int64) * stride_batch
+    norms = inv_norm_ptr + batch * N
+    offs = tl.arange(0, BLOCK_N)
+    if NUM_CHUNKS == 1:
+        in_range = offs < N
+        first = tl.load(first_ptr + batch * N + offs, mask=in_range, other=float("-inf"))
+        pick = _index_of(tl.max(_score_keys(first, offs), axis=0))
+        tl.store(out_ptr + batch * stride_out, pick)
+        inv_cols = _column_norms(norms, offs, in_range, FROM_GRAM)
+        min_dist = tl.where(first > float("-inf"), float("inf"), float("-inf"))
+        for step in range(1, count):
+            row = _row_distances(src_ptr, base + pick.to(tl.int64) * N, offs, in_range, norms, pick, inv_cols,
+                                 FROM_GRAM)
+            min_dist = tl.minimum(min_dist, row)
+            min_dist = tl.where(offs == pick, float("-inf"), min_dist)
+            pick = _index_of(tl.max(_score_keys(min_dist, offs), axis=0))
+            tl.store(out_ptr + batch * stride_out + step, pick)
+    else:
+        scratch = scratch_ptr + batch.to(tl.int64) * N
+        best = tl.full([BLOCK_N], -(2**62), tl.int64)
+        for chunk in tl.static_range(NUM_CHUNKS):
+            cols = chunk * BLOCK_N + offs
+            first = tl.load(first_ptr + batch * N + cols, mask=cols < N, other=float("-inf"))
+            best = tl.maximum(best, _score_keys(first, cols))
+            tl.store(scratch + cols, tl.where(first > float("-inf"), float("inf"), float("-inf")), mask=cols < N)
+        pick = _index_of(tl.max(best, axis=0))
+        tl.store(out_ptr + batch * stride_out, pick)
+        for step in range(1, count):
+            tl.debug_barrier()
+            best = tl.full([BLOCK_N], -(2**62), tl.int64)
+            row_offset = base + pick.to(tl.int64) * N
+            for chunk in tl.static_range(NUM_CHUNKS):
+                cols = chunk * BLOCK_N + offs
+                in_range = cols < N
+                inv_cols = _column_norms(norms, cols, in_range, FROM_GRAM)
+                row = _row_distances(src_ptr, row_offset, cols, in_range, norms, pick, inv_cols, FROM_GRAM)
+                min_dist = tl.minimum(tl.load(scratch + cols, mask=in_range, other=float("-inf")), row)
+                min_dist = tl.where(cols == pick, float("-inf"), min_dist)
+                tl.store(scratch + cols, min_dist, mask=in_range)
+                best = tl.maximum(best, _score_keys(min_dist, cols))
+            pick = _index_of(tl.max(best, axis=0))
+            tl.store(out_ptr + batch * stride_out + step, pick)
+
+
+def _launch_shape(num_tokens: int) -> tuple[int, int, int]:
+    """(BLOCK_N, NUM_CHUNKS, num_warps) for a row of ``num_tokens``."""
+    if num_tokens <= MAX_REGISTER_TOKENS:
+        block = max(triton.next_power_of_2(num_tokens), 128)
+        warps = 4 if block <= 1024 else 8 if block <= 4096 else 16
+        return block, 1, warps
+    return STREAM_CHUNK, triton.cdiv(num_tokens, STREAM_CHUNK), 16
+
+
+def greedy_triton(
+    src: torch.Tensor, inv_norms: torch.Tensor | None, first_scores: torch.Tensor, counts: list[int]
+) -> torch.Tensor:
+    """Run the fused step loop. src: (B, N, N) float32 distances, or the Gram matrix when ``inv_norms`` (B, N) is
+    given (cosine). first_scores: (B, N) float32. Returns (B, max(counts)) int64 picks, -1 padded."""
+    batch, num_tokens = first_scores.shape
+    device = src.device
+    src = src.contiguous()
+    picks = torch.full((batch, max(counts)), -1, dtype=torch.int32, device=device)
+    counts_t = torch.tensor(counts, dtype=torch.int32, device=device)
+    block, chunks, warps = _launch_shape(num_tokens)
+    scratch = torch.empty((batch, num_tokens) if chunks > 1 else (1,), dtype=torch.float32, device=device)
+    from_gram = inv_norms is not None
+    _greedy_kernel[(batch,)](
+        src, inv_norms if from_gram else first_scores, first_scores.contiguous(), counts_t, picks, scratch,
+        num_tokens, num_tokens * num_tokens, picks.stride(0),
+        FROM_GRAM=from_gram, BLOCK_N=block, NUM_CHUNKS=chunks, num_warps=warps, enable_fp_fusion=False,
+    )
+    return picks.long()
+
+
+def cosine_first_scores(g: torch.Tensor, inv_norms: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Fused :func:`~.greedy.first_pick_scores` for cosine, read straight from the Gram matrix (B, N, N)."""
+    batch, num_tokens = inv_norms.shape
+    out = torch.empty(batch, num_tokens, dtype=torch.float32, device=g.device)
+    block_j = 32
+    grid = (triton.cdiv(num_tokens, block_j), batch)
+    _first_scores_kernel[grid](
+        g, inv_norms, valid.to(torch.int8), out, num_tokens, num_tokens * num_tokens,
+        BLOCK_I=128, BLOCK_J=block_j, num_warps=4, enable_fp_fusion=False,
+    )
+    return out
+
+
+def select_full_triton(tokens: torch.Tensor, valid: torch.Tensor, counts: list[int], metric: str) -> torch.Tensor:
+    """The full path on CUDA: (B, N, D) tokens -> (B, max(counts)) picks, as :mod:`.greedy` would pick them."""
+    if metric == "cosine" and tokens.dtype != torch.float64:
+        inv = inverse_norms(tokens).contiguous()
+        g = gram(tokens, tokens).contiguous()
+        return greedy_triton(g, inv, cosine_first_scores(g, inv, valid), counts)
+    dist = pairwise_distance(tokens, metric).float().contiguous()
+    return greedy_triton(dist, None, first_pick_scores(dist, valid), counts)

@@ -1,0 +1,193 @@
+"""Public entry points of the DivPrune selector and the choice between its execution paths.
+
+Paths, all picking the same tokens as the pure-PyTorch definition in :mod:`.greedy`:
+
+* ``"full"``: the whole (N, N) distance (or Gram) matrix is built once, then the greedy steps read one row each.
+  On CUDA with Triton the step loop runs in one fused kernel (:mod:`._triton`); otherwise in plain PyTorch.
+* ``"chunked"``: never holds an (N, N) matrix: the first pick's scores come from row tiles with a running
+  column minimum, and each step computes one row of distances from the tokens (:mod:`.chunked`).
+
+``path="auto"`` takes ``"full"`` when its matrix fits in the free memory of the tokens' device, else ``"chunked"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+
+from . import _validate
+from .distance import check_nonzero_norms, inverse_norms, pairwise_distance
+from .greedy import first_pick_scores, greedy_from_distances
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "triton")
+PATHS = ("auto", "full", "chunked")
+#: Fraction of the free device memory the full path may use for its (B, N, N) matrix.
+FULL_PATH_MEMORY_FRACTION = 0.7
+
+
+@dataclass(frozen=True)
+class SelectionPlan:
+    """How a call will run: the resolved path and backend (see :func:`plan_selection`)."""
+
+    path: str
+    backend: str
+    matrix_bytes: int
+    free_bytes: Optional[int]
+
+
+def divprune(
+    tokens: torch.Tensor,
+    keep_ratio: Optional[float] = None,
+    *,
+    num_keep: Optional[int] = None,
+    metric: str = "cosine",
+    backend: str = "auto",
+    path: str = "auto",
+) -> torch.Tensor:
+    """Pick the most diverse subset of ``tokens`` (DivPrune: greedy Max-Min diversity).
+
+    Args:
+        tokens: (N, D) float tensor (any float dtype), on CPU or CUDA.
+        keep_ratio: fraction of tokens to keep, in (0, 1]; the count is ``max(1, round(keep_ratio * N))``.
+        num_keep: number of tokens to keep, in 1..N. Pass exactly one of ``keep_ratio`` and ``num_keep``.
+        metric: ``"cosine"`` (``1 - cosine similarity``, the default), ``"l2"`` or ``"l1"``.
+        backend: ``"auto"`` (the fused Triton kernel on CUDA when available), ``"torch"`` or ``"triton"``.
+        path: ``"auto"``, ``"full"`` (build the (N, N) matrix) or ``"chunked"`` (never build it).
+
+    Returns:
+        (k,) int64 indices into ``tokens`` in selection order, on the tokens' device.
+
+    Raises:
+        TypeError: non-tensor or non-float ``tokens``.
+        ValueError: wrong rank, empty or non-finite tokens, zero-norm tokens under cosine, or a bad
+            ``keep_ratio`` / ``num_keep`` / ``metric`` / ``backend`` / ``path``.
+    """
+    _validate.check_tokens(tokens, rank=2)
+    _validate.check_finite(tokens)
+    count = _validate.resolve_num_keep(tokens.shape[0], keep_ratio, num_keep)
+    plan = plan_selection(tokens, metric, backend, path)
+    if metric == "cosine":
+        check_nonzero_norms(inverse_norms(tokens))
+    return _select(tokens.unsqueeze(0), None, [count], metric, plan)[0]
+
+
+def divprune_batch(
+    tokens: torch.Tensor,
+    keep_ratio: Optional[float] = None,
+    *,
+    num_keep: Union[int, Sequence[int], None] = None,
+    mask: Optional[torch.Tensor] = None,
+    metric: str = "cosine",
+    backend: str = "auto",
+    path: str = "auto",
+) -> list[torch.Tensor]:
+    """:func:`divprune` over a padded batch.
+
+    Args:
+        tokens: (B, N, D) float tensor.
+        keep_ratio: as in :func:`divprune`, applied to each row's number of valid tokens.
+        num_keep: one count for every row, or a sequence of B counts.
+        mask: optional (B, N) bool tensor, True for valid tokens; invalid tokens are never picked and do not
+            count towards ``keep_ratio``.
+        metric, backend, path: as in :func:`divprune`.
+
+    Returns:
+        A list of B int64 tensors, row b holding its k_b picks (indices into ``tokens[b]``) in selection order.
+    """
+    _validate.check_tokens(tokens, rank=3)
+    valid = _validate.check_mask(mask, tokens)
+    _validate.check_finite(tokens, valid)
+    counts = _validate.resolve_batch_num_keep(valid.sum(dim=1).tolist(), keep_ratio, num_keep)
+    plan = plan_selection(tokens, metric, backend, path)
+    if metric == "cosine":
+        check_nonzero_norms(inverse_norms(tokens), valid)
+    picks = _select(tokens, None if mask is None else valid, counts, metric, plan)
+    return [row[:count] for row, count in zip(picks, counts)]
+
+
+def plan_selection(
+    tokens: torch.Tensor, metric: str = "cosine", backend: str = "auto", path: str = "auto"
+) -> SelectionPlan:
+    """Resolve ``path`` and ``backend`` for (N, D) or (B, N, D) ``tokens`` without running anything."""
+    _validate.check_metric(metric)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}; got {path!r}")
+    batch = tokens.shape[0] if tokens.dim() == 3 else 1
+    num_tokens = tokens.shape[-2]
+    matrix_bytes = batch * num_tokens * num_tokens * 4 * (2 if tokens.dtype == torch.float64 else 1)
+    free = _free_bytes(tokens.device)
+    if path == "auto":
+        path = "full" if free is None or matrix_bytes <= FULL_PATH_MEMORY_FRACTION * free else "chunked"
+    if backend == "auto":
+        backend = "triton" if path == "full" and _triton_usable(tokens) else "torch"
+    elif backend == "triton":
+        reason = _triton_unusable_reason(tokens)
+        if reason:
+            raise ValueError(f"backend='triton' is not available here: {reason}")
+        if path == "chunked":
+            raise ValueError("backend='triton' runs the full path only; use path='full' or backend='torch'")
+    return SelectionPlan(path=path, backend=backend, matrix_bytes=matrix_bytes, free_bytes=free)
+
+
+def _select(
+    tokens: torch.Tensor,
+    valid: Optional[torch.Tensor],
+    counts: list[int],
+    metric: str,
+    plan: SelectionPlan,
+) -> torch.Tensor:
+    """tokens: (B, N, D) (checked); valid: (B, N) bool or None (all valid). Returns (B, max(counts)) picks,
+    -1 padded."""
+    if valid is None:
+        valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+    logger.debug("divprune: %s path, %s backend, B=%d N=%d k=%s", plan.path, plan.backend,
+                 tokens.shape[0], tokens.shape[1], counts)
+    if plan.path == "chunked":
+        from .chunked import select_chunked
+
+        return select_chunked(tokens, valid, counts, metric)
+    if plan.backend == "triton":
+        from ._triton import select_full_triton
+
+        return select_full_triton(tokens, valid, counts, metric)
+    dist = pairwise_distance(tokens, metric)
+    scores = first_pick_scores(dist, valid)
+    return greedy_from_distances(dist, scores, valid, counts)
+
+
+def _free_bytes(device: torch.device) -> Optional[int]:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def _triton_unusable_reason(tokens: torch.Tensor) -> Optional[str]:
+    if not tokens.is_cuda:
+        return f"the tokens are on {tokens.device}, and the Triton kernel needs CUDA"
+    if tokens.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"the Triton kernel takes float16, bfloat16 or float32 tokens, not {tokens.dtype}"
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return "triton is not installed (pip install 'divprune-video[gpu]')"
+    return None
+
+
+def _triton_usable(tokens: torch.Tensor) -> bool:
+    return _triton_unusable_reason(tokens) is None

@@ -1,0 +1,109 @@
+"""Pairwise distances in float32 (float64 for float64 input), shared by every selection path.
+
+Every path (pure PyTorch, fused GPU kernel, chunked) computes a distance with the *same* formula, so that two
+paths fed the same Gram matrix produce bit-identical distances:
+
+* cosine: ``d_ij = 1 - (g_ij * r_i) * r_j`` with ``g = x x^T`` and ``r = 1 / ||x||``;
+* l2:     ``d_ij = sqrt(max(0, s_i + s_j - 2 g_ij))`` on mean-centred tokens (``s = ||x_c||^2``);
+  centring leaves L2 distances unchanged and keeps the Gram formula well conditioned;
+* l1:     ``sum_k |x_ik - x_jk|``.
+
+Half-precision tokens on CUDA are multiplied on the tensor cores with float32 accumulation and float32 output
+(their products are exact in float32); nothing is ever rounded back to half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+from ._validate import describe_token
+
+
+@contextlib.contextmanager
+def ieee_float32_matmul() -> Iterator[None]:
+    """Temporarily forbid TF32/bf16 shortcuts in float32 matrix products (users often enable them globally)."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype distances are computed and compared in: float64 for float64 tokens, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Inner products ``a @ b^T`` in float32 (float64 for float64 input).
+
+    a: (..., N, D), b: (..., M, D) of the same float dtype. Returns (..., N, M).
+    """
+    out_dtype = compute_dtype(a.dtype)
+    if a.is_cuda and a.dtype in (torch.float16, torch.bfloat16):
+        # Tensor-core product, float32 accumulation and float32 result.
+        if a.dim() == 2:
+            return torch.mm(a, b.transpose(-1, -2), out_dtype=torch.float32)
+        return torch.bmm(a, b.transpose(-1, -2), out_dtype=torch.float32)
+    with ieee_float32_matmul():
+        return torch.matmul(a.to(out_dtype), b.to(out_dtype).transpose(-1, -2))
+
+
+def inverse_norms(tokens: torch.Tensor) -> torch.Tensor:
+    """``1 / ||x||`` per token in the compute dtype. tokens: (..., N, D) -> (..., N)."""
+    norms = torch.linalg.vector_norm(tokens, dim=-1, dtype=compute_dtype(tokens.dtype))
+    return 1.0 / norms
+
+
+def check_nonzero_norms(inv_norms: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    """Cosine distance is undefined for an all-zero token: raise naming the first one.
+
+    inv_norms: (N,) or (B, N); mask: same shape, bool, True for the tokens to check.
+    """
+    bad = ~torch.isfinite(inv_norms)
+    if mask is not None:
+        bad = bad & mask
+    if bool(bad.any()):
+        raise ValueError(
+            f"{describe_token(torch.nonzero(bad)[0].tolist())} has zero norm: cosine distance is undefined for it"
+            " (use metric='l2' or drop the token)"
+        )
+
+
+def cosine_from_gram(g: torch.Tensor, inv_rows: torch.Tensor, inv_cols: torch.Tensor) -> torch.Tensor:
+    """``1 - (g_ij * r_i) * r_j``. g: (..., N, M), inv_rows: (..., N), inv_cols: (..., M)."""
+    return 1.0 - (g * inv_rows.unsqueeze(-1)) * inv_cols.unsqueeze(-2)
+
+
+def centered(tokens: torch.Tensor) -> torch.Tensor:
+    """Tokens minus their mean over the token axis, in the compute dtype. (..., N, D) -> (..., N, D)."""
+    x = tokens.to(compute_dtype(tokens.dtype))
+    return x - x.mean(dim=-2, keepdim=True)
+
+
+def l2_from_gram(g: torch.Tensor, sq_rows: torch.Tensor, sq_cols: torch.Tensor) -> torch.Tensor:
+    """``sqrt(max(0, s_i + s_j - 2 g_ij))``. g: (..., N, M), sq_rows: (..., N), sq_cols: (..., M)."""
+    d2 = (sq_rows.unsqueeze(-1) + sq_cols.unsqueeze(-2)) - 2.0 * g
+    return d2.clamp_min_(0.0).sqrt_()
+
+
+def pairwise_distance(tokens: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+    """All pairwise distances. tokens: (N, D) or (B, N, D) float -> (N, N) or (B, N, N) in the compute dtype.
+
+    Zero-norm tokens give NaN cosine distances; the selectors check for them before calling this.
+    """
+    if metric == "cosine":
+        inv = inverse_norms(tokens)
+        return cosine_from_gram(gram(tokens, tokens), inv, inv)
+    if metric == "l2":
+        x = centered(tokens)
+        sq = (x * x).sum(dim=-1)
+        return l2_from_gram(gram(x, x), sq, sq)
+    if metric == "l1":
+        x = tokens.to(compute_dtype(tokens.dtype))
+        return torch.cdist(x, x, p=1.0)
+    raise ValueError(f"metric must be 'cosine', 'l2' or 'l1'; got {metric!r}")

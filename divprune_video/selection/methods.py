@@ -1,0 +1,110 @@
+"""Token selection methods behind one small interface, so evaluations compare them apples to apples.
+
+A method is a class with a ``name`` and ``select(tokens, num_keep, **context) -> LongTensor``; registering it makes
+it available by name everywhere (pipeline, benchmark runner, CLI)::
+
+    @register_selector
+    class EveryOther(TokenSelector):
+        name = "every-other"
+        def select(self, tokens, num_keep, **context):
+            return torch.arange(0, 2 * num_keep, 2, device=tokens.device)[:num_keep]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, TypeVar
+
+import torch
+
+from .api import divprune
+
+_REGISTRY: dict[str, type["TokenSelector"]] = {}
+SelectorType = TypeVar("SelectorType", bound=type["TokenSelector"])
+
+class TokenSelector:
+    """Base class of token selection methods.
+
+    ``select`` gets tokens (N, D) and a count k (1..N) and returns k distinct int64 indices on the tokens'
+    device. ``context`` may carry extra inputs some methods need (``attention``: (N,) importance scores for
+    attention-ranked methods; ``generator``: a torch.Generator for random methods); methods ignore what they don't
+    use.
+    """
+
+    name: str = ""
+    #: Extra inputs this method needs in ``context`` (the model adapter provides them).
+    requires: tuple[str, ...] = ()
+
+    def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+def register_selector(cls: SelectorType) -> SelectorType:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a non-empty 'name' to be registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+def available_methods() -> list[str]:
+    """Names of the registered selection methods."""
+    return sorted(_REGISTRY)
+
+def get_selector(name: str, **options: Any) -> TokenSelector:
+    """Instantiate the registered method ``name`` with ``options``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown selection method {name!r}; available: {', '.join(available_methods())}")
+    return _REGISTRY[name](**options)
+
+@register_selector
+class DivPruneSelector(TokenSelector):
+    """DivPrune: greedy Max-Min diversity (see :func:`divprune`)."""
+
+    name = "divprune"
+
+    def __init__(self, metric: str = "cosine", backend: str = "auto", path: str = "auto") -> None:
+        self.metric, self.backend, self.path = metric, backend, path
+
+    def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
+        return divprune(tokens, num_keep=num_keep, metric=self.metric, backend=self.backend, path=self.path)
+
+@register_selector
+class UniformSelector(TokenSelector):
+    """Every n-th token: k indices spread evenly over 0..N-1 (``linspace``, rounded down), in order."""
+
+    name = "uniform"
+
+    def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
+        num_tokens = tokens.shape[0]
+        return (torch.arange(num_keep, device=tokens.device) * num_tokens) // num_keep
+
+@register_selector
+class RandomSelector(TokenSelector):
+    """k tokens drawn uniformly without replacement, reproducible from ``seed`` (or a ``generator`` in context)."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
+        generator: Optional[torch.Generator] = context.get("generator")
+        if generator is None:
+            generator = torch.Generator().manual_seed(self.seed)
+        return torch.randperm(tokens.shape[0], generator=generator)[:num_keep].to(tokens.device)
+
+def _check_attention(tokens: torch.Tensor, attention: Optional[torch.Tensor]) -> torch.Tensor:
+    if attention is None:
+        raise ValueError("this method ranks tokens by attention: pass attention=(N,) scores in the context")
+    if attention.shape != tokens.shape[:1]:
+        raise ValueError(f"attention must have shape (N,) = ({tokens.shape[0]},); got {tuple(attention.shape)}")
+    return attention
+
+@register_selector
+class AttentionSelector(TokenSelector):
+    """FastV-style: the k tokens that receive the most attention (scores supplied by the model adapter)."""
+
+    name = "attention"
+    requires = ("attention",)
+
+    def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
+        attention = _check_attention(tokens, context.get("attention"))
+        return torch.topk(attention.float(), num_keep, sorted=True).indices.to(tokens.device)
