@@ -6,8 +6,8 @@ minimum of every token in registers, so a step costs one row load plus one block
 
 Exactness: the cosine distance is recomputed from the Gram row with the same float32 operations, in the same
 order, as :func:`~.distance.cosine_from_gram` (floating-point contraction into FMA is switched off), and arg-max
-ties resolve to the lowest index through a packed 64-bit key: ``(order-preserving score bits << 32) | (2^31 - 1 -
-index)``; a single max-reduction of the keys gives the largest score and, among equals, the lowest index.
+ties resolve to the lowest index through a packed 64-bit key: ``(order-preserving score bits << 32) | (index XOR
+(2^31 - 1))``; a single max-reduction of the keys gives the largest score and, among equals, the lowest index.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from .greedy import first_pick_scores
 #: Rows up to this many tokens keep their running minima in registers; longer rows stream them through memory.
 MAX_REGISTER_TOKENS = 16384
 STREAM_CHUNK = 4096
-INDEX_BIAS = tl.constexpr(2**31 - 1)
 
 
 @triton.jit
@@ -31,12 +30,12 @@ def _score_keys(score, index):
     bits = score.to(tl.int32, bitcast=True)
     bits = tl.where(score == 0.0, 0, bits)
     bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-    return (bits.to(tl.int64) << 32) | (INDEX_BIAS - index).to(tl.int64)
+    return (bits.to(tl.int64) << 32) | (index ^ 0x7FFFFFFF).to(tl.int64)
 
 
 @triton.jit
 def _index_of(key):
-    return (INDEX_BIAS - (key & 0x7FFFFFFF)).to(tl.int32)
+    return ((key & 0x7FFFFFFF) ^ 0x7FFFFFFF).to(tl.int32)
 
 
 @triton.jit
@@ -59,15 +58,22 @@ def _row_distances(src_ptr, row_offset, cols, in_range, inv_norm_ptr, pick, inv_
 
 @triton.jit
 def _first_scores_kernel(
-    gram_ptr, inv_norm_ptr, valid_ptr, out_ptr, N, stride_batch,
+    gram_ptr, inv_norm_ptr, valid_ptr, col_min_ptr, row_part_ptr, N, stride_batch, num_col_blocks,
     BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr,
 ):
-    """out[b, j] = min over valid rows i != j of d(i, j), or -inf for an invalid token j."""
+    """For one block of columns: col_min[b, j] = min over valid rows i != j of d(i, j), and, for every row i,
+    row_part[b, block, i] = min over the block's valid columns j != i of d(i, j).
+
+    The row minima are reduced over blocks afterwards; a token's first-pick score is min(col_min, row_min).
+    """
     batch = tl.program_id(1)
-    cols = tl.program_id(0) * BLOCK_J + tl.arange(0, BLOCK_J)
+    block = tl.program_id(0)
+    cols = block * BLOCK_J + tl.arange(0, BLOCK_J)
     col_in = cols < N
     base = batch.to(tl.int64) * stride_batch
     inv_cols = tl.load(inv_norm_ptr + batch * N + cols, mask=col_in, other=1.0)
+    col_valid = tl.load(valid_ptr + batch * N + cols, mask=col_in, other=0) != 0
+    row_part = row_part_ptr + (batch.to(tl.int64) * num_col_blocks + block) * N
     col_min = tl.full([BLOCK_J], float("inf"), tl.float32)
     for start in range(0, N, BLOCK_I):
         rows = start + tl.arange(0, BLOCK_I)
@@ -77,10 +83,11 @@ def _first_scores_kernel(
         offsets = base + rows.to(tl.int64)[:, None] * N + cols[None, :]
         g = tl.load(gram_ptr + offsets, mask=row_in[:, None] & col_in[None, :], other=0.0)
         d = 1.0 - (g * inv_rows[:, None]) * inv_cols[None, :]
-        skip = (rows[:, None] == cols[None, :]) | ~row_valid[:, None]
-        col_min = tl.minimum(col_min, tl.min(tl.where(skip, float("inf"), d), axis=0))
-    col_valid = tl.load(valid_ptr + batch * N + cols, mask=col_in, other=0) != 0
-    tl.store(out_ptr + batch * N + cols, tl.where(col_valid, col_min, float("-inf")), mask=col_in)
+        skip = (rows[:, None] == cols[None, :]) | ~row_valid[:, None] | ~col_valid[None, :]
+        d = tl.where(skip, float("inf"), d)
+        col_min = tl.minimum(col_min, tl.min(d, axis=0))
+        tl.store(row_part + rows, tl.min(d, axis=1), mask=row_in)
+    tl.store(col_min_ptr + batch * N + cols, col_min, mask=col_in)
 
 
 @triton.jit
@@ -150,16 +157,22 @@ def _launch_shape(num_tokens: int) -> tuple[int, int, int]:
 
 
 def greedy_triton(
-    src: torch.Tensor, inv_norms: torch.Tensor | None, first_scores: torch.Tensor, counts: list[int]
+    src: torch.Tensor,
+    inv_norms: torch.Tensor | None,
+    first_scores: torch.Tensor,
+    counts: list[int],
+    num_warps: int | None = None,
 ) -> torch.Tensor:
     """Run the fused step loop. src: (B, N, N) float32 distances, or the Gram matrix when ``inv_norms`` (B, N) is
-    given (cosine). first_scores: (B, N) float32. Returns (B, max(counts)) int64 picks, -1 padded."""
+    given (cosine). first_scores: (B, N) float32. ``num_warps`` overrides the tuned default (for profiling).
+    Returns (B, max(counts)) int64 picks, -1 padded."""
     batch, num_tokens = first_scores.shape
     device = src.device
     src = src.contiguous()
     picks = torch.full((batch, max(counts)), -1, dtype=torch.int32, device=device)
     counts_t = torch.tensor(counts, dtype=torch.int32, device=device)
     block, chunks, warps = _launch_shape(num_tokens)
+    warps = num_warps or warps
     scratch = torch.empty((batch, num_tokens) if chunks > 1 else (1,), dtype=torch.float32, device=device)
     from_gram = inv_norms is not None
     _greedy_kernel[(batch,)](
@@ -171,16 +184,21 @@ def greedy_triton(
 
 
 def cosine_first_scores(g: torch.Tensor, inv_norms: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Fused :func:`~.greedy.first_pick_scores` for cosine, read straight from the Gram matrix (B, N, N)."""
+    """:func:`~.greedy.first_pick_scores` for cosine, read straight from the Gram matrix (B, N, N) in one pass.
+
+    Same values as the pure path: min is exact, so the order of the reductions does not matter.
+    """
     batch, num_tokens = inv_norms.shape
-    out = torch.empty(batch, num_tokens, dtype=torch.float32, device=g.device)
-    block_j = 32
-    grid = (triton.cdiv(num_tokens, block_j), batch)
-    _first_scores_kernel[grid](
-        g, inv_norms, valid.to(torch.int8), out, num_tokens, num_tokens * num_tokens,
-        BLOCK_I=128, BLOCK_J=block_j, num_warps=4, enable_fp_fusion=False,
+    block_j = 32 if num_tokens <= 8192 else 128
+    num_blocks = triton.cdiv(num_tokens, block_j)
+    col_min = torch.empty(batch, num_tokens, dtype=torch.float32, device=g.device)
+    row_part = torch.empty(batch, num_blocks, num_tokens, dtype=torch.float32, device=g.device)
+    _first_scores_kernel[(num_blocks, batch)](
+        g, inv_norms, valid.to(torch.int8), col_min, row_part, num_tokens, num_tokens * num_tokens, num_blocks,
+        BLOCK_I=4096 // block_j, BLOCK_J=block_j, num_warps=4, enable_fp_fusion=False,
     )
-    return out
+    scores = torch.minimum(col_min, row_part.amin(dim=1))
+    return scores.masked_fill_(~valid, float("-inf"))
 
 
 def select_full_triton(tokens: torch.Tensor, valid: torch.Tensor, counts: list[int], metric: str) -> torch.Tensor:

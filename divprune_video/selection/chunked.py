@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from .distance import centered, compute_dtype, cosine_from_gram, gram, inverse_norms, l2_from_gram
+from .distance import compute_dtype, cosine_from_gram, gram, inverse_norms, minkowski
 
 #: Bytes of one row tile of the distance matrix while computing the first pick's scores.
 DEFAULT_TILE_BYTES = 512 * 1024 * 1024
@@ -27,12 +27,8 @@ def distance_rows(tokens: torch.Tensor, metric: str) -> RowFunction:
     if metric == "cosine":
         inv = inverse_norms(tokens)
         return lambda index: cosine_from_gram(gram(tokens.index_select(0, index), tokens), inv[index], inv)
-    if metric == "l2":
-        x = centered(tokens)
-        sq = (x * x).sum(dim=-1)
-        return lambda index: l2_from_gram(gram(x.index_select(0, index), x), sq[index], sq)
     x = tokens.to(compute_dtype(tokens.dtype))
-    return lambda index: torch.cdist(x.index_select(0, index), x, p=1.0)
+    return lambda index: minkowski(x.index_select(0, index), x, metric)
 
 
 def select_chunked(

@@ -4,9 +4,8 @@ Every path (pure PyTorch, fused GPU kernel, chunked) computes a distance with th
 paths fed the same Gram matrix produce bit-identical distances:
 
 * cosine: ``d_ij = 1 - (g_ij * r_i) * r_j`` with ``g = x x^T`` and ``r = 1 / ||x||``;
-* l2:     ``d_ij = sqrt(max(0, s_i + s_j - 2 g_ij))`` on mean-centred tokens (``s = ||x_c||^2``);
-  centring leaves L2 distances unchanged and keeps the Gram formula well conditioned;
-* l1:     ``sum_k |x_ik - x_jk|``.
+* l2, l1: ``||x_i - x_j||_p`` from the differences (``torch.cdist`` without its Gram shortcut, which loses
+  accuracy to cancellation for close tokens).
 
 Half-precision tokens on CUDA are multiplied on the tensor cores with float32 accumulation and float32 output
 (their products are exact in float32); nothing is ever rounded back to half.
@@ -75,20 +74,19 @@ def check_nonzero_norms(inv_norms: torch.Tensor, mask: torch.Tensor | None = Non
 
 
 def cosine_from_gram(g: torch.Tensor, inv_rows: torch.Tensor, inv_cols: torch.Tensor) -> torch.Tensor:
-    """``1 - (g_ij * r_i) * r_j``. g: (..., N, M), inv_rows: (..., N), inv_cols: (..., M)."""
-    return 1.0 - (g * inv_rows.unsqueeze(-1)) * inv_cols.unsqueeze(-2)
+    """``1 - (g_ij * r_i) * r_j``, computed **in place** in ``g`` (no N x N temporaries) and returned.
+
+    g: (..., N, M), inv_rows: (..., N), inv_cols: (..., M). ``-x + 1`` rounds exactly as ``1 - x``.
+    """
+    return g.mul_(inv_rows.unsqueeze(-1)).mul_(inv_cols.unsqueeze(-2)).neg_().add_(1.0)
 
 
-def centered(tokens: torch.Tensor) -> torch.Tensor:
-    """Tokens minus their mean over the token axis, in the compute dtype. (..., N, D) -> (..., N, D)."""
-    x = tokens.to(compute_dtype(tokens.dtype))
-    return x - x.mean(dim=-2, keepdim=True)
-
-
-def l2_from_gram(g: torch.Tensor, sq_rows: torch.Tensor, sq_cols: torch.Tensor) -> torch.Tensor:
-    """``sqrt(max(0, s_i + s_j - 2 g_ij))``. g: (..., N, M), sq_rows: (..., N), sq_cols: (..., M)."""
-    d2 = (sq_rows.unsqueeze(-1) + sq_cols.unsqueeze(-2)) - 2.0 * g
-    return d2.clamp_min_(0.0).sqrt_()
+def minkowski(a: torch.Tensor, b: torch.Tensor, metric: str) -> torch.Tensor:
+    """L2 or L1 distances from differences (never the Gram shortcut, which cancels catastrophically for close
+    tokens). a: (..., N, D), b: (..., M, D) -> (..., N, M) in the compute dtype; bit-symmetric for a is b."""
+    dtype = compute_dtype(a.dtype)
+    p = 2.0 if metric == "l2" else 1.0
+    return torch.cdist(a.to(dtype), b.to(dtype), p=p, compute_mode="donot_use_mm_for_euclid_dist")
 
 
 def pairwise_distance(tokens: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
@@ -99,11 +97,6 @@ def pairwise_distance(tokens: torch.Tensor, metric: str = "cosine") -> torch.Ten
     if metric == "cosine":
         inv = inverse_norms(tokens)
         return cosine_from_gram(gram(tokens, tokens), inv, inv)
-    if metric == "l2":
-        x = centered(tokens)
-        sq = (x * x).sum(dim=-1)
-        return l2_from_gram(gram(x, x), sq, sq)
-    if metric == "l1":
-        x = tokens.to(compute_dtype(tokens.dtype))
-        return torch.cdist(x, x, p=1.0)
+    if metric in ("l2", "l1"):
+        return minkowski(tokens, tokens, metric)
     raise ValueError(f"metric must be 'cosine', 'l2' or 'l1'; got {metric!r}")

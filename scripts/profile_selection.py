@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Developer profiling of the selector on a GPU: device ceilings, per-phase times, kernel variants.
+
+    python scripts/profile_selection.py [--sizes 4608,36864] [--dim 4096]
+
+Prints a table per size: validation+norms, Gram, first-pick scores, step loop (per num_warps), and the whole
+divprune() call, with the floor each phase has from the measured ceilings. Not a test; see notes/selection-perf.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import triton.testing
+
+from divprune_video import divprune
+from divprune_video.selection import _triton
+from divprune_video.selection._validate import check_finite
+from divprune_video.selection.distance import gram, inverse_norms
+
+
+def bench(fn, rep_ms: float = 200) -> float:
+    return triton.testing.do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")
+
+
+def ceilings() -> tuple[float, float]:
+    src = torch.randn(2**28, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = bench(lambda: dst.copy_(src))
+    bandwidth = 2 * src.numel() * 4 / copy_ms / 1e9  # TB/s, read + write
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    gemm_ms = bench(lambda: a @ a)
+    tflops = 2 * 8192**3 / gemm_ms / 1e9
+    del src, dst, a
+    torch.cuda.empty_cache()
+    return bandwidth, tflops
+
+
+def profile(num_tokens: int, dim: int, bandwidth: float, tflops: float) -> None:
+    tokens = torch.randn(num_tokens, dim, device="cuda", dtype=torch.float16)
+    k = round(0.15 * num_tokens)
+    batch = tokens.unsqueeze(0)
+    valid = torch.ones(1, num_tokens, dtype=torch.bool, device="cuda")
+    inv = inverse_norms(batch).contiguous()
+    g = gram(batch, batch).contiguous()
+    scores = _triton.cosine_first_scores(g, inv, valid)
+    rows = [
+        ("check_finite + inverse norms", bench(lambda: (check_finite(tokens), inverse_norms(tokens))),
+         2 * num_tokens * dim / bandwidth / 1e9),
+        ("Gram (fp16 in, fp32 out)", bench(lambda: gram(batch, batch)),
+         max(2 * num_tokens**2 * dim / tflops / 1e9, 4 * num_tokens**2 / bandwidth / 1e9)),
+        ("first-pick scores", bench(lambda: _triton.cosine_first_scores(g, inv, valid)),
+         4 * num_tokens**2 / bandwidth / 1e9),
+    ]
+    reference = _triton.greedy_triton(g, inv, scores, [k])
+    for warps in (4, 8, 16, 32):
+        try:
+            picks = _triton.greedy_triton(g, inv, scores, [k], num_warps=warps)
+            same = torch.equal(picks, reference)
+            ms = bench(lambda: _triton.greedy_triton(g, inv, scores, [k], num_warps=warps))
+            rows.append((f"step loop, {warps} warps ({1e3 * ms / k:.2f} us/step, same={same})", ms, None))
+        except Exception as error:  # a variant that does not compile is reported, not fatal
+            rows.append((f"step loop, {warps} warps: {type(error).__name__}", float("nan"), None))
+    rows.append(("divprune() total", bench(lambda: divprune(tokens, num_keep=k)), None))
+    print(f"\nN={num_tokens:,} D={dim} k={k} fp16 (default launch: {_triton._launch_shape(num_tokens)})")
+    print(f"| phase | ms | floor ms |\n|---|---:|---:|")
+    for name, ms, floor in rows:
+        print(f"| {name} | {ms:.3f} | {'' if floor is None else f'{floor:.3f}'} |")
+    del g, tokens
+    torch.cuda.empty_cache()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="4608,36864")
+    parser.add_argument("--dim", type=int, default=4096)
+    args = parser.parse_args()
+    print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__)
+    bandwidth, tflops = ceilings()
+    print(f"ceilings: copy {bandwidth:.2f} TB/s (read+write), fp16 GEMM {tflops:.0f} TFLOP/s")
+    for size in args.sizes.split(","):
+        profile(int(size), args.dim, bandwidth, tflops)
+
+
+if __name__ == "__main__":
+    main()

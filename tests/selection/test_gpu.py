@@ -1,0 +1,72 @@
+"""The fast paths on a real GPU: they must pick exactly what the pure-PyTorch path picks on the same tokens."""
+
+import pytest
+import torch
+
+from divprune_video import divprune, divprune_batch
+from divprune_video.selection.benchmark import divergence, published_style_greedy
+from divprune_video.selection.distance import gram
+from divprune_video.testing import clustered_tokens, random_tokens
+
+pytestmark = pytest.mark.gpu
+pytest.importorskip("triton")
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("num_tokens", [1, 2, 3, 100, 577, 4608])
+@pytest.mark.parametrize("kind", ["random", "clustered"])
+def test_triton_equals_torch_cosine(dtype, num_tokens, kind):
+    make = random_tokens if kind == "random" else clustered_tokens
+    tokens = make(num_tokens, 256, seed=num_tokens, dtype=dtype, device="cuda")
+    k = max(1, round(0.15 * num_tokens))
+    fast = divprune(tokens, num_keep=k, backend="triton", path="full")
+    slow = divprune(tokens, num_keep=k, backend="torch", path="full")
+    assert fast.is_cuda and fast.dtype == torch.long
+    assert torch.equal(fast, slow)
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1"])
+def test_triton_equals_torch_other_metrics(metric):
+    tokens = clustered_tokens(1500, 64, seed=1, dtype=torch.float16, device="cuda")
+    fast = divprune(tokens, num_keep=300, metric=metric, backend="triton")
+    assert torch.equal(fast, divprune(tokens, num_keep=300, metric=metric, backend="torch"))
+
+
+def test_streamed_minima_variant_beyond_register_rows():
+    tokens = random_tokens(20000, 64, seed=2, dtype=torch.float16, device="cuda")
+    fast = divprune(tokens, num_keep=500, backend="triton", path="full")
+    assert torch.equal(fast, divprune(tokens, num_keep=500, backend="torch", path="full"))
+
+
+def test_batch_with_mask_and_different_counts():
+    tokens = random_tokens(3 * 700, 128, seed=3, dtype=torch.bfloat16, device="cuda").view(3, 700, 128)
+    mask = torch.arange(700, device="cuda").unsqueeze(0) < torch.tensor([700, 400, 33], device="cuda").unsqueeze(1)
+    fast = divprune_batch(tokens, num_keep=[100, 7, 33], mask=mask, backend="triton")
+    slow = divprune_batch(tokens, num_keep=[100, 7, 33], mask=mask, backend="torch")
+    assert [f.tolist() for f in fast] == [s.tolist() for s in slow]
+
+
+def test_chunked_path_agrees_or_diverges_only_at_a_near_tie():
+    tokens = random_tokens(3000, 512, seed=4, dtype=torch.float16, device="cuda")
+    full = divprune(tokens, num_keep=450, path="full")
+    chunked = divprune(tokens, num_keep=450, path="chunked")
+    info = divergence(tokens, full, chunked)
+    assert info is None or (info.score_gap < 1e-5 and abs(info.min_distance_ours - info.min_distance_other) < 1e-4)
+
+
+def test_matches_published_greedy_on_float32():
+    tokens = random_tokens(2000, 256, seed=5, device="cuda")
+    ours = divprune(tokens, num_keep=300)
+    published = published_style_greedy(tokens, 300)
+    info = divergence(tokens, ours, published)
+    assert info is None or info.score_gap < 1e-5
+
+
+def test_half_gram_is_float32_and_exact_products():
+    tokens = random_tokens(300, 1024, seed=6, dtype=torch.float16, device="cuda")
+    g = gram(tokens, tokens)
+    assert g.dtype == torch.float32
+    exact = tokens.double() @ tokens.double().T
+    assert float((g.double() - exact).abs().max() / exact.abs().max()) < 1e-6

@@ -1,0 +1,54 @@
+"""Run the Triton kernels under Triton's CPU interpreter and compare them with the pure-PyTorch path.
+
+Started as a subprocess by test_triton_interpreter.py with TRITON_INTERPRET=1 set (the interpreter must be chosen
+before the kernels are defined, and must not leak into other tests). Prints one line per case and exits 1 on the
+first mismatch.
+"""
+
+import sys
+
+import torch
+
+from divprune_video.selection import _triton
+from divprune_video.selection.distance import gram, inverse_norms, pairwise_distance
+from divprune_video.selection.greedy import first_pick_scores, greedy_from_distances
+from divprune_video.testing import clustered_tokens
+
+
+def reference(tokens, valid, counts, metric):
+    dist = pairwise_distance(tokens, metric)
+    scores = first_pick_scores(dist, valid)
+    return scores, greedy_from_distances(dist, scores, valid, counts)
+
+
+def main() -> int:
+    cases = [(1, 1, 4, "cosine"), (1, 2, 3, "cosine"), (1, 7, 5, "cosine"), (2, 100, 16, "cosine"),
+             (1, 300, 8, "cosine"), (2, 90, 6, "l1"), (1, 120, 12, "l2"), (1, 150, 8, "stream")]
+    for seed, (batch, num_tokens, dim, metric) in enumerate(cases):
+        tokens = clustered_tokens(batch * num_tokens, dim, num_clusters=4, seed=seed).view(batch, num_tokens, dim)
+        valid = torch.ones(batch, num_tokens, dtype=torch.bool)
+        if batch == 2:
+            valid[1, num_tokens // 2 + 3:] = False
+        counts = [max(1, int(row.sum()) // 3) for row in valid]
+        if metric == "stream":  # force the streamed-minima variant: chunks of 32 over 150 tokens
+            metric, _triton.MAX_REGISTER_TOKENS, _triton.STREAM_CHUNK = "cosine", 64, 32
+        scores, expected = reference(tokens, valid, counts, metric)
+        if metric == "cosine":
+            inv, g = inverse_norms(tokens).contiguous(), gram(tokens, tokens).contiguous()
+            fused_scores = _triton.cosine_first_scores(g, inv, valid)
+            if not torch.equal(fused_scores, scores):
+                print(f"FIRST-SCORES MISMATCH {batch}x{num_tokens}x{dim}: {fused_scores} vs {scores}")
+                return 1
+            got = _triton.greedy_triton(g, inv, fused_scores, counts)
+        else:
+            got = _triton.select_full_triton(tokens, valid, counts, metric)
+        if not torch.equal(got, expected):
+            print(f"PICKS MISMATCH {batch}x{num_tokens}x{dim} {metric}:\n{got}\n{expected}")
+            return 1
+        print(f"ok {batch}x{num_tokens}x{dim} {metric} {counts}")
+    print(f"cases passed: {len(cases)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
