@@ -53,8 +53,24 @@ def profile(num_tokens: int, dim: int, bandwidth: float, tflops: float) -> None:
         ("first-pick scores", bench(lambda: _triton.cosine_first_scores(g, inv, valid)),
          4 * num_tokens**2 / bandwidth / 1e9),
     ]
+    for block_j, tile, warps in ((32, 4096, 4), (64, 4096, 4), (64, 8192, 8), (128, 8192, 8), (256, 8192, 8)):
+        same = torch.equal(_triton.cosine_first_scores(g, inv, valid, block_j, tile, warps), scores)
+        ms = bench(lambda: _triton.cosine_first_scores(g, inv, valid, block_j, tile, warps))
+        rows.append((f"first-pick scores block_j={block_j} tile={tile} warps={warps} same={same}", ms, None))
     reference = _triton.greedy_triton(g, inv, scores, [k])
-    for warps in (4, 8, 16, 32):
+    for block, warps in ((512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8)):
+        if triton.cdiv(num_tokens, block) > torch.cuda.get_device_properties(0).multi_processor_count:
+            continue
+        try:
+            picks = _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps)
+            same = torch.equal(picks, reference)
+            ms = bench(lambda: _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps))
+            programs = triton.cdiv(num_tokens, block)
+            rows.append((f"cooperative {programs}x{block}, {warps} warps ({1e3 * ms / k:.2f} us/step, same={same})",
+                         ms, None))
+        except Exception as error:
+            rows.append((f"cooperative {block}/{warps}: {type(error).__name__}: {error}"[:200], float("nan"), None))
+    for warps in (8, 16, 32):
         try:
             picks = _triton.greedy_triton(g, inv, scores, [k], num_warps=warps)
             same = torch.equal(picks, reference)

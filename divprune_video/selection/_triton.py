@@ -147,6 +147,54 @@ def _greedy_kernel(
             tl.store(out_ptr + batch * stride_out + step, pick)
 
 
+@triton.jit
+def _greedy_cooperative_kernel(
+    src_ptr, inv_norm_ptr, first_ptr, out_ptr, keys_ptr, N, count,
+    FROM_GRAM: tl.constexpr, BLOCK_N: tl.constexpr, NUM_PROGRAMS: tl.constexpr, PEERS: tl.constexpr,
+):
+    """One batch row, its columns split over NUM_PROGRAMS programs that hold their running minima in registers.
+
+    Each step every program publishes its best key in ``keys[step, program]`` (initialised to the sentinel
+    -2^63, which no real key equals) and spins, with L1-bypassing loads, until all NUM_PROGRAMS keys of that step
+    are there; all then agree on the same pick. The grid must fit on the GPU at once (NUM_PROGRAMS <= SMs).
+    PEERS is NUM_PROGRAMS rounded up to a power of two.
+    """
+    program = tl.program_id(0)
+    cols = program * BLOCK_N + tl.arange(0, BLOCK_N)
+    in_range = cols < N
+    peers = tl.arange(0, PEERS)
+    first = tl.load(first_ptr + cols, mask=in_range, other=float("-inf"))
+    pick = _agree(keys_ptr, 0, program, peers, tl.max(_score_keys(first, cols), axis=0), NUM_PROGRAMS)
+    if program == 0:
+        tl.store(out_ptr, pick)
+    inv_cols = _column_norms(inv_norm_ptr, cols, in_range, FROM_GRAM)
+    min_dist = tl.where(first > float("-inf"), float("inf"), float("-inf"))
+    for step in range(1, count):
+        row = _row_distances(src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols,
+                             FROM_GRAM)
+        min_dist = tl.minimum(min_dist, row)
+        min_dist = tl.where(cols == pick, float("-inf"), min_dist)
+        key = tl.max(_score_keys(min_dist, cols), axis=0)
+        pick = _agree(keys_ptr, step, program, peers, key, NUM_PROGRAMS)
+        if program == 0:
+            tl.store(out_ptr + step, pick)
+
+
+@triton.jit
+def _agree(keys_ptr, step, program, peers, key, NUM_PROGRAMS: tl.constexpr):
+    """Publish this program's best key for ``step``, wait for every peer's, return the winning index.
+
+    Padding lanes read -2^63 + 1: below every real key and distinct from the not-yet-written sentinel -2^63.
+    """
+    slot = keys_ptr + step.to(tl.int64) * NUM_PROGRAMS
+    tl.store(slot + program, key)
+    real = peers < NUM_PROGRAMS
+    keys = tl.load(slot + peers, mask=real, other=-(2**63) + 1, volatile=True)
+    while tl.min(keys, axis=0) == -(2**63):
+        keys = tl.load(slot + peers, mask=real, other=-(2**63) + 1, volatile=True)
+    return _index_of(tl.max(keys, axis=0))
+
+
 def _launch_shape(num_tokens: int) -> tuple[int, int, int]:
     """(BLOCK_N, NUM_CHUNKS, num_warps) for a row of ``num_tokens``."""
     if num_tokens <= MAX_REGISTER_TOKENS:
@@ -183,28 +231,75 @@ def greedy_triton(
     return picks.long()
 
 
-def cosine_first_scores(g: torch.Tensor, inv_norms: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def greedy_triton_cooperative(
+    src: torch.Tensor,
+    inv_norms: torch.Tensor | None,
+    first_scores: torch.Tensor,
+    count: int,
+    block: int = 2048,
+    num_warps: int = 4,
+) -> torch.Tensor:
+    """The step loop over several cooperating programs, for one long row (B = 1).
+
+    src: (1, N, N) float32 distances, or the Gram matrix with ``inv_norms`` (1, N); first_scores: (1, N).
+    Returns (1, count) int64 picks.
+    """
+    num_tokens = first_scores.shape[-1]
+    programs = triton.cdiv(num_tokens, block)
+    sm_count = torch.cuda.get_device_properties(src.device).multi_processor_count
+    if programs > sm_count:
+        raise ValueError(f"{programs} programs of {block} tokens do not fit at once on {sm_count} SMs")
+    picks = torch.empty(1, count, dtype=torch.int32, device=src.device)
+    keys = torch.full((count, programs), -(2**63), dtype=torch.int64, device=src.device)
+    from_gram = inv_norms is not None
+    _greedy_cooperative_kernel[(programs,)](
+        src.contiguous(), inv_norms if from_gram else first_scores, first_scores.contiguous(), picks, keys,
+        num_tokens, count,
+        FROM_GRAM=from_gram, BLOCK_N=block, NUM_PROGRAMS=programs, PEERS=triton.next_power_of_2(programs),
+        num_warps=num_warps, enable_fp_fusion=False,
+    )
+    return picks.long()
+
+
+def cosine_first_scores(
+    g: torch.Tensor,
+    inv_norms: torch.Tensor,
+    valid: torch.Tensor,
+    block_j: int | None = None,
+    tile: int = 4096,
+    num_warps: int = 4,
+) -> torch.Tensor:
     """:func:`~.greedy.first_pick_scores` for cosine, read straight from the Gram matrix (B, N, N) in one pass.
 
-    Same values as the pure path: min is exact, so the order of the reductions does not matter.
+    Same values as the pure path: min is exact, so the order of the reductions does not matter. ``block_j``
+    (columns per program), ``tile`` (elements per loaded tile) and ``num_warps`` are launch parameters.
     """
     batch, num_tokens = inv_norms.shape
-    block_j = 32 if num_tokens <= 8192 else 128
+    block_j = block_j or (32 if num_tokens <= 8192 else 128)
     num_blocks = triton.cdiv(num_tokens, block_j)
     col_min = torch.empty(batch, num_tokens, dtype=torch.float32, device=g.device)
     row_part = torch.empty(batch, num_blocks, num_tokens, dtype=torch.float32, device=g.device)
     _first_scores_kernel[(num_blocks, batch)](
         g, inv_norms, valid.to(torch.int8), col_min, row_part, num_tokens, num_tokens * num_tokens, num_blocks,
-        BLOCK_I=4096 // block_j, BLOCK_J=block_j, num_warps=4, enable_fp_fusion=False,
+        BLOCK_I=tile // block_j, BLOCK_J=block_j, num_warps=num_warps, enable_fp_fusion=False,
     )
     scores = torch.minimum(col_min, row_part.amin(dim=1))
     return scores.masked_fill_(~valid, float("-inf"))
 
 
-def select_full_triton(tokens: torch.Tensor, valid: torch.Tensor, counts: list[int], metric: str) -> torch.Tensor:
-    """The full path on CUDA: (B, N, D) tokens -> (B, max(counts)) picks, as :mod:`.greedy` would pick them."""
+def select_full_triton(
+    tokens: torch.Tensor,
+    valid: torch.Tensor,
+    counts: list[int],
+    metric: str,
+    inv_norms: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The full path on CUDA: (B, N, D) tokens -> (B, max(counts)) picks, as :mod:`.greedy` would pick them.
+
+    ``inv_norms`` (B, N): already computed inverse norms (cosine).
+    """
     if metric == "cosine" and tokens.dtype != torch.float64:
-        inv = inverse_norms(tokens).contiguous()
+        inv = (inverse_norms(tokens) if inv_norms is None else inv_norms).contiguous()
         g = gram(tokens, tokens).contiguous()
         return greedy_triton(g, inv, cosine_first_scores(g, inv, valid), counts)
     dist = pairwise_distance(tokens, metric).float().contiguous()

@@ -68,12 +68,14 @@ def divprune(
             ``keep_ratio`` / ``num_keep`` / ``metric`` / ``backend`` / ``path``.
     """
     _validate.check_tokens(tokens, rank=2)
-    _validate.check_finite(tokens)
     count = _validate.resolve_num_keep(tokens.shape[0], keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
+    inv = None
     if metric == "cosine":
-        check_nonzero_norms(inverse_norms(tokens))
-    return _select(tokens.unsqueeze(0), None, [count], metric, plan)[0]
+        inv = _checked_inverse_norms(tokens, None)
+    else:
+        _validate.check_finite(tokens)
+    return _select(tokens.unsqueeze(0), None, [count], metric, plan, inv)[0]
 
 
 def divprune_batch(
@@ -101,12 +103,14 @@ def divprune_batch(
     """
     _validate.check_tokens(tokens, rank=3)
     valid = _validate.check_mask(mask, tokens)
-    _validate.check_finite(tokens, valid)
     counts = _validate.resolve_batch_num_keep(valid.sum(dim=1).tolist(), keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
+    inv = None
     if metric == "cosine":
-        check_nonzero_norms(inverse_norms(tokens), valid)
-    picks = _select(tokens, None if mask is None else valid, counts, metric, plan)
+        inv = _checked_inverse_norms(tokens, valid)
+    else:
+        _validate.check_finite(tokens, valid)
+    picks = _select(tokens, None if mask is None else valid, counts, metric, plan, inv)
     return [row[:count] for row, count in zip(picks, counts)]
 
 
@@ -136,15 +140,33 @@ def plan_selection(
     return SelectionPlan(path=path, backend=backend, matrix_bytes=matrix_bytes, free_bytes=free)
 
 
+def _checked_inverse_norms(tokens: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+    """``1 / ||x||`` per token, and the finiteness check folded into the same pass: a token is finite with a
+    non-zero norm exactly when its inverse norm is finite and positive (one reduction, one host sync). Only when
+    that fails do the precise checks run, to name the problem. Returns (N,) or (B, N) float32/float64."""
+    inv = inverse_norms(tokens)
+    good = torch.isfinite(inv) & (inv > 0)
+    if valid is not None:
+        good = good | ~valid.reshape(good.shape)
+    if not bool(good.all()):
+        _validate.check_finite(tokens, valid)
+        check_nonzero_norms(inv, None if valid is None else valid.reshape(inv.shape))
+        raise ValueError("a token's norm overflows float32, so its cosine distance cannot be computed")
+    return inv
+
+
 def _select(
     tokens: torch.Tensor,
     valid: Optional[torch.Tensor],
     counts: list[int],
     metric: str,
     plan: SelectionPlan,
+    inv_norms: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """tokens: (B, N, D) (checked); valid: (B, N) bool or None (all valid). Returns (B, max(counts)) picks,
-    -1 padded."""
+    """tokens: (B, N, D) (checked); valid: (B, N) bool or None (all valid); inv_norms: (B, N) or (N,) for cosine
+    (computed here when None). Returns (B, max(counts)) picks, -1 padded."""
+    if metric == "cosine":
+        inv_norms = (inverse_norms(tokens) if inv_norms is None else inv_norms).reshape(tokens.shape[:2])
     if valid is None:
         valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
     logger.debug("divprune: %s path, %s backend, B=%d N=%d k=%s", plan.path, plan.backend,
@@ -156,8 +178,8 @@ def _select(
     if plan.backend == "triton":
         from ._triton import select_full_triton
 
-        return select_full_triton(tokens, valid, counts, metric)
-    dist = pairwise_distance(tokens, metric)
+        return select_full_triton(tokens, valid, counts, metric, inv_norms)
+    dist = pairwise_distance(tokens, metric, inv_norms)
     scores = first_pick_scores(dist, valid)
     return greedy_from_distances(dist, scores, valid, counts)
 

@@ -14,7 +14,7 @@ Half-precision tokens on CUDA are multiplied on the tensor cores with float32 ac
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 
@@ -89,13 +89,16 @@ def minkowski(a: torch.Tensor, b: torch.Tensor, metric: str) -> torch.Tensor:
     return torch.cdist(a.to(dtype), b.to(dtype), p=p, compute_mode="donot_use_mm_for_euclid_dist")
 
 
-def pairwise_distance(tokens: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+def pairwise_distance(
+    tokens: torch.Tensor, metric: str = "cosine", inv_norms: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """All pairwise distances. tokens: (N, D) or (B, N, D) float -> (N, N) or (B, N, N) in the compute dtype.
 
-    Zero-norm tokens give NaN cosine distances; the selectors check for them before calling this.
+    ``inv_norms`` ((N,) or (B, N), cosine only) reuses already computed inverse norms. Zero-norm tokens give NaN
+    cosine distances; the selectors check for them before calling this.
     """
     if metric == "cosine":
-        inv = inverse_norms(tokens)
+        inv = inverse_norms(tokens) if inv_norms is None else inv_norms.reshape(tokens.shape[:-1])
         return cosine_from_gram(gram(tokens, tokens), inv, inv)
     if metric in ("l2", "l1"):
         return minkowski(tokens, tokens, metric)

@@ -69,4 +69,6 @@ def test_half_gram_is_float32_and_exact_products():
     g = gram(tokens, tokens)
     assert g.dtype == torch.float32
     exact = tokens.double() @ tokens.double().T
-    assert float((g.double() - exact).abs().max() / exact.abs().max()) < 1e-6
+    # float32 accumulation over D=1024 lands near 5e-6 of the largest entry; a result rounded to half would be
+    # off by ~5e-4 (half's 11-bit mantissa).
+    assert float((g.double() - exact).abs().max() / exact.abs().max()) < 5e-5
