@@ -72,3 +72,18 @@ def test_half_gram_is_float32_and_exact_products():
     # float32 accumulation over D=1024 lands near 5e-6 of the largest entry; a result rounded to half would be
     # off by ~5e-4 (half's 11-bit mantissa).
     assert float((g.double() - exact).abs().max() / exact.abs().max()) < 5e-5
+
+
+@pytest.mark.parametrize("num_tokens,block", [(9000, 1024), (4608, 512), (3000, 2048)])
+def test_cooperative_kernel_equals_torch(num_tokens, block):
+    from divprune_video.selection import _triton
+    from divprune_video.selection.distance import inverse_norms
+
+    tokens = random_tokens(num_tokens, 128, seed=7, dtype=torch.float16, device="cuda")
+    batch = tokens.unsqueeze(0)
+    inv = inverse_norms(batch).contiguous()
+    g = gram(batch, batch).contiguous()
+    valid = torch.ones(1, num_tokens, dtype=torch.bool, device="cuda")
+    k = round(0.15 * num_tokens)
+    picks = _triton.greedy_triton_cooperative(g, inv, _triton.cosine_first_scores(g, inv, valid), k, block)
+    assert torch.equal(picks[0], divprune(tokens, num_keep=k, backend="torch", path="full"))
