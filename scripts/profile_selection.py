@@ -12,12 +12,30 @@ from __future__ import annotations
 import argparse
 
 import torch
+import triton
+import triton.language as tl
 import triton.testing
 
 from divprune_video import divprune
 from divprune_video.selection import _triton
 from divprune_video.selection._validate import check_finite
 from divprune_video.selection.distance import gram, inverse_norms
+
+
+@triton.jit
+def _probe_kernel(src_ptr, out_ptr, N, count, BLOCK_N: tl.constexpr, DEPENDENT: tl.constexpr):
+    """The step loop's skeleton: load a row, min-update, packed-key max. DEPENDENT=False loads row ``step`` instead
+    of the picked row, so the load address no longer waits on the reduction: the gap is the exposed latency."""
+    offs = tl.arange(0, BLOCK_N)
+    in_range = offs < N
+    min_dist = tl.full([BLOCK_N], float("inf"), tl.float32)
+    pick = 0
+    for step in range(1, count):
+        row_index = pick if DEPENDENT else step
+        row = tl.load(src_ptr + row_index.to(tl.int64) * N + offs, mask=in_range, other=0.0)
+        min_dist = tl.where(offs == pick, float("-inf"), tl.minimum(min_dist, row))
+        pick = _triton._index_of(tl.max(_triton._score_keys(min_dist, offs), axis=0))
+        tl.store(out_ptr + step, pick)
 
 
 def bench(fn, rep_ms: float = 200) -> float:
@@ -70,6 +88,13 @@ def profile(num_tokens: int, dim: int, bandwidth: float, tflops: float) -> None:
                          ms, None))
         except Exception as error:
             rows.append((f"cooperative {block}/{warps}: {type(error).__name__}: {error}"[:200], float("nan"), None))
+    out = torch.empty(k, dtype=torch.int32, device="cuda")
+    if num_tokens <= 16384:
+        block = triton.next_power_of_2(num_tokens)
+        for dependent in (True, False):
+            ms = bench(lambda: _probe_kernel[(1,)](g, out, num_tokens, k, BLOCK_N=block, DEPENDENT=dependent,
+                                                    num_warps=16))
+            rows.append((f"probe: dependent={dependent} ({1e3 * ms / k:.2f} us/step)", ms, None))
     for warps in (8, 16, 32):
         try:
             picks = _triton.greedy_triton(g, inv, scores, [k], num_warps=warps)

@@ -186,7 +186,7 @@ def _agree(keys_ptr, step, program, peers, key, NUM_PROGRAMS: tl.constexpr):
 
     Padding lanes read -2^63 + 1: below every real key and distinct from the not-yet-written sentinel -2^63.
     """
-    slot = keys_ptr + step.to(tl.int64) * NUM_PROGRAMS
+    slot = keys_ptr + step * NUM_PROGRAMS
     tl.store(slot + program, key)
     real = peers < NUM_PROGRAMS
     keys = tl.load(slot + peers, mask=real, other=-(2**63) + 1, volatile=True)
@@ -275,7 +275,7 @@ def cosine_first_scores(
     (columns per program), ``tile`` (elements per loaded tile) and ``num_warps`` are launch parameters.
     """
     batch, num_tokens = inv_norms.shape
-    block_j = block_j or (32 if num_tokens <= 8192 else 128)
+    block_j = block_j or (32 if num_tokens <= 8192 else 64)
     num_blocks = triton.cdiv(num_tokens, block_j)
     col_min = torch.empty(batch, num_tokens, dtype=torch.float32, device=g.device)
     row_part = torch.empty(batch, num_blocks, num_tokens, dtype=torch.float32, device=g.device)
