@@ -195,6 +195,27 @@ def _agree(keys_ptr, step, program, peers, key, NUM_PROGRAMS: tl.constexpr):
     return _index_of(tl.max(keys, axis=0))
 
 
+#: Cooperative launch shapes, tried in order: (tokens per program, warps). Measured on an H100 (notes/selection-perf.md).
+COOPERATIVE_SHAPES = ((512, 4), (1024, 8), (2048, 8), (4096, 8), (8192, 16))
+#: Rows of at most this many tokens run in one program (the cooperative exchange costs more than it saves).
+SINGLE_PROGRAM_MAX = 2048
+
+
+def cooperative_shape(num_tokens: int, sm_count: int) -> tuple[int, int] | None:
+    """(tokens per program, warps) for the cooperative kernel, or None where one program per row is better.
+
+    Prefers about 9 to 16 programs (small shapes keep the per-step work of each program short; more programs make
+    the per-step exchange slower), and at most one program per SM so that all are resident at once.
+    """
+    if num_tokens <= SINGLE_PROGRAM_MAX:
+        return None
+    for block, warps in COOPERATIVE_SHAPES:
+        programs = triton.cdiv(num_tokens, block)
+        if programs <= 16 or (block >= 2048 and programs <= sm_count):
+            return block, warps
+    return None
+
+
 def _launch_shape(num_tokens: int) -> tuple[int, int, int]:
     """(BLOCK_N, NUM_CHUNKS, num_warps) for a row of ``num_tokens``."""
     if num_tokens <= MAX_REGISTER_TOKENS:
@@ -300,7 +321,23 @@ def select_full_triton(
     """
     if metric == "cosine" and tokens.dtype != torch.float64:
         inv = (inverse_norms(tokens) if inv_norms is None else inv_norms).contiguous()
-        g = gram(tokens, tokens).contiguous()
-        return greedy_triton(g, inv, cosine_first_scores(g, inv, valid), counts)
-    dist = pairwise_distance(tokens, metric).float().contiguous()
-    return greedy_triton(dist, None, first_pick_scores(dist, valid), counts)
+        src = gram(tokens, tokens).contiguous()
+        scores = cosine_first_scores(src, inv, valid)
+    else:
+        inv = None
+        src = pairwise_distance(tokens, metric).float().contiguous()
+        scores = first_pick_scores(src, valid)
+    batch, num_tokens = scores.shape
+    # Triton's CPU interpreter runs programs one after another, so cooperating programs would wait forever there.
+    shape = None
+    if tokens.is_cuda:
+        shape = cooperative_shape(num_tokens, torch.cuda.get_device_properties(tokens.device).multi_processor_count)
+    if shape is None or (batch > 1 and num_tokens <= MAX_REGISTER_TOKENS):
+        return greedy_triton(src, inv, scores, counts)
+    # Long rows: one cooperative launch per row.
+    picks = torch.full((batch, max(counts)), -1, dtype=torch.long, device=tokens.device)
+    for row, count in enumerate(counts):
+        row_inv = None if inv is None else inv[row : row + 1]
+        picks[row, :count] = greedy_triton_cooperative(src[row : row + 1], row_inv, scores[row : row + 1], count,
+                                                       *shape)[0]
+    return picks
