@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .api import device_properties
 from .distance import gram, inverse_norms, pairwise_distance
 from .greedy import first_pick_scores
 
@@ -57,14 +58,24 @@ def _row_distances(src_ptr, row_offset, cols, in_range, inv_norm_ptr, pick, inv_
 
 
 @triton.jit
+def _valid(valid_ptr, index, in_range, HAS_MASK: tl.constexpr):
+    if HAS_MASK:
+        flags = tl.load(valid_ptr + index, mask=in_range, other=0) != 0
+    else:
+        flags = in_range
+    return flags
+
+
+@triton.jit
 def _first_scores_kernel(
     gram_ptr, inv_norm_ptr, valid_ptr, col_min_ptr, row_part_ptr, N, stride_batch, num_col_blocks,
-    BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr,
+    BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, HAS_MASK: tl.constexpr,
 ):
     """For one block of columns: col_min[b, j] = min over valid rows i != j of d(i, j), and, for every row i,
     row_part[b, block, i] = min over the block's valid columns j != i of d(i, j).
 
     The row minima are reduced over blocks afterwards; a token's first-pick score is min(col_min, row_min).
+    Without HAS_MASK every token is valid and ``valid_ptr`` is not read.
     """
     batch = tl.program_id(1)
     block = tl.program_id(0)
@@ -72,13 +83,13 @@ def _first_scores_kernel(
     col_in = cols < N
     base = batch.to(tl.int64) * stride_batch
     inv_cols = tl.load(inv_norm_ptr + batch * N + cols, mask=col_in, other=1.0)
-    col_valid = tl.load(valid_ptr + batch * N + cols, mask=col_in, other=0) != 0
+    col_valid = _valid(valid_ptr + batch * N, cols, col_in, HAS_MASK)
     row_part = row_part_ptr + (batch.to(tl.int64) * num_col_blocks + block) * N
     col_min = tl.full([BLOCK_J], float("inf"), tl.float32)
     for start in range(0, N, BLOCK_I):
         rows = start + tl.arange(0, BLOCK_I)
         row_in = rows < N
-        row_valid = tl.load(valid_ptr + batch * N + rows, mask=row_in, other=0) != 0
+        row_valid = _valid(valid_ptr + batch * N, rows, row_in, HAS_MASK)
         inv_rows = tl.load(inv_norm_ptr + batch * N + rows, mask=row_in, other=1.0)
         offsets = base + rows.to(tl.int64)[:, None] * N + cols[None, :]
         g = tl.load(gram_ptr + offsets, mask=row_in[:, None] & col_in[None, :], other=0.0)
@@ -238,7 +249,7 @@ def greedy_triton(
     batch, num_tokens = first_scores.shape
     device = src.device
     src = src.contiguous()
-    picks = torch.full((batch, max(counts)), -1, dtype=torch.int32, device=device)
+    picks = torch.full((batch, max(counts)), -1, dtype=torch.int64, device=device)
     counts_t = torch.tensor(counts, dtype=torch.int32, device=device)
     block, chunks, warps = _launch_shape(num_tokens)
     warps = num_warps or warps
@@ -249,7 +260,7 @@ def greedy_triton(
         num_tokens, num_tokens * num_tokens, picks.stride(0),
         FROM_GRAM=from_gram, BLOCK_N=block, NUM_CHUNKS=chunks, num_warps=warps, enable_fp_fusion=False,
     )
-    return picks.long()
+    return picks
 
 
 def greedy_triton_cooperative(
@@ -267,10 +278,10 @@ def greedy_triton_cooperative(
     """
     num_tokens = first_scores.shape[-1]
     programs = triton.cdiv(num_tokens, block)
-    sm_count = torch.cuda.get_device_properties(src.device).multi_processor_count
+    sm_count = device_properties(src.device).multi_processor_count
     if programs > sm_count:
         raise ValueError(f"{programs} programs of {block} tokens do not fit at once on {sm_count} SMs")
-    picks = torch.empty(1, count, dtype=torch.int32, device=src.device)
+    picks = torch.empty(1, count, dtype=torch.int64, device=src.device)
     keys = torch.full((count, programs), -(2**63), dtype=torch.int64, device=src.device)
     from_gram = inv_norms is not None
     _greedy_cooperative_kernel[(programs,)](
@@ -279,13 +290,13 @@ def greedy_triton_cooperative(
         FROM_GRAM=from_gram, BLOCK_N=block, NUM_PROGRAMS=programs, PEERS=triton.next_power_of_2(programs),
         num_warps=num_warps, enable_fp_fusion=False,
     )
-    return picks.long()
+    return picks
 
 
 def cosine_first_scores(
     g: torch.Tensor,
     inv_norms: torch.Tensor,
-    valid: torch.Tensor,
+    valid: torch.Tensor | None,
     block_j: int | None = None,
     tile: int = 4096,
     num_warps: int = 4,
@@ -294,6 +305,7 @@ def cosine_first_scores(
 
     Same values as the pure path: min is exact, so the order of the reductions does not matter. ``block_j``
     (columns per program), ``tile`` (elements per loaded tile) and ``num_warps`` are launch parameters.
+    ``valid`` (B, N) bool, or None when every token is valid.
     """
     batch, num_tokens = inv_norms.shape
     block_j = block_j or (32 if num_tokens <= 8192 else 64)
@@ -301,23 +313,26 @@ def cosine_first_scores(
     col_min = torch.empty(batch, num_tokens, dtype=torch.float32, device=g.device)
     row_part = torch.empty(batch, num_blocks, num_tokens, dtype=torch.float32, device=g.device)
     _first_scores_kernel[(num_blocks, batch)](
-        g, inv_norms, valid.to(torch.int8), col_min, row_part, num_tokens, num_tokens * num_tokens, num_blocks,
-        BLOCK_I=tile // block_j, BLOCK_J=block_j, num_warps=num_warps, enable_fp_fusion=False,
+        g, inv_norms, col_min if valid is None else valid.to(torch.int8), col_min, row_part, num_tokens,
+        num_tokens * num_tokens, num_blocks,
+        BLOCK_I=tile // block_j, BLOCK_J=block_j, HAS_MASK=valid is not None, num_warps=num_warps,
+        enable_fp_fusion=False,
     )
-    scores = torch.minimum(col_min, row_part.amin(dim=1))
-    return scores.masked_fill_(~valid, float("-inf"))
+    scores = torch.minimum(col_min, row_part.amin(dim=1), out=col_min)
+    return scores if valid is None else scores.masked_fill_(~valid, float("-inf"))
 
 
 def select_full_triton(
     tokens: torch.Tensor,
-    valid: torch.Tensor,
+    valid: torch.Tensor | None,
     counts: list[int],
     metric: str,
     inv_norms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The full path on CUDA: (B, N, D) tokens -> (B, max(counts)) picks, as :mod:`.greedy` would pick them.
 
-    ``inv_norms`` (B, N): already computed inverse norms (cosine).
+    ``valid``: (B, N) bool, or None when every token is valid. ``inv_norms`` (B, N): already computed inverse
+    norms (cosine).
     """
     if metric == "cosine" and tokens.dtype != torch.float64:
         inv = (inverse_norms(tokens) if inv_norms is None else inv_norms).contiguous()
@@ -326,12 +341,14 @@ def select_full_triton(
     else:
         inv = None
         src = pairwise_distance(tokens, metric).float().contiguous()
+        if valid is None:
+            valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         scores = first_pick_scores(src, valid)
     batch, num_tokens = scores.shape
     # Triton's CPU interpreter runs programs one after another, so cooperating programs would wait forever there.
     shape = None
     if tokens.is_cuda:
-        shape = cooperative_shape(num_tokens, torch.cuda.get_device_properties(tokens.device).multi_processor_count)
+        shape = cooperative_shape(num_tokens, device_properties(tokens.device).multi_processor_count)
     if shape is None or (batch > 1 and num_tokens <= MAX_REGISTER_TOKENS):
         return greedy_triton(src, inv, scores, counts)
     # Long rows: one cooperative launch per row.

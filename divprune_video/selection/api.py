@@ -12,9 +12,10 @@ Paths, all picking the same tokens as the pure-PyTorch definition in :mod:`.gree
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
@@ -126,7 +127,9 @@ def plan_selection(
     batch = tokens.shape[0] if tokens.dim() == 3 else 1
     num_tokens = tokens.shape[-2]
     matrix_bytes = batch * num_tokens * num_tokens * 4 * (2 if tokens.dtype == torch.float64 else 1)
-    free = _free_bytes(tokens.device)
+    # Querying free memory costs a driver call; skip it when the matrix is small next to the device's memory.
+    total = _total_bytes(tokens.device)
+    free = None if total is not None and matrix_bytes <= 0.05 * total else _free_bytes(tokens.device)
     if path == "auto":
         path = "full" if free is None or matrix_bytes <= FULL_PATH_MEMORY_FRACTION * free else "chunked"
     if backend == "auto":
@@ -167,6 +170,7 @@ def _select(
     (computed here when None). Returns (B, max(counts)) picks, -1 padded."""
     if metric == "cosine":
         inv_norms = (inverse_norms(tokens) if inv_norms is None else inv_norms).reshape(tokens.shape[:2])
+    mask = valid
     if valid is None:
         valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
     logger.debug("divprune: %s path, %s backend, B=%d N=%d k=%s", plan.path, plan.backend,
@@ -178,10 +182,24 @@ def _select(
     if plan.backend == "triton":
         from ._triton import select_full_triton
 
-        return select_full_triton(tokens, valid, counts, metric, inv_norms)
+        return select_full_triton(tokens, mask, counts, metric, inv_norms)
     dist = pairwise_distance(tokens, metric, inv_norms)
     scores = first_pick_scores(dist, valid)
     return greedy_from_distances(dist, scores, valid, counts)
+
+
+def _total_bytes(device: torch.device) -> Optional[int]:
+    return device_properties(device).total_memory if device.type == "cuda" else None
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_properties(index: int) -> Any:
+    return torch.cuda.get_device_properties(index)
+
+
+def device_properties(device: torch.device) -> Any:
+    """``torch.cuda.get_device_properties`` for a CUDA device, cached (the call is not free)."""
+    return _cached_properties(device.index if device.index is not None else torch.cuda.current_device())
 
 
 def _free_bytes(device: torch.device) -> Optional[int]:

@@ -39,6 +39,9 @@ def main() -> int:
             if not torch.equal(fused_scores, scores):
                 print(f"FIRST-SCORES MISMATCH {batch}x{num_tokens}x{dim}: {fused_scores} vs {scores}")
                 return 1
+            if bool(valid.all()) and not torch.equal(_triton.cosine_first_scores(g, inv, None), scores):
+                print(f"FIRST-SCORES MISMATCH without a mask {batch}x{num_tokens}x{dim}")
+                return 1
             got = _triton.greedy_triton(g, inv, fused_scores, counts)
         else:
             got = _triton.select_full_triton(tokens, valid, counts, metric)
