@@ -18,6 +18,9 @@ from . import __version__
 COMMAND_MODULES = (
     "divprune_video.demo",
     "divprune_video.selection.benchmark",
+    "divprune_video.video.benchmark",
+    "divprune_video.models.benchmark",
+    "divprune_video.eval.cli",
 )
 
 

@@ -1,0 +1,238 @@
+"""Answerers: what turns a prepared sample into raw model text, one answer per pruning variant.
+
+The runner only knows the small :class:`Answerer` interface. :class:`ReplayAnswerer` re-scores saved outputs (a
+JSONL of ``{"video", "question", "response"}`` lines); :class:`PipelineAnswerer` runs
+:class:`~divprune_video.pipeline.VideoQAPipeline` (a hub id, a local folder, or the embedded tiny model), decoding
+each video once in the prefetch workers and encoding it once, every variant generating from the same visual
+tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from .base import BenchmarkError, Sample, SampleError
+
+if TYPE_CHECKING:
+    from .config import RunConfig, Variant
+
+logger = logging.getLogger(__name__)
+
+REPLAY_PREFIX = "replay:"
+TINY_MODEL = "tiny"
+_VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
+
+
+@dataclass
+class PreparedSample:
+    """A sample after the prefetch stage: its prompt, and the decoded frames when the answerer needs them."""
+
+    sample: Sample
+    prompt: Optional[str]
+    frames: Any = None
+    error: Optional[str] = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    """Raw model text for one variant, with the visual-token counts, per-stage seconds and other details (the
+    frames used ...) when known."""
+
+    response: str
+    num_visual_tokens: Optional[int] = None
+    num_kept: Optional[int] = None
+    timings: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Answerer(ABC):
+    """Produces one :class:`Answer` per variant for a prepared sample.
+
+    ``decode`` runs in the prefetch worker threads (it must be thread-safe); ``answer`` runs in the main thread.
+    """
+
+    #: Whether :meth:`decode` needs the video (replay does not: it re-scores saved text).
+    needs_frames: bool = True
+    #: How many variants one instance can answer (replay: one).
+    max_variants: Optional[int] = None
+
+    def decode(self, sample: Sample) -> Any:
+        """Decoded frames for ``sample`` (called in a worker thread); None to let :meth:`answer` read the file."""
+        return None
+
+    @abstractmethod
+    def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
+        """One answer per variant, in order. ``seed`` is fixed per sample, so results do not depend on sharding."""
+
+    def describe(self) -> dict[str, Any]:
+        """What a run records about the model."""
+        return {}
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+def _video_key(video: str) -> str:
+    for suffix in _VIDEO_SUFFIXES:
+        if video.endswith(suffix):
+            return video[: -len(suffix)]
+    return video
+
+
+class ReplayAnswerer(Answerer):
+    """Answers from saved outputs: JSONL lines ``{"video", "question", "response"}`` (optionally ``"id"`` and
+    ``"task"`` to tell apart samples that share video and question). ``video`` is the file name as the annotations
+    write it (a trailing video extension is ignored); ``question`` the annotation's question text."""
+
+    needs_frames = False
+    max_variants = 1
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._by_id: dict[str, str] = {}
+        self._by_key: dict[tuple[str, ...], list[str]] = {}
+        for entry in self._read():
+            response = entry["response"]
+            if "id" in entry:
+                self._by_id[str(entry["id"])] = response
+            video, question = _video_key(entry["video"]), entry["question"]
+            self._by_key.setdefault((video, question), []).append(response)
+            if "task" in entry:
+                self._by_key.setdefault((str(entry["task"]), video, question), []).append(response)
+
+    def _read(self) -> list[dict[str, Any]]:
+        from .results import read_records
+
+        if not self.path.is_file():
+            raise BenchmarkError(f"replay file not found: {self.path}")
+        entries = read_records(self.path)
+        for number, entry in enumerate(entries, start=1):
+            if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str)
+                                                      for k in ("video", "question", "response")):
+                raise BenchmarkError(f"{self.path} record {number}: expected string fields 'video', 'question' and "
+                                     f"'response'")
+        return entries
+
+    def lookup(self, sample: Sample) -> str:
+        """The saved response for ``sample``; raises :class:`SampleError` when there is none or it is ambiguous."""
+        if sample.id in self._by_id:
+            return self._by_id[sample.id]
+        video = _video_key(sample.video)
+        for key in ((sample.task, video, sample.question), (video, sample.question)):
+            responses = self._by_key.get(key)
+            if responses is None:
+                continue
+            if len(set(responses)) > 1:
+                raise SampleError(f"{self.path}: {len(responses)} different responses for sample {sample.id} "
+                                  f"(video {sample.video!r}); add 'id' or 'task' fields to tell them apart")
+            return responses[0]
+        raise SampleError(f"{self.path} has no response for sample {sample.id} (video {sample.video!r}, question "
+                          f"{sample.question[:60]!r})")
+
+    def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
+        return [Answer(self.lookup(prepared.sample)) for _ in variants]
+
+    def describe(self) -> dict[str, Any]:
+        return {"answerer": "replay", "replay_file": str(self.path)}
+
+
+def tiny_model_path() -> Path:
+    """The embedded tiny LLaVA-NeXT-Video, written once into a temporary cache folder."""
+    from .. import testing
+
+    # Keyed by the writer's source, so a changed tiny model is written afresh.
+    digest = hashlib.sha1(Path(testing.__file__).read_bytes()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"divprune-video-tiny-llava-next-video-{digest}"
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(prefix="tiny-model-", dir=target.parent))
+        testing.save_tiny_llava_next_video(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another process (another rank) finished first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class PipelineAnswerer(Answerer):
+    """A model run through :class:`~divprune_video.pipeline.VideoQAPipeline`, one pipeline per variant over one
+    loaded adapter. Frames come from :func:`~divprune_video.video.load_video` in the prefetch workers; each sample
+    is encoded once (``pipe.encode``) and every variant generates from those shared visual tokens."""
+
+    needs_frames = True
+
+    def __init__(self, config: "RunConfig", *, local_rank: int = 0) -> None:
+        import torch
+
+        from ..pipeline import VideoQAPipeline
+
+        self.config = config
+        device = f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+        model: Any = str(tiny_model_path()) if config.model == TINY_MODEL else config.model
+        self.pipelines: dict["Variant", Any] = {}
+        for variant in config.variants:
+            pipe = VideoQAPipeline(
+                model, keep_ratio=variant.keep_ratio, method=variant.method, prune_layer=variant.prune_layer or 0,
+                num_frames=config.num_frames, keyframes=config.keyframes, device=device,
+                dtype=getattr(torch, config.dtype) if config.dtype else None,
+                attn_implementation=config.attn_implementation,
+            )
+            self.pipelines[variant] = pipe
+            model = pipe.adapter  # the other variants share the loaded model
+        self.encoder = next(iter(self.pipelines.values()))
+
+    def decode(self, sample: Sample) -> Any:
+        from ..video import load_video, resolve_source
+
+        source = resolve_source(sample.video_path, fps=sample.fields.get("frame_folder_fps"))
+        kwargs: dict[str, Any] = {"num_frames": self.config.num_frames, "keyframes": self.config.keyframes}
+        if self.config.options.time_bounds and "start" in sample.fields and "end" in sample.fields:
+            kwargs.update(start=sample.fields["start"], end=sample.fields["end"])
+        return load_video(source, **kwargs)
+
+    def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
+        import dataclasses
+
+        import torch
+
+        clip = prepared.frames
+        encoded = self.encoder.encode(clip)
+        frames = {"frame_indices": [int(i) for i in clip.indices],
+                  "frame_times": [round(float(t), 4) for t in clip.timestamps], "video_frames": clip.total_frames}
+        answers = []
+        for variant in variants:
+            pipe = self.pipelines[variant]
+            pipe.pruning = dataclasses.replace(pipe.pruning, seed=seed)  # the "random" method's draw, per sample
+            torch.manual_seed(seed)
+            started = time.perf_counter()
+            result = pipe(encoded, prepared.prompt, max_new_tokens=self.config.max_new_tokens, do_sample=False)
+            timings = {**{k: float(v) for k, v in result.timings.items() if k not in ("decode", "encode")},
+                       "encode": encoded.seconds, "model": time.perf_counter() - started + encoded.seconds}
+            answers.append(Answer(result.answer, result.num_visual_tokens, result.num_kept, timings, frames))
+        return answers
+
+    def describe(self) -> dict[str, Any]:
+        adapter = self.encoder.adapter
+        return {"answerer": "pipeline", "model": self.config.model, "adapter": type(adapter).__name__,
+                "device": str(adapter.device), "dtype": self.config.dtype,
+                "attn_implementation": self.config.attn_implementation}
+
+
+def answerer_class(config: "RunConfig") -> type[Answerer]:
+    """The kind of answerer ``config.model`` names, known before any weights are loaded."""
+    return ReplayAnswerer if config.model.startswith(REPLAY_PREFIX) else PipelineAnswerer
+
+
+def make_answerer(config: "RunConfig", *, local_rank: int = 0) -> Answerer:
+    """The answerer ``config.model`` names: ``replay:FILE``, ``tiny``, or a hub id / local folder."""
+    if answerer_class(config) is ReplayAnswerer:
+        return ReplayAnswerer(config.model[len(REPLAY_PREFIX):])
+    return PipelineAnswerer(config, local_rank=local_rank)

@@ -1,0 +1,339 @@
+"""What every benchmark shares: the sample record, the errors, the benchmark interface and its registry, the data
+check report, and the accuracy helpers the metrics are built from."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional, Sequence
+
+logger = logging.getLogger(__name__)
+
+
+class BenchmarkError(Exception):
+    """Base class of the benchmark runner's own failures."""
+
+
+class AnnotationError(BenchmarkError):
+    """An annotation file is missing, unreadable, or has a record with missing or unknown fields."""
+
+
+class MissingVideoError(BenchmarkError):
+    """Videos named by the annotations are not on disk (run with ``skip_missing`` to record them per sample)."""
+
+
+class SampleError(BenchmarkError):
+    """Answering one sample failed (decoding, model); the message names the sample and its video."""
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """Benchmark-specific switches; each benchmark reads the ones that concern it.
+
+    subtitles: Video-MME with subtitles (lmms-eval's ``videomme_w_subtitle``).
+    prompt_variant: "default" or "llava_vid" (Video-MME's post prompt; see docs/benchmarks.md).
+    split: MLVU split, "dev" or "test".
+    time_bounds: MVBench: sample frames inside the records' ``start``/``end`` (lmms-eval ignores them: off).
+    subtitle_frames: Video-MME: frames whose subtitles enter the prompt (lmms-eval's ``frame_num``, 32).
+    annotations: an explicit annotation file instead of the one found under the data root.
+    """
+
+    subtitles: bool = False
+    prompt_variant: str = "default"
+    split: str = "dev"
+    time_bounds: bool = False
+    subtitle_frames: int = 32
+    annotations: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One question of a benchmark, ready to be answered.
+
+    ``video`` is the video reference as the annotations write it (the key replay files use, with ``question``);
+    ``video_path`` the resolved file or frame folder (None when missing); ``prompt`` the text the model sees (None
+    when it depends on the video, e.g. Video-MME subtitles, and is built when the sample is prepared); ``fields``
+    the benchmark's extra columns (duration, domain, time bounds ...); ``index`` the position in the benchmark's
+    full order, which sharding and merging keep.
+    """
+
+    id: str
+    benchmark: str
+    task: str
+    index: int
+    video: str
+    question: str
+    options: tuple[str, ...]
+    gold: str
+    prompt: Optional[str]
+    video_path: Optional[Path] = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+@dataclass
+class CheckReport:
+    """What ``bench check`` found for one benchmark: per task, questions and missing videos."""
+
+    benchmark: str
+    data_root: Path
+    annotation_files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(not info["missing"] for info in self.tasks.values())
+
+    def add_task(self, task: str, samples: Sequence["Sample"]) -> None:
+        """Count a task's questions and distinct videos, and list the videos not found."""
+        videos = {sample.video: sample for sample in samples}
+        missing = [sample.fields.get("expected_path", sample.video) for sample in videos.values()
+                   if sample.video_path is None]
+        self.tasks[task] = {"questions": len(samples), "videos": len(videos), "missing": missing}
+
+    def format(self, max_listed: int = 5) -> str:
+        """A human-readable report."""
+        lines = [f"{self.benchmark} under {self.data_root}: {'OK' if self.ok else 'INCOMPLETE'}"]
+        lines += [f"  annotations: {name}" for name in self.annotation_files]
+        lines += [f"  problem: {problem}" for problem in self.problems]
+        for task, info in self.tasks.items():
+            present = info["videos"] - len(info["missing"])
+            lines.append(f"  {task:<26} {info['questions']:>5} questions  {present:>5}/{info['videos']} videos present")
+            for name in info["missing"][:max_listed]:
+                lines.append(f"      missing: {name}")
+            if len(info["missing"]) > max_listed:
+                lines.append(f"      ... and {len(info['missing']) - max_listed} more")
+        lines += [f"  {key}: {value}" for key, value in self.extras.items()]
+        return "\n".join(lines)
+
+
+class Benchmark(ABC):
+    """A benchmark: reader of the released layout, prompt, answer parsing and metric, as lmms-eval has them."""
+
+    name: ClassVar[str]
+    all_tasks: ClassVar[tuple[str, ...]]
+    #: lmms-eval applies ``--limit`` to each task separately when the benchmark is a group of tasks.
+    limit_per_task: ClassVar[bool] = False
+
+    def __init__(self, data_root: Path | str, options: Optional[BenchmarkOptions] = None) -> None:
+        self.data_root = Path(data_root).expanduser()
+        self.options = options or BenchmarkOptions()
+
+    # -- data --------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def read_samples(self, tasks: Optional[Sequence[str]] = None) -> list[Sample]:
+        """The samples of ``tasks`` (all when None) in the benchmark's order, videos resolved (``video_path`` None
+        when missing). Benchmarks with one annotation file may return every task; :meth:`load` filters."""
+
+    def annotation_path(self) -> Path:
+        """The annotation file of a benchmark that has one (benchmarks with several override :meth:`check`)."""
+        raise NotImplementedError(f"{self.name} has no single annotation file")
+
+    def check_tasks(self) -> Sequence[str]:
+        """The tasks :meth:`check` reports on."""
+        return self.all_tasks
+
+    def check(self) -> CheckReport:
+        """What is present and what is missing under the data root."""
+        report = CheckReport(self.name, self.data_root)
+        try:
+            path = self.annotation_path()
+            samples = self.read_samples()
+        except AnnotationError as error:
+            report.problems.append(str(error))
+            return report
+        report.annotation_files.append(str(path))
+        for task in self.check_tasks():
+            report.add_task(task, [sample for sample in samples if sample.task == task])
+        return report
+
+    def load(
+        self,
+        tasks: Optional[Sequence[str]] = None,
+        limit: Optional[int] = None,
+        *,
+        skip_missing: bool = False,
+        require_videos: bool = True,
+    ) -> list[Sample]:
+        """The selected samples. Missing videos raise :class:`MissingVideoError` naming them, unless
+        ``skip_missing`` (each such sample then carries an ``error``) or not ``require_videos``."""
+        selected = select_tasks(self.read_samples(tasks or None), self.name, self.all_tasks, tasks)
+        selected = apply_limit(selected, limit, per_task=self.limit_per_task)
+        missing = [sample for sample in selected if sample.video_path is None]
+        if missing and require_videos and not skip_missing:
+            listed = ", ".join(f"{sample.fields.get('expected_path', sample.video)}" for sample in missing[:5])
+            raise MissingVideoError(
+                f"{self.name}: {len(missing)} of {len(selected)} selected samples have no video under "
+                f"{self.data_root} (first: {listed}); run 'divprune-video bench check {self.data_root}' for the "
+                f"full list, or pass --skip-missing to record them as per-sample errors"
+            )
+        if missing and require_videos:
+            logger.warning("%s: %d samples have no video and are recorded as errors", self.name, len(missing))
+            selected = [
+                _with_error(sample, f"missing video: {sample.fields.get('expected_path', sample.video)}")
+                if sample.video_path is None else sample
+                for sample in selected
+            ]
+        return selected
+
+    # -- prompt, parsing, metric -------------------------------------------------------------------------------
+    def needs_video_for_prompt(self) -> bool:
+        """True when the prompt depends on the video file (built by :meth:`build_prompt` at prepare time)."""
+        return False
+
+    def build_prompt(self, sample: Sample) -> str:
+        """The prompt for a sample; benchmarks whose prompt needs the video override this."""
+        if sample.prompt is None:
+            raise BenchmarkError(f"{self.name}: sample {sample.id} has no prompt")
+        return sample.prompt
+
+    @abstractmethod
+    def parse(self, response: str) -> str:
+        """The choice letter the response gives, ``""`` when none."""
+
+    @abstractmethod
+    def is_correct(self, response: str, parsed: str, gold: str) -> bool:
+        """lmms-eval's per-sample correctness."""
+
+    @abstractmethod
+    def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``overall`` (the headline as lmms-eval computes it), its definition, and the breakdowns, from the
+        records of ``samples.jsonl`` (records with an ``error`` are not scored; they are counted)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The benchmark settings a run records (prompt variant, split ...)."""
+        return {"benchmark": self.name}
+
+
+def _with_error(sample: Sample, message: str) -> Sample:
+    return replace(sample, error=message)
+
+
+def select_tasks(
+    samples: Sequence[Sample], benchmark: str, all_tasks: Sequence[str], tasks: Optional[Sequence[str]]
+) -> list[Sample]:
+    """Samples of the given tasks (all when None); an unknown task name raises ValueError listing the valid ones."""
+    if not tasks:
+        return list(samples)
+    unknown = sorted(set(tasks) - set(all_tasks))
+    if unknown:
+        raise ValueError(f"unknown {benchmark} task(s) {unknown}; expected some of: {', '.join(all_tasks)}")
+    wanted = set(tasks)
+    return [sample for sample in samples if sample.task in wanted]
+
+
+def apply_limit(samples: Sequence[Sample], limit: Optional[int], *, per_task: bool) -> list[Sample]:
+    """The first ``limit`` samples overall, or of each task (lmms-eval's ``--limit`` on a group of tasks)."""
+    if limit is None:
+        return list(samples)
+    if limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit}")
+    if not per_task:
+        return list(samples[:limit])
+    taken: dict[str, int] = {}
+    kept = []
+    for sample in samples:
+        if taken.get(sample.task, 0) < limit:
+            taken[sample.task] = taken.get(sample.task, 0) + 1
+            kept.append(sample)
+    return kept
+
+
+# --- metric helpers -----------------------------------------------------------------------------------------------
+
+def percent(correct: float, total: float) -> float:
+    """100 * correct / total, 0 when total is 0 (lmms-eval's convention)."""
+    return 100.0 * correct / total if total > 0 else 0.0
+
+
+def scored(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Records that carry an answer (no ``error``)."""
+    return [record for record in records if not record.get("error")]
+
+
+def group_accuracy(
+    records: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], str], order: Sequence[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Micro accuracy per group: {group: {"accuracy", "correct", "total"}}, groups in ``order`` first; groups
+    without records are left out."""
+    groups: dict[str, list[int]] = {name: [0, 0] for name in order}
+    for record in records:
+        counts = groups.setdefault(key(record), [0, 0])
+        counts[0] += int(bool(record["correct"]))
+        counts[1] += 1
+    return {
+        name: {"accuracy": percent(correct, total), "correct": correct, "total": total}
+        for name, (correct, total) in groups.items() if total
+    }
+
+
+def count_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many records, how many scored, errors and empty responses."""
+    answered = scored(records)
+    return {
+        "samples": len(records),
+        "scored": len(answered),
+        "errors": len(records) - len(answered),
+        "empty_responses": sum(1 for record in answered if record.get("response", "") == ""),
+        "correct": sum(1 for record in answered if record["correct"]),
+    }
+
+
+_REGISTRY: dict[str, type[Benchmark]] = {}
+
+
+def register_benchmark(cls: type[Benchmark]) -> type[Benchmark]:
+    """Class decorator: make a benchmark available by its ``name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_benchmark(name: str) -> type[Benchmark]:
+    """The benchmark class registered under ``name`` (mvbench, videomme, mlvu)."""
+    from . import mlvu, mvbench, videomme  # noqa: F401  (registration)
+
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown benchmark {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def available_benchmarks() -> list[str]:
+    """Names of the registered benchmarks."""
+    get_benchmark("mvbench")
+    return sorted(_REGISTRY)
+
+
+def read_parquet_rows(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of a parquet annotation file as dicts; a missing file, unreadable file or missing column raises
+    :class:`AnnotationError` naming the file."""
+    from .._optional import require
+
+    parquet = require("pyarrow.parquet", "eval", "pyarrow")
+    if not Path(path).is_file():
+        raise AnnotationError(f"annotation file not found: {path}")
+    try:
+        table = parquet.read_table(path)
+    except Exception as error:  # pyarrow raises several exception kinds for corrupt files
+        raise AnnotationError(f"cannot read annotation file {path}: {error}") from error
+    absent = [column for column in required if column not in table.column_names]
+    if absent:
+        raise AnnotationError(f"{path}: missing column(s) {absent}; found {table.column_names}")
+    return table.to_pylist()
+
+
+def find_annotation_file(data_root: Path, candidates: Sequence[str], explicit: Optional[Path]) -> Path:
+    """The explicit file, else the first of the glob patterns (relative to the data root) that matches a file."""
+    if explicit is not None:
+        return Path(explicit)
+    for pattern in candidates:
+        matches = sorted(path for path in data_root.glob(pattern) if path.is_file())
+        if matches:
+            return matches[0]
+    raise AnnotationError(
+        f"no annotation file under {data_root}: looked for {', '.join(candidates)} (pass --annotations FILE)"
+    )

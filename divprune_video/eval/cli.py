@@ -1,0 +1,198 @@
+"""``divprune-video bench``: run MVBench / Video-MME / MLVU scored as lmms-eval scores them, check a data folder,
+and plot accuracy against keep ratio.
+
+  divprune-video bench mvbench --data-root DIR --model ID_OR_PATH --keep-ratio 0.15 0.25 0.5 --output OUT
+  divprune-video bench run --config pipelines/mvbench_divprune.yaml --data-root DIR --output OUT
+  torchrun --nproc-per-node 8 -m divprune_video bench videomme --data-root DIR --output OUT
+  divprune-video bench check DATA_ROOT [--benchmark videomme]
+  divprune-video bench plot OUT1 OUT2 ... -o accuracy.png
+
+Rerunning a command resumes it: finished samples are read back from OUT and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+BENCHMARK_NAMES = ("mvbench", "videomme", "mlvu")
+logger = logging.getLogger(__name__)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every run setting defaults to None here, so a YAML config supplies it unless given on the command line."""
+    parser.add_argument("--config", type=Path, help="YAML run config (pipelines/*.yaml); flags override it")
+    parser.add_argument("--data-root", type=Path, help="the benchmark's folder, laid out as the release unpacks")
+    parser.add_argument("--model", help="hub id or local folder, 'tiny' (embedded test model), or replay:FILE.jsonl "
+                                        "(re-score saved outputs); default llava-hf/LLaVA-NeXT-Video-7B-hf")
+    parser.add_argument("--output", type=Path, help="results folder (rerun to resume)")
+    parser.add_argument("--keep-ratio", type=float, nargs="+", dest="keep_ratios", metavar="R",
+                        help="fractions of visual tokens kept; several share decoded frames (1 = unpruned)")
+    parser.add_argument("--method", nargs="+", dest="methods", metavar="M",
+                        help="pruning method(s): divprune, uniform, random, attention, none (default divprune when "
+                             "--keep-ratio is given)")
+    parser.add_argument("--prune-layer", type=int, metavar="K",
+                        help="prune after LLM layer K (default: before the LLM)")
+    parser.add_argument("--num-frames", type=int, metavar="F", help="frames sampled uniformly per video (default 32)")
+    parser.add_argument("--keyframes", type=int, metavar="k", help="keyframe pre-selection (pipeline option)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="first N questions (per task for MVBench, as lmms-eval's --limit)")
+    parser.add_argument("--tasks", help="comma-separated tasks (MVBench tasks, Video-MME durations, MLVU task types)")
+    parser.add_argument("--skip-missing", action="store_true", default=None,
+                        help="record missing or unreadable videos as per-sample errors instead of stopping")
+    parser.add_argument("--retry-errors", action="store_true", default=None,
+                        help="on resume, answer again the samples recorded with an error")
+    parser.add_argument("--overwrite", action="store_true", default=None,
+                        help="discard results of a different configuration in --output")
+    parser.add_argument("--seed", type=int, help="base seed (sample i uses seed + i; default 0)")
+    parser.add_argument("--max-new-tokens", type=int, help="generation budget (lmms-eval: 16)")
+    parser.add_argument("--workers", type=int, help="prefetch worker threads (default 2)")
+    parser.add_argument("--prefetch", type=int, help="samples prepared ahead of the model (default 4)")
+    parser.add_argument("--dtype", help="model dtype (float16, bfloat16, float32; default: the checkpoint's)")
+    parser.add_argument("--attn-implementation", help="attention kernels (sdpa, flash_attention_2, eager)")
+    parser.add_argument("--subtitles", action="store_true", default=None, help="Video-MME with subtitles")
+    parser.add_argument("--prompt-variant", choices=["default", "llava_vid"],
+                        help="Video-MME post prompt: lmms-eval's default or its llava_vid variant")
+    parser.add_argument("--split", choices=["dev", "test"], help="MLVU split (default dev)")
+    parser.add_argument("--time-bounds", action="store_true", default=None,
+                        help="MVBench: sample frames inside the records' start/end (lmms-eval ignores them)")
+    parser.add_argument("--subtitle-frames", type=int, help="Video-MME: frames whose subtitles are shown (32)")
+    parser.add_argument("--annotations", type=Path, help="annotation file or folder instead of the default place")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+_RUN_KEYS = ("data_root", "model", "output", "keep_ratios", "methods", "prune_layer", "num_frames", "keyframes",
+             "limit", "tasks", "skip_missing", "retry_errors", "overwrite", "seed", "max_new_tokens", "workers",
+             "prefetch", "dtype", "attn_implementation", "subtitles", "prompt_variant", "split", "time_bounds",
+             "subtitle_frames", "annotations")
+
+
+def settings_from_args(args: argparse.Namespace, benchmark: Optional[str]) -> dict[str, Any]:
+    """The YAML config's settings overridden by the flags given on the command line."""
+    from .config import read_config_file
+
+    settings: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    if benchmark is not None:
+        if settings.get("benchmark", benchmark) != benchmark:
+            raise ValueError(f"{args.config} is a {settings['benchmark']} config, not {benchmark}")
+        settings["benchmark"] = benchmark
+    given = {key: getattr(args, key) for key in _RUN_KEYS if getattr(args, key) is not None}
+    if "keep_ratios" in given or "methods" in given or "prune_layer" in given:
+        for key in ("variants", "keep_ratio", "keep_ratios", "method", "methods", "prune_layer"):
+            settings.pop(key, None)
+    settings.update(given)
+    return settings
+
+
+def _reporting_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Print the runner's own errors (bad data, bad settings) as one line and exit with 2, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapped(args: argparse.Namespace) -> int:
+        from .base import BenchmarkError
+        from .distributed import RankFailedError
+
+        try:
+            return command(args)
+        except (BenchmarkError, RankFailedError, ValueError) as error:
+            print(f"divprune-video bench: error: {error}", file=sys.stderr)
+            return 2
+
+    return wrapped
+
+
+@_reporting_errors
+def _run(args: argparse.Namespace) -> int:
+    from .config import config_from_mapping
+    from .runner import format_stage_seconds, run_benchmark
+
+    benchmark = args.bench_command if args.bench_command in BENCHMARK_NAMES else None
+    config = config_from_mapping(settings_from_args(args, benchmark))
+    result = run_benchmark(config, progress=not args.no_progress)
+    if result.processed or result.skipped_done:
+        print(f"answered {result.processed} samples here, {result.skipped_done} were already done")
+    if result.stage_seconds:
+        print("time per stage:", format_stage_seconds(result.stage_seconds))
+    for variant in config.variants:
+        summary = result.summaries.get(variant.name)
+        if summary is None:  # not rank 0
+            continue
+        counts = summary["counts"]
+        print(f"{config.benchmark} {variant.name}: overall {summary['overall']:.2f} "
+              f"({summary['overall_definition']}); {counts['samples']}/{summary['selected']} samples, "
+              f"{counts['errors']} errors -> {config.variant_dir(variant)}")
+    return 0
+
+
+def _detect_benchmarks(data_root: Path) -> list[str]:
+    found = []
+    if (data_root / "json").is_dir():
+        found.append("mvbench")
+    if list(data_root.glob("videomme/*.parquet")) or (data_root / "subtitle").is_dir():
+        found.append("videomme")
+    if list(data_root.glob("mlvu/*.parquet")) or list(data_root.glob("mlvu_test/*.parquet")):
+        found.append("mlvu")
+    return found
+
+
+@_reporting_errors
+def _check(args: argparse.Namespace) -> int:
+    from .base import BenchmarkOptions, get_benchmark
+
+    names = [args.benchmark] if args.benchmark else _detect_benchmarks(args.data_root)
+    if not names:
+        print(f"no benchmark layout recognised under {args.data_root} (MVBench: json/<task>.json; Video-MME: "
+              f"videomme/test-*.parquet; MLVU: mlvu/test-*.parquet); pass --benchmark NAME to check one")
+        return 1
+    options = BenchmarkOptions(split=args.split, annotations=args.annotations)
+    all_ok = True
+    for name in names:
+        if name == "mlvu" and not args.benchmark and not args.annotations:
+            split = "test" if not list(args.data_root.glob("mlvu/*.parquet")) else args.split
+            options = BenchmarkOptions(split=split)
+        report = get_benchmark(name)(args.data_root, options).check()
+        print(report.format(max_listed=args.max_listed))
+        all_ok = all_ok and report.ok
+    return 0 if all_ok else 1
+
+
+@_reporting_errors
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import plot_accuracy_vs_keep_ratio
+    from .results import summaries_under
+
+    found = summaries_under(args.runs)
+    path = plot_accuracy_vs_keep_ratio([summary for _path, summary in found], args.output)
+    print(f"plotted {len(found)} runs -> {path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="run MVBench / Video-MME / MLVU scored like lmms-eval; check; plot",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    for name in BENCHMARK_NAMES:
+        parser = commands.add_parser(name, help=f"run {name}", description=f"Run {name}. " + (__doc__ or ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_run_arguments(parser)
+        parser.set_defaults(func=_run)
+    parser = commands.add_parser("run", help="run the benchmark a --config file names")
+    _add_run_arguments(parser)
+    parser.set_defaults(func=_run)
+
+    check = commands.add_parser("check", help="report which annotations and videos are present under DATA_ROOT")
+    check.add_argument("data_root", type=Path, metavar="DATA_ROOT")
+    check.add_argument("--benchmark", choices=BENCHMARK_NAMES, help="check this benchmark (default: detect)")
+    check.add_argument("--split", choices=["dev", "test"], default="dev", help="MLVU split")
+    check.add_argument("--annotations", type=Path, help="annotation file or folder instead of the default place")
+    check.add_argument("--max-listed", type=int, default=5, help="missing videos listed per task")
+    check.set_defaults(func=_check)
+
+    plot = commands.add_parser("plot", help="plot accuracy against keep ratio across run folders")
+    plot.add_argument("runs", nargs="+", type=Path, metavar="OUT", help="run folders or summary.json files")
+    plot.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    plot.set_defaults(func=_plot)

@@ -1,0 +1,238 @@
+"""Results on disk: ``samples.jsonl`` (one record per finished sample, appended and flushed at once), per-rank
+shard files and their merge, ``run.json`` (the configuration a resumed run must match), ``summary.json`` and
+``summary.md``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .base import BenchmarkError
+
+logger = logging.getLogger(__name__)
+
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+SUMMARY_MD_FILE = "summary.md"
+RUN_FILE = "run.json"
+SHARD_PATTERN = "samples.rank*.jsonl"
+
+
+class ResultsError(BenchmarkError):
+    """A results file is corrupt, or a resumed run's configuration differs from the one on disk."""
+
+
+def shard_path(output_dir: Path, rank: int) -> Path:
+    return Path(output_dir) / f"samples.rank{rank}.jsonl"
+
+
+def _drop_partial_tail(path: Path) -> None:
+    """Cut a last line that a killed writer left without its newline (it never became a finished record)."""
+    with open(path, "rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        data = handle.read()
+        keep = data.rfind(b"\n") + 1
+        logger.warning("%s: dropping an unfinished last line (%d bytes) left by an interrupted run", path,
+                       size - keep)
+        handle.truncate(keep)
+
+
+class JsonlWriter:
+    """Appends one JSON record per line; each line is flushed and fsynced before :meth:`write` returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            _drop_partial_tail(self.path)
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file. An unfinished last line (a killed writer) is ignored; a bad line elsewhere raises
+    :class:`ResultsError` naming the file and line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number == len(lines):  # no newline after it: unfinished
+                logger.warning("%s: ignoring an unfinished last line", path)
+                continue
+            raise ResultsError(f"{path} line {number}: not a JSON record ({error})") from error
+    return records
+
+
+def collect_records(output_dir: Path) -> dict[str, dict[str, Any]]:
+    """id -> record over ``samples.jsonl`` and every shard file; a later record of the same id replaces an
+    earlier one (a retried error)."""
+    output_dir = Path(output_dir)
+    by_id: dict[str, dict[str, Any]] = {}
+    for path in [output_dir / SAMPLES_FILE, *sorted(output_dir.glob(SHARD_PATTERN))]:
+        for record in read_records(path):
+            by_id[record["id"]] = record
+    return by_id
+
+
+def write_jsonl_atomic(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
+    """Write all records to a temporary file and move it over ``path`` (never a half-written file)."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def merge_shards(output_dir: Path) -> list[dict[str, Any]]:
+    """Fold the shard files into ``samples.jsonl`` (one record per id, in benchmark order) and delete them.
+
+    Returns the merged records. Safe to repeat: a crash between the move and the deletion leaves duplicates that
+    the next merge removes.
+    """
+    output_dir = Path(output_dir)
+    records = sorted(collect_records(output_dir).values(), key=lambda record: (record["index"], record["id"]))
+    write_jsonl_atomic(output_dir / SAMPLES_FILE, records)
+    for shard in output_dir.glob(SHARD_PATTERN):
+        shard.unlink()
+    return records
+
+
+def check_run_config(output_dir: Path, fingerprint: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    """Record the run's configuration in ``run.json``; when one is already there (a resumed run) it must match,
+    else :class:`ResultsError` names the settings that differ (``overwrite`` replaces it instead)."""
+    path = Path(output_dir) / RUN_FILE
+    current = json.loads(json.dumps(fingerprint))  # normalise tuples/paths to JSON types
+    if path.exists() and not overwrite:
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ResultsError(f"cannot read {path}: {error}") from error
+        differing = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
+        if differing:
+            details = ", ".join(f"{key}: {previous.get(key)!r} -> {current.get(key)!r}" for key in differing)
+            raise ResultsError(
+                f"{output_dir} holds results of a different configuration ({details}); use another --output, or "
+                f"--overwrite to discard them"
+            )
+        return
+    if overwrite:
+        for stale in [Path(output_dir) / SAMPLES_FILE, *Path(output_dir).glob(SHARD_PATTERN)]:
+            stale.unlink(missing_ok=True)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(RUN_FILE + ".tmp")
+    temporary.write_text(json.dumps(current, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_summary(output_dir: Path, summary: Mapping[str, Any]) -> None:
+    """``summary.json`` and ``summary.md``."""
+    output_dir = Path(output_dir)
+    temporary = output_dir / (SUMMARY_FILE + ".tmp")
+    temporary.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, output_dir / SUMMARY_FILE)
+    (output_dir / SUMMARY_MD_FILE).write_text(format_summary_md(summary), encoding="utf-8")
+
+
+def load_summary(path: Path) -> dict[str, Any]:
+    """A ``summary.json`` (the file, or a run folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SUMMARY_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"no summary found at {path}") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise ResultsError(f"cannot read {path}: {error}") from error
+
+
+def _table(title: str, rows: Sequence[tuple[str, Mapping[str, Any]]], columns: Sequence[str]) -> list[str]:
+    lines = [f"### {title}", "", "| " + " | ".join(["name", *columns]) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for name, info in rows:
+        cells = [f"{info[c]:.2f}" if isinstance(info.get(c), float) else str(info.get(c, "")) for c in columns]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return lines + [""]
+
+
+def format_summary_md(summary: Mapping[str, Any]) -> str:
+    """A Markdown report: headline, counts, configuration, breakdown tables and stage times."""
+    variant = summary.get("variant", {})
+    counts = summary.get("counts", {})
+    lines = [
+        f"# {summary.get('benchmark', '?')}: {variant.get('name', '')}",
+        "",
+        f"**overall: {summary.get('overall', float('nan')):.2f}** - {summary.get('overall_definition', '')}",
+        "",
+        f"samples {counts.get('samples', 0)} of {summary.get('selected', '?')} selected; scored "
+        f"{counts.get('scored', 0)}, errors {counts.get('errors', 0)}, empty responses "
+        f"{counts.get('empty_responses', 0)}; complete: {summary.get('complete')}",
+        "",
+        f"model `{summary.get('config', {}).get('model')}`, frames {summary.get('config', {}).get('num_frames')}, "
+        f"method {variant.get('method')}, keep ratio {variant.get('keep_ratio')}, prune layer "
+        f"{variant.get('prune_layer')}; git {summary.get('git_commit')}",
+        "",
+    ]
+    breakdowns = [("per_task", "per task"), ("per_duration", "per duration"), ("per_domain", "per domain"),
+                  ("per_task_type", "per task type"), ("per_sub_category", "per sub-category")]
+    for key, title in breakdowns:
+        table = summary.get(key)
+        if table:
+            columns = [c for c in ("accuracy", "plain_accuracy", "correct", "answered", "total", "errors")
+                       if any(c in info for info in table.values())]
+            lines += _table(title, list(table.items()), columns)
+    timings = summary.get("timings")
+    if timings:
+        lines += _table("time per stage (seconds)", list(timings.items()), ["total", "mean"])
+    return "\n".join(lines)
+
+
+def summaries_under(paths: Sequence[Path], depth: int = 2) -> list[tuple[Path, dict[str, Any]]]:
+    """Every ``summary.json`` in the given run folders (searching ``depth`` levels down) or files."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for path in map(Path, paths):
+        if path.is_file():
+            found.append((path, load_summary(path)))
+            continue
+        if not path.is_dir():
+            raise ResultsError(f"no such run folder or summary file: {path}")
+        candidates = [path / SUMMARY_FILE] + [p for level in range(1, depth + 1)
+                                               for p in sorted(path.glob("/".join(["*"] * level) + "/" + SUMMARY_FILE))]
+        found.extend((candidate, load_summary(candidate)) for candidate in candidates if candidate.exists())
+    if not found:
+        raise ResultsError(f"no summary.json under {', '.join(map(str, paths))}")
+    return found

@@ -1,0 +1,311 @@
+"""The benchmark runner: load the selected samples, skip the ones already finished, shard the rest over the
+torchrun ranks, prepare them in prefetch workers, answer every variant, append each record as it finishes, then
+merge the shards and write the summaries (rank 0).
+
+Crash safety: every finished record is flushed to disk before the next sample starts; a rerun of the same command
+reads what is there and continues. Determinism: each sample gets the seed ``config.seed + sample.index``, so a
+sharded run answers exactly as a single process does.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from .answerers import Answer, Answerer, PreparedSample, answerer_class, make_answerer
+from .._optional import require
+from .base import Benchmark, Sample, SampleError, get_benchmark
+from .config import RunConfig, Variant
+from .distributed import DistributedContext
+from .prefetch import Prefetcher
+from .results import (
+    SAMPLES_FILE,
+    JsonlWriter,
+    check_run_config,
+    collect_records,
+    merge_shards,
+    shard_path,
+    write_summary,
+)
+
+logger = logging.getLogger(__name__)
+
+LMMS_EVAL_REFERENCE = {
+    "repository": "EvolvingLMMs-Lab/lmms-eval",
+    "commit": "75571cfe0fa36ca5ec2e6aa2bb268f9d38295af3",
+    "files": ["lmms_eval/tasks/mvbench/", "lmms_eval/tasks/videomme/", "lmms_eval/tasks/mlvu/",
+              "lmms_eval/tasks/_task_utils/mcq_extract.py", "lmms_eval/models/model_utils/load_video.py"],
+}
+FRAME_SAMPLING = "uniform: numpy.linspace(0, total_frames - 1, num_frames, dtype=int)"
+
+
+@dataclass
+class RunResult:
+    """What one call of :func:`run_benchmark` did: the summaries (rank 0; empty on other ranks), how many samples
+    this process answered, and its seconds per stage."""
+
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    processed: int = 0
+    skipped_done: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def build_record(
+    benchmark: Benchmark,
+    sample: Sample,
+    variant: Variant,
+    prompt: Optional[str],
+    answer: Optional[Answer],
+    error: Optional[str],
+    timings: Mapping[str, float],
+) -> dict[str, Any]:
+    """One line of ``samples.jsonl``."""
+    response = answer.response if answer is not None and error is None else ""
+    parsed = benchmark.parse(response) if error is None else ""
+    correct = error is None and benchmark.is_correct(response, parsed, sample.gold)
+    record: dict[str, Any] = {
+        "id": sample.id,
+        "index": sample.index,
+        "benchmark": sample.benchmark,
+        "task": sample.task,
+        "variant": variant.name,
+        "video": sample.video,
+        "question": sample.question,
+        "options": list(sample.options),
+        "gold": sample.gold,
+        "prompt": prompt,
+        "response": response,
+        "parsed": parsed,
+        "correct": bool(correct),
+        "visual_tokens_total": answer.num_visual_tokens if answer is not None else None,
+        "visual_tokens_kept": answer.num_kept if answer is not None else None,
+        "timings": {key: round(float(value), 6) for key, value in timings.items()},
+        "error": error,
+        "fields": {key: value for key, value in sample.fields.items() if key != "expected_path"},
+        "details": dict(answer.details) if answer is not None else {},
+    }
+    if "duration" in sample.fields:
+        record["duration"] = sample.fields["duration"]
+    return record
+
+
+def _describe_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+class _SampleProcessor:
+    """Prepares (worker threads) and answers (main thread) samples for one process."""
+
+    def __init__(self, benchmark: Benchmark, answerer: Answerer, config: RunConfig) -> None:
+        self.benchmark = benchmark
+        self.answerer = answerer
+        self.config = config
+        self.stage_seconds: dict[str, float] = defaultdict(float)
+
+    def prepare(self, sample: Sample) -> PreparedSample:
+        if sample.error:
+            return PreparedSample(sample, None, error=sample.error)
+        timings: dict[str, float] = {}
+        try:
+            started = time.perf_counter()
+            prompt = self.benchmark.build_prompt(sample)
+            timings["prompt"] = time.perf_counter() - started
+            frames = None
+            if self.answerer.needs_frames:
+                started = time.perf_counter()
+                frames = self.answerer.decode(sample)
+                timings["decode"] = time.perf_counter() - started
+        except Exception as error:  # becomes a per-sample error (or a SampleError without --skip-missing)
+            return PreparedSample(sample, None, error=_describe_error(error), timings=timings)
+        return PreparedSample(sample, prompt, frames, timings=timings)
+
+    def answer(self, prepared: PreparedSample, variants: Sequence[Variant]) -> list[dict[str, Any]]:
+        sample = prepared.sample
+        for stage, seconds in prepared.timings.items():
+            self.stage_seconds[stage] += seconds
+        if prepared.error and sample.error is None and not self.config.skip_missing:
+            raise SampleError(f"sample {sample.id} ({sample.video_path}): {prepared.error}")
+        answers: list[Optional[Answer]] = [None] * len(variants)
+        error = prepared.error
+        elapsed = 0.0
+        if error is None:
+            started = time.perf_counter()
+            try:
+                answers = list(self.answerer.answer(prepared, variants, self.config.seed + sample.index))
+            except Exception as failure:
+                if not self.config.skip_missing:
+                    raise SampleError(f"sample {sample.id} ({sample.video_path}): {_describe_error(failure)}") \
+                        from failure
+                error = _describe_error(failure)
+            elapsed = time.perf_counter() - started
+            self.stage_seconds["model"] += elapsed
+            if len(answers) != len(variants):
+                raise SampleError(f"answerer returned {len(answers)} answers for {len(variants)} variants")
+        started = time.perf_counter()
+        records = []
+        for variant, answer in zip(variants, answers):
+            timings = dict(prepared.timings)
+            if answer is not None:
+                timings.update(answer.timings)
+                timings.setdefault("model", elapsed / len(variants))
+            records.append(build_record(self.benchmark, sample, variant, prepared.prompt, answer, error, timings))
+        self.stage_seconds["score"] += time.perf_counter() - started
+        return records
+
+
+def _done_ids(records: Mapping[str, Mapping[str, Any]], retry_errors: bool) -> set[str]:
+    return {key for key, record in records.items() if not (retry_errors and record.get("error"))}
+
+
+def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, progress: bool = True) -> RunResult:
+    """Run (or resume) ``config``; see the module docstring. ``answerer`` overrides the one ``config.model``
+    names (tests pass their own)."""
+    context = DistributedContext.from_environment()
+    own_answerer = answerer is None
+    try:
+        benchmark = get_benchmark(config.benchmark)(config.data_root, config.options)
+        kind = type(answerer) if answerer is not None else answerer_class(config)
+        if kind.max_variants is not None and len(config.variants) > kind.max_variants:
+            raise ValueError(f"{kind.__name__} answers at most {kind.max_variants} variant(s) per run, got "
+                             f"{len(config.variants)}")
+        # Data problems surface before any weights are loaded.
+        samples = benchmark.load(config.tasks, config.limit, skip_missing=config.skip_missing,
+                                 require_videos=kind.needs_frames or benchmark.needs_video_for_prompt())
+        context.on_main(lambda: [check_run_config(config.variant_dir(v), config.fingerprint(v),
+                                                  overwrite=config.overwrite) for v in config.variants])
+        context.barrier()
+        if answerer is None:
+            answerer = make_answerer(config, local_rank=context.local_rank)
+        result = _answer_shard(config, context, benchmark, answerer, samples, progress)
+        context.barrier()
+        summaries = context.on_main(lambda: _finish(config, benchmark, answerer, samples, context.world_size))
+        result.summaries = summaries or {}
+        context.barrier()
+        return result
+    finally:
+        if own_answerer and answerer is not None:
+            answerer.close()
+        context.close()
+
+
+def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Benchmark, answerer: Answerer,
+                  samples: Sequence[Sample], progress: bool) -> RunResult:
+    done = {v: _done_ids(collect_records(config.variant_dir(v)), config.retry_errors) for v in config.variants}
+    mine = samples[context.rank::context.world_size]
+    pending = [s for s in mine if any(s.id not in done[v] for v in config.variants)]
+    result = RunResult(skipped_done=len(mine) - len(pending))
+    if result.skipped_done:
+        logger.info("rank %d: %d of %d samples already done", context.rank, result.skipped_done, len(mine))
+    processor = _SampleProcessor(benchmark, answerer, config)
+    writers = {}
+    for variant in config.variants:
+        directory = config.variant_dir(variant)
+        path = directory / SAMPLES_FILE if context.world_size == 1 else shard_path(directory, context.rank)
+        writers[variant] = JsonlWriter(path)
+    tqdm = require("tqdm.auto", "eval", "tqdm").tqdm
+    started = time.perf_counter()
+    try:
+        with Prefetcher(processor.prepare, pending, workers=config.workers, lookahead=config.prefetch) as loader, \
+                tqdm(total=len(pending), unit="sample", desc=f"{config.benchmark}[{context.rank}]",
+                     disable=not progress or not context.is_main, dynamic_ncols=True) as bar:
+            for prepared in loader:
+                todo = [v for v in config.variants if prepared.sample.id not in done[v]]
+                records = processor.answer(prepared, todo)
+                write_started = time.perf_counter()
+                for variant, record in zip(todo, records):
+                    writers[variant].write(record)
+                processor.stage_seconds["write"] += time.perf_counter() - write_started
+                result.processed += 1
+                bar.update(1)
+            processor.stage_seconds["waiting for prefetch"] = loader.waited_seconds
+    finally:
+        for writer in writers.values():
+            writer.close()
+    processor.stage_seconds["wall"] = time.perf_counter() - started
+    result.stage_seconds = dict(processor.stage_seconds)
+    logger.info("rank %d: %d samples in %.1f s; %s", context.rank, result.processed,
+                result.stage_seconds["wall"], format_stage_seconds(result.stage_seconds))
+    return result
+
+
+def format_stage_seconds(stage_seconds: Mapping[str, float]) -> str:
+    """``stage 1.2 s (34%)`` per stage, shares of the wall time (prepare stages run in workers, overlapped)."""
+    wall = stage_seconds.get("wall", 0.0) or 1e-9
+    parts = [f"{stage} {seconds:.2f} s ({100 * seconds / wall:.0f}%)" for stage, seconds in stage_seconds.items()
+             if stage != "wall"]
+    return ", ".join(parts) + f"; wall {stage_seconds.get('wall', 0.0):.2f} s"
+
+
+def _finish(config: RunConfig, benchmark: Benchmark, answerer: Answerer, samples: Sequence[Sample],
+            world_size: int) -> dict[str, dict[str, Any]]:
+    selected = {sample.id for sample in samples}
+    summaries = {}
+    for variant in config.variants:
+        directory = config.variant_dir(variant)
+        records = [record for record in merge_shards(directory) if record["id"] in selected]
+        summary = build_summary(benchmark, answerer, config, variant, records, len(selected), world_size)
+        write_summary(directory, summary)
+        summaries[variant.name] = summary
+    return summaries
+
+
+def _timing_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for record in records:
+        for stage, seconds in (record.get("timings") or {}).items():
+            totals[stage][0] += seconds
+            totals[stage][1] += 1
+    return {stage: {"total": total, "mean": total / count} for stage, (total, count) in totals.items()}
+
+
+def build_summary(benchmark: Benchmark, answerer: Answerer, config: RunConfig, variant: Variant,
+                  records: Sequence[Mapping[str, Any]], selected: int, world_size: int = 1) -> dict[str, Any]:
+    """``summary.json``: the benchmark's scores first, then what makes the run comparable and reproducible."""
+    scores = benchmark.summarize(records)
+    return {
+        "benchmark": benchmark.name,
+        "variant": variant.to_dict(),
+        **scores,
+        "selected": selected,
+        "complete": len(records) == selected,
+        "config": {**config.to_dict(), "frame_sampling": FRAME_SAMPLING, "world_size": world_size},
+        "benchmark_settings": benchmark.describe(),
+        "model": answerer.describe(),
+        "lmms_eval_reference": LMMS_EVAL_REFERENCE,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "timings": _timing_totals(records),
+    }
+
+
+def package_versions() -> dict[str, Optional[str]]:
+    """Versions of Python and of the packages that change results (None when not installed)."""
+    versions: dict[str, Optional[str]] = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("divprune-video", "torch", "transformers", "numpy", "av", "opencv-python-headless",
+                    "opencv-python", "pyarrow"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def git_commit() -> Optional[str]:
+    """The commit of the checkout this package runs from (suffixed ``-dirty`` with local changes), else None."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")

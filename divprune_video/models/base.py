@@ -1,0 +1,194 @@
+"""What every model adapter shares: the pruning settings, the encoded video, the per-sample record and the
+adapter interface.
+
+An adapter owns one model family: loading (hub id or folder), the chat prompt, frames -> visual tokens, where the
+visual tokens sit in the sequence (from the input ids), and the two pruning points (before the LLM; after LLM
+layer K with a consistent KV cache). New families are new adapters, registered in :mod:`.registry`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..selection import available_methods
+
+#: ``"renumber"``: the pruned sequence gets contiguous positions 0..L'-1 (as the published DivPrune code);
+#: ``"original"``: every kept token keeps the position it had in the full sequence, and new tokens continue after
+#: the full sequence's last position.
+POSITION_MODES = ("renumber", "original")
+#: The method name that turns pruning off (the unpruned model, run exactly as plain transformers runs it).
+NO_PRUNING = "none"
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """Which visual tokens the model keeps, where, and how the kept tokens are numbered.
+
+    Attributes:
+        keep_ratio: fraction of each video's visual tokens to keep, in (0, 1]; the count is
+            ``max(1, round(keep_ratio * N))``.
+        method: a registered selection method (``"divprune"``, ``"uniform"``, ``"random"``, ``"attention"``, ...,
+            see :func:`divprune_video.available_methods`) or ``"none"`` for the unpruned model.
+        prune_layer: 0 prunes the projected visual tokens before the LLM; K >= 1 runs the first K decoder layers on
+            the full sequence, selects on the visual tokens' hidden states after layer K, and drops the others from
+            the hidden states and from those K layers' KV cache.
+        positions: ``"renumber"`` (default) or ``"original"``, see :data:`POSITION_MODES`.
+        seed: seed of the ``"random"`` method (each sample draws from a generator seeded with it).
+        selector_options: keyword options for the selector (e.g. ``{"metric": "l2"}`` for DivPrune).
+    """
+
+    keep_ratio: float = 0.15
+    method: str = "divprune"
+    prune_layer: int = 0
+    positions: str = "renumber"
+    seed: int = 0
+    selector_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ratio = self.keep_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
+            raise TypeError(f"keep_ratio must be a float in (0, 1]; got {ratio!r}")
+        if not math.isfinite(ratio) or not 0.0 < ratio <= 1.0:
+            raise ValueError(f"keep_ratio must be in (0, 1]; got {ratio!r}")
+        methods = [NO_PRUNING, *available_methods()]
+        if self.method not in methods:
+            raise ValueError(f"method must be one of {', '.join(map(repr, methods))}; got {self.method!r}")
+        if isinstance(self.prune_layer, bool) or not isinstance(self.prune_layer, numbers.Integral):
+            raise TypeError(f"prune_layer must be an int >= 0; got {self.prune_layer!r}")
+        if self.prune_layer < 0:
+            raise ValueError(f"prune_layer must be >= 0 (0: before the LLM, K: after decoder layer K); "
+                             f"got {self.prune_layer}")
+        if self.positions not in POSITION_MODES:
+            raise ValueError(f"positions must be one of {POSITION_MODES}; got {self.positions!r}")
+        if self.method == "attention" and self.prune_layer == 0:
+            raise ValueError("method='attention' ranks tokens by the attention they receive inside the LLM, which "
+                             "needs prune_layer >= 1 (FastV uses 2)")
+
+    @property
+    def enabled(self) -> bool:
+        """False for ``method="none"``: the model runs unpruned."""
+        return self.method != NO_PRUNING
+
+    def num_keep(self, num_tokens: int) -> int:
+        """How many of ``num_tokens`` visual tokens are kept (all of them when pruning is off)."""
+        if not self.enabled:
+            return num_tokens
+        return min(num_tokens, max(1, int(round(self.keep_ratio * num_tokens))))
+
+
+@dataclass
+class EncodedVideo:
+    """A video's visual tokens as the LLM receives them (after vision tower, spatial pooling and projector).
+
+    Attributes:
+        features: (N, D) float tensor on the model's device, frame-major: token ``i`` belongs to frame
+            ``i // tokens_per_frame`` at grid cell ``i % tokens_per_frame`` (row-major over ``grid``).
+        num_frames: T, the number of frames encoded.
+        grid: (rows, cols) of tokens per frame after pooling (12 x 12 for the 7B model at 336 px).
+        seconds: wall time of the encoding (preprocessing included).
+    """
+
+    features: torch.Tensor
+    num_frames: int
+    grid: tuple[int, int]
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.features.dim() != 2:
+            raise ValueError(f"features must have shape (N, D); got {tuple(self.features.shape)}")
+        expected = self.num_frames * self.grid[0] * self.grid[1]
+        if self.features.shape[0] != expected:
+            raise ValueError(f"features hold {self.features.shape[0]} tokens but {self.num_frames} frames of "
+                             f"{self.grid[0]}x{self.grid[1]} tokens make {expected}")
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+
+@dataclass
+class PruneRecord:
+    """What the model kept of one sample's visual tokens.
+
+    ``kept_indices``: (k,) int64 on the CPU, ascending, indices into the video's N visual tokens (the order of
+    :attr:`EncodedVideo.features`).
+    """
+
+    num_visual_tokens: int
+    kept_indices: torch.Tensor
+
+    @property
+    def num_kept(self) -> int:
+        return int(self.kept_indices.numel())
+
+
+@dataclass
+class GenerationResult:
+    """The output of :meth:`ModelAdapter.generate` for a batch.
+
+    Attributes:
+        sequences: per sample, the (n,) int64 ids of the new tokens (CPU), the prompt excluded.
+        texts: per sample, the decoded answer.
+        records: per sample, what was kept.
+        timings: seconds for the whole batch: ``select`` (the selector), ``prefill`` (the first forward pass
+            minus the selection), ``generate`` (the remaining decoding steps).
+        raw: what transformers' ``generate()`` returned (a tensor, or its output object with ``scores`` /
+            ``logits`` when asked for with ``return_dict_in_generate=True``).
+
+    With ``num_return_sequences=r`` ``sequences`` and ``texts`` hold r entries per sample, sample by sample.
+    """
+
+    sequences: list[torch.Tensor]
+    texts: list[str]
+    records: list[PruneRecord]
+    timings: dict[str, float]
+    raw: Any = None
+
+
+class ModelAdapter(ABC):
+    """One model family over transformers. See :mod:`divprune_video.models` for the registry."""
+
+    #: The ``model_type`` values (from the checkpoint's config.json) this adapter serves.
+    model_types: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    @abstractmethod
+    def from_pretrained(
+        cls,
+        model: str,
+        *,
+        device: Optional[str] = None,
+        dtype: Optional[torch.dtype] = None,
+        attn_implementation: Optional[str] = None,
+    ) -> "ModelAdapter":
+        """Load a checkpoint (hub id or local folder)."""
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device:
+        """The device the model runs on."""
+
+    @abstractmethod
+    def encode_frames(self, frames: np.ndarray) -> EncodedVideo:
+        """frames: (T, H, W, 3) uint8 RGB -> the video's visual tokens."""
+
+    @abstractmethod
+    def generate(
+        self,
+        videos: Sequence[EncodedVideo],
+        questions: Sequence[str],
+        pruning: PruningConfig,
+        **generate_kwargs: Any,
+    ) -> GenerationResult:
+        """Answer ``questions[i]`` about ``videos[i]`` in one batch, pruning as ``pruning`` says."""

@@ -1,0 +1,156 @@
+"""Frames -> pixel values, as the checkpoint's video processor prepares them.
+
+The checkpoint's own transformers video processor is used when it can be built (it needs torchvision).
+Without torchvision, :class:`ClipFramePreprocessor` applies the same steps from the same settings
+(``video_preprocessor_config.json``): resize the shortest edge (bicubic, antialiased), center crop, rescale,
+normalize. The two agree up to the rounding of the resize.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+#: PIL resampling codes (as stored in processor configs) -> torch interpolation modes.
+_RESAMPLE_MODES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+#: Signature of a frame preprocessor: (T, H, W, 3) uint8 frames -> (T, 3, S, S) float32 pixel values.
+FramePreprocessor = Callable[[np.ndarray], torch.Tensor]
+
+
+def check_frames(frames: Any) -> np.ndarray:
+    """Return ``frames`` as a (T, H, W, 3) uint8 numpy array, or raise naming what was wrong."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    if not isinstance(frames, np.ndarray):
+        raise TypeError(f"frames must be a (T, H, W, 3) uint8 numpy array; got {type(frames).__name__}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(f"frames must have shape (T, H, W, 3) with T >= 1; got {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise TypeError(f"frames must have dtype uint8 (RGB 0..255); got {frames.dtype}")
+    return frames
+
+
+@dataclass(frozen=True)
+class ClipFramePreprocessor:
+    """CLIP-style frame preprocessing in plain PyTorch (the steps of transformers' ``LlavaNextVideoVideoProcessor``).
+
+    Attributes:
+        shortest_edge: the shortest edge after resizing (336 for the 7B model).
+        crop_size: (height, width) of the center crop.
+        mean, std: per-channel normalization in 0..1 units.
+        rescale_factor: 1/255 for uint8 input.
+        resample: ``"bicubic"``, ``"bilinear"`` or ``"nearest"``.
+    """
+
+    shortest_edge: int
+    crop_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    rescale_factor: float = 1 / 255
+    resample: str = "bicubic"
+    do_resize: bool = True
+    do_center_crop: bool = True
+    do_normalize: bool = True
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> "ClipFramePreprocessor":
+        """From a video processor config (the keys of ``video_preprocessor_config.json``)."""
+        size = settings.get("size") or {}
+        crop = settings.get("crop_size") or {}
+        if "shortest_edge" in size:
+            shortest = int(size["shortest_edge"])
+        elif "height" in size:
+            shortest = int(min(size["height"], size["width"]))
+        else:
+            raise ValueError(f"unsupported video processor size {size!r}: expected 'shortest_edge' or 'height'")
+        crop_size = (int(crop.get("height", shortest)), int(crop.get("width", shortest)))
+        resample = settings.get("resample", 3)
+        if resample not in _RESAMPLE_MODES:
+            raise ValueError(f"unsupported resample {resample!r}; supported: {sorted(_RESAMPLE_MODES)}")
+        return cls(
+            shortest_edge=shortest,
+            crop_size=crop_size,
+            mean=tuple(settings.get("image_mean", (0.0, 0.0, 0.0))),
+            std=tuple(settings.get("image_std", (1.0, 1.0, 1.0))),
+            rescale_factor=float(settings.get("rescale_factor", 1 / 255)),
+            resample=_RESAMPLE_MODES[resample],
+            do_resize=bool(settings.get("do_resize", True)),
+            do_center_crop=bool(settings.get("do_center_crop", True)),
+            do_normalize=bool(settings.get("do_normalize", True)),
+        )
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        """frames: (T, H, W, 3) uint8 -> (T, 3, crop_h, crop_w) float32 pixel values."""
+        video = torch.from_numpy(np.ascontiguousarray(check_frames(frames))).permute(0, 3, 1, 2)
+        if self.do_resize:
+            video = self._resize(video)
+        if self.do_center_crop:
+            video = _center_crop(video, self.crop_size)
+        pixels = video.float() * self.rescale_factor
+        if self.do_normalize:
+            mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+            std = torch.tensor(self.std).view(1, 3, 1, 1)
+            pixels = (pixels - mean) / std
+        return pixels
+
+    def _resize(self, video: torch.Tensor) -> torch.Tensor:
+        height, width = video.shape[-2:]
+        short, long = (height, width) if height <= width else (width, height)
+        new_long = int(self.shortest_edge * long / short)
+        size = (self.shortest_edge, new_long) if height <= width else (new_long, self.shortest_edge)
+        if size == (height, width):
+            return video
+        antialias = self.resample in ("bilinear", "bicubic")
+        resized = F.interpolate(video.float(), size=size, mode=self.resample, antialias=antialias,
+                                **({} if self.resample == "nearest" else {"align_corners": False}))
+        return resized.round().clamp(0, 255).to(torch.uint8)
+
+
+def _center_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    crop_height, crop_width = size
+    height, width = video.shape[-2:]
+    if crop_height > height or crop_width > width:
+        pad = [(crop_width - width) // 2, (crop_width - width + 1) // 2,
+               (crop_height - height) // 2, (crop_height - height + 1) // 2]
+        video = F.pad(video, [max(0, value) for value in pad])
+        height, width = video.shape[-2:]
+    top, left = int((height - crop_height) / 2.0), int((width - crop_width) / 2.0)
+    return video[..., top: top + crop_height, left: left + crop_width]
+
+
+def load_frame_preprocessor(model: str, **hub_kwargs: Any) -> FramePreprocessor:
+    """The frame preprocessing of checkpoint ``model`` (hub id or folder).
+
+    The checkpoint's own transformers video processor when it can be built, else :class:`ClipFramePreprocessor`
+    with its settings.
+    """
+    from transformers import AutoVideoProcessor
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    try:
+        processor = AutoVideoProcessor.from_pretrained(model, **hub_kwargs)
+    except ImportError as error:
+        logger.info("transformers' video processor is unavailable (%s); preprocessing frames in PyTorch",
+                    str(error).strip().splitlines()[0])
+        settings, _ = BaseVideoProcessor.get_video_processor_dict(model, **hub_kwargs)
+        return ClipFramePreprocessor.from_dict(settings)
+    return _TransformersFramePreprocessor(processor)
+
+
+class _TransformersFramePreprocessor:
+    """Adapts a transformers video processor to :data:`FramePreprocessor`."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        output = self.processor(videos=[check_frames(frames)], return_tensors="pt")
+        return output["pixel_values_videos"][0]
+

@@ -1,0 +1,118 @@
+"""Decoding backends behind one interface (:class:`VideoReader`), chosen by name or automatically.
+
+=============  =====================================  ===========================================================
+name           library (extra)                        reads
+=============  =====================================  ===========================================================
+``pyav``       av (``video``), the default            paths, URLs, bytes, file objects, webcams (v4l2)
+``torchcodec`` torchcodec (``video-all``) + FFmpeg    paths, URLs, bytes, file objects
+``decord``     decord2 or decord (``video-all``)      paths, bytes, file objects
+``opencv``     opencv-python-headless (``video-all``) paths, URLs, webcams; exact for constant frame rate only
+=============  =====================================  ===========================================================
+
+``backend="auto"`` takes the first available of :data:`AUTO_ORDER` that reads the source and numbers frames
+exactly in every case the tests cover (see BENCHMARKS.md for the speed comparison behind the order). In-memory
+frames and frame folders need no decoder and ignore ``backend``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from typing import Optional
+
+from ..errors import BackendUnavailableError, UnsupportedSourceError
+from ..sources import VideoSource
+from ._loading import BACKEND_PACKAGES, load_backend
+from .base import DecodedFrames, VideoInfo, VideoReader, default_threads
+
+BACKENDS: tuple[str, ...] = ("pyav", "torchcodec", "decord", "opencv")
+
+#: Preference of ``backend="auto"``: exact on VFR and B-frame files, and the fastest such in our benchmark.
+AUTO_ORDER: tuple[str, ...] = ("pyav", "torchcodec")
+
+_READERS = {
+    "pyav": ("divprune_video.video.backends.pyav", "PyAVReader"),
+    "torchcodec": ("divprune_video.video.backends.torchcodec_backend", "TorchCodecReader"),
+    "decord": ("divprune_video.video.backends.decord_backend", "DecordReader"),
+    "opencv": ("divprune_video.video.backends.opencv_backend", "OpenCVReader"),
+}
+
+_KINDS = {
+    "pyav": frozenset({"path", "url", "bytes", "fileobj", "webcam"}),
+    "torchcodec": frozenset({"path", "url", "bytes", "fileobj"}),
+    "decord": frozenset({"path", "bytes", "fileobj"}),
+    "opencv": frozenset({"path", "url", "webcam"}),
+}
+
+
+@lru_cache(maxsize=None)
+def backend_problem(name: str) -> Optional[str]:
+    """None when backend ``name`` loads here; otherwise why not (with how to install it)."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or 'auto'; got {name!r}")
+    try:
+        load_backend(name)
+    except BackendUnavailableError as error:
+        return error.problem
+    return None
+
+
+def available_backends() -> list[str]:
+    """The backends whose libraries load here, in :data:`BACKENDS` order."""
+    return [name for name in BACKENDS if backend_problem(name) is None]
+
+
+def choose_backend(source: VideoSource, backend: str = "auto") -> str:
+    """The backend that will read ``source``: ``backend`` itself (checked), or the ``"auto"`` choice."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS} or 'auto'; got {backend!r}")
+        if source.kind not in _KINDS[backend]:
+            readers = [name for name in BACKENDS if source.kind in _KINDS[name]]
+            raise UnsupportedSourceError(source.name, f"the {backend} backend cannot read a {source.kind} source; "
+                                                      f"backends that can: {', '.join(readers)}")
+        problem = backend_problem(backend)
+        if problem is not None:
+            raise BackendUnavailableError(f"backend {backend!r}", problem)
+        return backend
+    order = ("opencv", "pyav") if source.kind == "webcam" else AUTO_ORDER
+    for name in order:
+        if source.kind in _KINDS[name] and backend_problem(name) is None:
+            return name
+    _, package, extra = BACKEND_PACKAGES["pyav"]
+    raise BackendUnavailableError(source.name, f"no video backend is installed: pip install "
+                                               f"'divprune-video[{extra}]' (or pip install {package})")
+
+
+def open_reader(source: VideoSource, backend: str = "auto", *, threads: Optional[int] = None,
+                timeout: Optional[float] = None) -> VideoReader:
+    """A :class:`VideoReader` over ``source`` (close it, or use it in a ``with`` block)."""
+    from .frames import ArrayReader, FolderReader
+
+    if source.kind == "frames":
+        return ArrayReader(source)
+    if source.kind == "folder":
+        return FolderReader(source, threads=threads)
+    if source.is_live:
+        raise UnsupportedSourceError(source.name, "a live source has no random access; use stream_frames()")
+    name = choose_backend(source, backend)
+    module_name, class_name = _READERS[name]
+    reader_class = getattr(importlib.import_module(module_name), class_name)
+    options = {"threads": threads}
+    if timeout is not None:
+        options["timeout"] = timeout
+    return reader_class(source, **options)
+
+
+__all__ = [
+    "AUTO_ORDER",
+    "BACKENDS",
+    "DecodedFrames",
+    "VideoInfo",
+    "VideoReader",
+    "available_backends",
+    "backend_problem",
+    "choose_backend",
+    "default_threads",
+    "open_reader",
+]

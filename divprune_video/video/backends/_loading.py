@@ -1,0 +1,32 @@
+"""Importing an optional backend library, with a message that says how to install it."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..errors import BackendUnavailableError
+
+#: backend name -> (module to import, pip package, extra that installs it)
+BACKEND_PACKAGES = {
+    "pyav": ("av", "av", "video"),
+    "decord": ("decord", "decord2", "video-all"),
+    "opencv": ("cv2", "opencv-python-headless", "video-all"),
+    "torchcodec": ("torchcodec.decoders", "torchcodec", "video-all"),
+}
+
+
+def load_backend(name: str) -> ModuleType:
+    """Import backend ``name``'s library or raise :class:`BackendUnavailableError` naming the extra. Loading
+    errors of installed libraries (torchcodec without FFmpeg's shared libraries, a wheel built for another torch)
+    are reported the same way, with the underlying error."""
+    module, package, extra = BACKEND_PACKAGES[name]
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        reason = f"not installed: pip install 'divprune-video[{extra}]' (or pip install {package})"
+        raise BackendUnavailableError(f"backend {name!r}", reason) from error
+    except (OSError, RuntimeError) as error:  # installed, but its native libraries do not load
+        hint = " (it needs FFmpeg's shared libraries, e.g. apt-get install ffmpeg)" if name == "torchcodec" else ""
+        reason = f"installed but cannot load{hint}: {type(error).__name__}: {error}"
+        raise BackendUnavailableError(f"backend {name!r}", reason) from error
