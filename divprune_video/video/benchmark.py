@@ -7,7 +7,8 @@ Every frame shows its number within the minute (see :func:`divprune_video.testin
 measurement also checks that the backend returned the right frames.
 
 Each measurement runs in a fresh process: ``load_video(path, N, backend=...)`` (open, index, seek, decode, RGB)
-is timed as the median of ``--repeats`` runs, and peak memory is the process's peak resident memory during the
+is timed as the median of ``--repeats`` runs (wall clock, and CPU time of all the process's threads, which other
+load on a shared machine does not inflate), and peak memory is the process's peak resident memory during the
 first run above its resident memory before it (Linux: VmHWM after resetting it through /proc/self/clear_refs).
 Sequential decoding is frames/s over the first ``--seq-frames`` frames including the RGB conversion. Generated
 videos stay in a temporary folder (or ``--workdir``).
@@ -47,6 +48,7 @@ class LoadRow:
     num_frames: int
     seconds: float
     first_seconds: float
+    cpu_seconds: float
     peak_mib: float
     exact: bool
     error: str = ""
@@ -129,17 +131,19 @@ def _measure_load(path: str, backend: str, num_frames: int, repeats: int, period
     warnings.simplefilter("ignore")
     _reset_peak_memory()
     baseline = _status_mib("VmRSS")
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     clip = load_video(path, num_frames, backend=backend)
-    times = [time.perf_counter() - began]
+    times, cpu_times = [time.perf_counter() - began], [time.process_time() - cpu_began]
     peak = _status_mib("VmHWM") - baseline
     for _ in range(repeats - 1):
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         load_video(path, num_frames, backend=backend)
         times.append(time.perf_counter() - began)
+        cpu_times.append(time.process_time() - cpu_began)
     codes = [read_frame_index(frame) for frame in clip.frames]
     exact = len(clip) == num_frames and codes == (clip.indices % period).tolist()
-    return {"seconds": statistics.median(times), "first_seconds": times[0], "peak_mib": peak, "exact": exact}
+    return {"seconds": statistics.median(times), "first_seconds": times[0], "cpu_seconds": statistics.median(cpu_times),
+            "peak_mib": peak, "exact": exact}
 
 
 def _measure_sequential(path: str, backend: str, frames: int) -> dict:
@@ -193,9 +197,10 @@ def run_benchmark(videos: Sequence[BenchVideo], backends: Sequence[str], frame_c
         for num_frames in frame_counts:
             for backend in backends:
                 result = _in_child(_measure_load, video.path, backend, num_frames, repeats, video.segment_frames)
-                row = LoadRow(video.minutes, backend, num_frames, result.get("seconds", float("nan")),
-                              result.get("first_seconds", float("nan")), result.get("peak_mib", float("nan")),
-                              bool(result.get("exact", False)), result.get("error", ""))
+                nan = float("nan")
+                row = LoadRow(video.minutes, backend, num_frames, result.get("seconds", nan),
+                              result.get("first_seconds", nan), result.get("cpu_seconds", nan),
+                              result.get("peak_mib", nan), bool(result.get("exact", False)), result.get("error", ""))
                 loads.append(row)
                 progress(format_load_row(row))
     for backend in backends:
@@ -207,16 +212,16 @@ def run_benchmark(videos: Sequence[BenchVideo], backends: Sequence[str], frame_c
     return loads, sequential
 
 
-LOAD_HEADER = ("| video | backend | frames | time (s, median) | first run (s) | peak memory (MiB) | right frames |\n"
-               "|---|---|---:|---:|---:|---:|---|")
+LOAD_HEADER = ("| video | backend | frames | time (s, median) | first run (s) | CPU time (s, all threads) | "
+               "peak memory (MiB) | right frames |\n|---|---|---:|---:|---:|---:|---:|---|")
 SEQUENTIAL_HEADER = "| backend | sequential decode (frames/s, 720p, RGB) |\n|---|---:|"
 
 
 def format_load_row(row: LoadRow) -> str:
     if row.error:
-        return f"| {row.video_minutes:g} min | {row.backend} | {row.num_frames} | failed: {row.error} | | | |"
+        return f"| {row.video_minutes:g} min | {row.backend} | {row.num_frames} | failed: {row.error} | | | | |"
     return (f"| {row.video_minutes:g} min | {row.backend} | {row.num_frames} | {row.seconds:.2f} | "
-            f"{row.first_seconds:.2f} | {row.peak_mib:.0f} | {'yes' if row.exact else 'NO'} |")
+            f"{row.first_seconds:.2f} | {row.cpu_seconds:.2f} | {row.peak_mib:.0f} | {'yes' if row.exact else 'NO'} |")
 
 
 def format_sequential_row(row: SequentialRow) -> str:
@@ -252,7 +257,7 @@ def _main(args: argparse.Namespace) -> int:
     frame_counts = [int(n) for n in args.frames.split(",") if n]
     width = (args.height * 16 // 9) // 2 * 2
     print(f"bench-video: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"backends {', '.join(backends)}", flush=True)
+          f"backends {', '.join(backends)}; load average {os.getloadavg()[0]:.2f}", flush=True)
     temporary: Optional[tempfile.TemporaryDirectory] = None
     if args.workdir:
         folder = Path(args.workdir)
@@ -272,7 +277,7 @@ def _main(args: argparse.Namespace) -> int:
     finally:
         if temporary is not None:
             temporary.cleanup()
-    print()
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     print(format_tables(loads, sequential))
     if args.json_path:
         with open(args.json_path, "w") as handle:

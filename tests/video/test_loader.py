@@ -152,3 +152,14 @@ def test_truncated_files_give_the_readable_frames_with_a_warning(tmp_path, video
     damaged[188 * 4:] = bytes(len(damaged) - 188 * 4)  # everything after the stream headers zeroed
     with pytest.raises(VideoError, match="bytes"):
         load_video(bytes(damaged))
+
+
+def test_clip_helpers(coded_mp4):
+    clip = load_video(coded_mp4, 4)
+    images = clip.to_pil()
+    assert len(images) == 4 and images[0].size == (128, 160)
+    subset = clip.take([3, 0])
+    assert subset.indices.tolist() == [clip.indices[3], clip.indices[0]] and codes(subset) == subset.indices.tolist()
+    assert "coded.mp4" in repr(clip)
+    with pytest.raises(ValueError, match="differ in length"):
+        VideoClip(np.zeros((2, 4, 4, 3), np.uint8), np.arange(3), np.arange(2.0), 1.0, 2.0, "x")

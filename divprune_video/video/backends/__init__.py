@@ -27,7 +27,9 @@ from .base import DecodedFrames, VideoInfo, VideoReader, default_threads
 
 BACKENDS: tuple[str, ...] = ("pyav", "torchcodec", "decord", "opencv")
 
-#: Preference of ``backend="auto"``: exact on VFR and B-frame files, and the fastest such in our benchmark.
+#: Preference of ``backend="auto"``: backends that number frames exactly on every file we tried (VFR, B-frames,
+#: long files), the fastest first (``bench-video``: PyAV beats decord and OpenCV at sparse sampling; decord was
+#: not always exact, OpenCV is exact for constant frame rate only).
 AUTO_ORDER: tuple[str, ...] = ("pyav", "torchcodec")
 
 _READERS = {

@@ -110,8 +110,7 @@ class VideoReader(ABC):
             logger.warning(message)
             warnings.warn(message, TruncatedVideoWarning, stacklevel=3)
         kept = wanted[keep]
-        frames = np.stack([decoded[int(i)] for i in kept])
-        return DecodedFrames(frames, kept, self.info.timestamps[kept].astype(np.float64))
+        return DecodedFrames(_gather(decoded, kept), kept, self.info.timestamps[kept].astype(np.float64))
 
     def close(self) -> None:
         """Release the decoder. Safe to call twice."""
@@ -124,6 +123,19 @@ class VideoReader(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source.name!r}, frames={self.info.num_frames}, fps={self.info.fps:.3f})"
+
+
+def _gather(decoded: dict[int, np.ndarray], order: np.ndarray) -> np.ndarray:
+    """(len(order), H, W, 3) array of ``decoded[i] for i in order``, emptying ``decoded`` as it goes, so that
+    peak memory stays near one copy of the frames (the output's pages are only committed as they are filled)."""
+    last_use = {int(i): position for position, i in enumerate(order)}
+    first = decoded[int(order[0])]
+    frames = np.empty((len(order), *first.shape), dtype=first.dtype)
+    for position, i in enumerate(order):
+        frames[position] = decoded[int(i)]
+        if last_use[int(i)] == position:
+            del decoded[int(i)]
+    return frames
 
 
 def rotate_to_display(image: np.ndarray, rotation: Optional[float]) -> np.ndarray:

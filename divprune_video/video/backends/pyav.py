@@ -11,6 +11,7 @@ each with its own demuxer and decoder (PyAV releases the GIL while decoding).
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import threading
@@ -40,6 +41,8 @@ logger = logging.getLogger("divprune_video.video")
 
 #: Seconds to wait for a network source to open or to deliver data before giving up.
 DEFAULT_TIMEOUT = 10.0
+# Frames converted to RGB ahead of the consumer when decoding sequentially.
+_CONVERT_AHEAD = 3
 
 
 def load_av() -> ModuleType:
@@ -110,19 +113,22 @@ def video_stream(container: Any, source: VideoSource) -> Any:
 
 def frame_to_rgb(frame: Any, width: int, height: int) -> np.ndarray:
     """(H, W, 3) uint8 RGB of a decoded frame: scaled to the coded ``width`` x ``height`` (so that frames of a
-    stream whose size changes midway still stack), then turned by its display rotation (a 90-degree rotation
-    gives a ``width`` x ``height`` image)."""
+    stream whose size changes midway still stack), then turned by its display rotation (after a 90-degree turn
+    the array is (width, height, 3))."""
     image = frame.to_ndarray(format="rgb24", width=width, height=height)
     return rotate_to_display(image, getattr(frame, "rotation", 0))
 
 
 @dataclass
 class PacketIndex:
-    """Presentation timestamps (stream time base) of every frame and of the keyframes, both ascending."""
+    """Presentation timestamps (stream time base) of every frame and of the keyframes, both ascending. For
+    streams without timestamps (raw H.264 ...) ``in_order`` is set and ``pts`` just counts the packets: frames are
+    then numbered in the order a decoder outputs them from the start."""
 
     pts: np.ndarray
     keyframe_pts: np.ndarray
     truncated: bool
+    in_order: bool = False
 
 
 def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: Optional[float] = None) -> PacketIndex:
@@ -148,8 +154,10 @@ def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: 
         truncated = True
         logger.warning("%s: stopped reading packets at damaged data: %s", source.name, error)
     if without_pts:
-        raise CorruptVideoError(source.name, f"{without_pts} packets carry no timestamp, so frames cannot be "
-                                             "numbered exactly; remux the file (e.g. to MP4) first")
+        logger.info("%s: %d packets carry no timestamp: numbering frames in decoding order (reads decode from the "
+                    "start; remux to MP4 for fast seeking)", source.name, without_pts)
+        count = without_pts + len(pts)
+        return PacketIndex(np.arange(count, dtype=np.int64), np.zeros(1, dtype=np.int64), truncated, in_order=True)
     if not pts:
         raise NoFramesError(source.name, "the video stream holds no frame")
     declared = int(stream.frames or 0)
@@ -190,6 +198,11 @@ class PyAVReader(VideoReader):
 
     def _make_info(self) -> VideoInfo:
         stream, pts = self._stream, self._index.pts
+        context = stream.codec_context
+        if self._index.in_order:
+            fps = float(stream.average_rate or stream.guessed_rate or 25)
+            timestamps = np.arange(len(pts), dtype=np.float64) / fps
+            return VideoInfo(len(pts), fps, len(pts) / fps, context.width, context.height, timestamps, context.name)
         time_base = float(stream.time_base)
         timestamps = (pts - pts[0]).astype(np.float64) * time_base
         rate = stream.average_rate or stream.guessed_rate
@@ -200,12 +213,13 @@ class PyAVReader(VideoReader):
         else:
             fps = float(rate) if rate else 1.0
             duration = 1.0 / fps
-        context = stream.codec_context
         return VideoInfo(len(pts), fps, duration, context.width, context.height, timestamps, context.name)
 
     # --- random access -------------------------------------------------------------------------------------
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:
+        if self._index.in_order:
+            return self._decode_in_order(indices)
         groups = self._group_by_keyframe(indices)
         workers = 1 if self.source.kind in ("fileobj", "url") else min(self._threads, len(groups))
         if workers <= 1:
@@ -213,12 +227,29 @@ class PyAVReader(VideoReader):
         # Contiguous runs (not interleaved), so that each worker's seeks go forwards through the file.
         bounds = np.linspace(0, len(groups), workers + 1).astype(int)
         chunks = [groups[bounds[i]:bounds[i + 1]] for i in range(workers)]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="divprune-pyav") as pool:
-            futures = [pool.submit(self._decode_chunk, chunk) for chunk in chunks]
+        cancel = threading.Event()  # set when the caller stops waiting (Ctrl-C): workers end after their group
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="divprune-pyav")
+        try:
+            futures = [pool.submit(self._decode_chunk, chunk, cancel) for chunk in chunks]
             results: dict[int, np.ndarray] = {}
             for future in futures:
                 results.update(future.result())
-        return results
+            return results
+        except BaseException:
+            cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _decode_in_order(self, indices: np.ndarray) -> dict[int, np.ndarray]:
+        """Decode from the start, counting output frames, up to the last wanted one (streams without timestamps)."""
+        wanted, found, last = {int(i) for i in indices}, {}, int(indices[-1])
+        for number, _, image in iter_container_frames(self._rewind(), self.source, self._index, self.info,
+                                                      wanted=wanted):
+            found[number] = image
+            if number >= last:
+                break
+        return found
 
     def _group_by_keyframe(self, indices: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """[(position of the keyframe in ``keyframe_pts``, frame numbers after it)], in time order."""
@@ -227,35 +258,42 @@ class PyAVReader(VideoReader):
         key_of = np.maximum(key_of, 0)
         return [(int(k), indices[key_of == k]) for k in np.unique(key_of)]
 
-    def _decode_chunk(self, groups: list[tuple[int, np.ndarray]]) -> dict[int, np.ndarray]:
+    def _decode_chunk(self, groups: list[tuple[int, np.ndarray]], cancel: threading.Event) -> dict[int, np.ndarray]:
         """One worker: its own demuxer and single-threaded decoder (the workers are the parallelism)."""
         container = open_container(self.source, timeout=self._timeout)
         try:
-            return self._decode_groups(container, groups, threaded=False)
+            return self._decode_groups(container, groups, threaded=False, cancel=cancel)
         finally:
             container.close()
 
-    def _decode_groups(self, container: Any, groups: list[tuple[int, np.ndarray]], *, threaded: bool) -> dict:
+    def _decode_groups(self, container: Any, groups: list[tuple[int, np.ndarray]], *, threaded: bool,
+                       cancel: Optional[threading.Event] = None) -> dict:
         stream = container.streams.video[0]
         if not stream.codec_context.is_open:
             stream.thread_type = "AUTO" if threaded else "NONE"
         found: dict[int, np.ndarray] = {}
         keyframes = self._index.keyframe_pts
         for key, frame_numbers in groups:
+            if cancel is not None and cancel.is_set():
+                break
             wanted = {int(self._index.pts[i]): int(i) for i in frame_numbers}
             # Some demuxers (MPEG-TS) land a GOP late, and frames just before a keyframe in decode order may need
-            # the GOP before (open GOPs): fall back to earlier keyframes, then to the start of the file.
+            # the GOP before (open GOPs): fall back to earlier keyframes, and to the start of the file when every
+            # seek overshot.
+            overshot = True
             for seek_to in [int(keyframes[k]) for k in (key, key - 1, key - 2) if k >= 0] + [None]:
-                if not wanted:
+                if not wanted or (seek_to is None and not overshot):
                     break
-                self._decode_from(container, stream, seek_to, wanted, found)
+                landed_late = self._decode_from(container, stream, seek_to, int(keyframes[key]), wanted, found)
+                overshot = overshot and landed_late
         return found
 
-    def _decode_from(self, container: Any, stream: Any, key_pts: Optional[int], wanted: dict[int, int],
-                     found: dict) -> None:
+    def _decode_from(self, container: Any, stream: Any, key_pts: Optional[int], needed_pts: int,
+                     wanted: dict[int, int], found: dict) -> bool:
         """Seek to the keyframe at ``key_pts`` (None: the start of the file) and decode until every pts in
         ``wanted`` is found (moving them from ``wanted`` into ``found``) or the decoder has passed them. Returns
-        at once, decoding nothing, when the seek landed after ``key_pts``."""
+        True at once, decoding nothing, when the seek landed after ``needed_pts`` (the keyframe the wanted frames
+        follow); False otherwise."""
         av = load_av()
         context = stream.codec_context
         width, height = self.info.width, self.info.height
@@ -267,8 +305,8 @@ class PyAVReader(VideoReader):
         context.flush_buffers()
         passed, first, count = False, True, 0
         for packet in container.demux(stream):
-            if first and key_pts is not None and packet.pts is not None and packet.pts > key_pts:
-                break  # the seek overshot: nothing decoded, try an earlier keyframe
+            if first and key_pts is not None and packet.pts is not None and packet.pts > needed_pts:
+                return True  # the seek overshot: nothing decoded, try an earlier keyframe
             first = False
             context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted else "NONREF"
             try:
@@ -287,12 +325,24 @@ class PyAVReader(VideoReader):
         context.skip_frame = "DEFAULT"
         with self._count_lock:
             self.frames_decoded += count
+        return False
 
     # --- sequential ----------------------------------------------------------------------------------------
 
     def iter_frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
         """Every frame from the start, decoded in order with FFmpeg's own threads."""
-        return iter_container_frames(self._container, self.source, self._index, self.info)
+        return iter_container_frames(self._rewind(), self.source, self._index, self.info)
+
+    def _rewind(self) -> Any:
+        """The reader's container positioned at the start (reopened when it cannot seek, e.g. raw H.264)."""
+        av = load_av()
+        try:
+            self._container.seek(0, backward=True, any_frame=False)  # a timestamp seek may land a GOP late
+            self._container.streams.video[0].codec_context.flush_buffers()
+        except av.error.FFmpegError:
+            self._container.close()
+            self._container = open_container(self.source, timeout=self._timeout)
+        return self._container
 
     def close(self) -> None:
         self._container.close()
@@ -312,17 +362,26 @@ def decode_packets(container: Any, stream: Any, source: VideoSource) -> Iterator
 
 
 def iter_container_frames(
-    container: Any, source: VideoSource, index: PacketIndex, info: VideoInfo
+    container: Any, source: VideoSource, index: PacketIndex, info: VideoInfo, *, wanted: Optional[set] = None
 ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Every frame of ``container``'s video stream from the start, as ``(frame number, seconds from the first
-    frame, (H, W, 3) uint8 RGB)``, numbered by ``index`` (frames it does not list are left out)."""
+    """Frames of ``container``'s video stream from its current position (the start), as ``(frame number, seconds from the first frame,
+    (H, W, 3) uint8 RGB)``, numbered by ``index`` (frames it does not list are left out; with ``index.in_order``,
+    by output order). ``wanted``: only these frame numbers are converted and yielded. The RGB conversion runs in
+    a helper thread while the next frames decode."""
     stream = video_stream(container, source)
     if not stream.codec_context.is_open:
         stream.thread_type = "AUTO"
-    container.seek(0, backward=True, any_frame=False)  # a timestamp seek may land a GOP late
-    stream.codec_context.flush_buffers()
-    position = {int(p): i for i, p in enumerate(index.pts)}
-    for frame in decode_packets(container, stream, source):
-        number = position.get(frame.pts)
-        if number is not None:
-            yield number, float(info.timestamps[number]), frame_to_rgb(frame, info.width, info.height)
+    position = None if index.in_order else {int(p): i for i, p in enumerate(index.pts)}
+    pending: collections.deque = collections.deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="divprune-rgb") as converter:
+        for count, frame in enumerate(decode_packets(container, stream, source)):
+            number = count if position is None else position.get(frame.pts)
+            if number is None or number >= info.num_frames or (wanted is not None and number not in wanted):
+                continue
+            pending.append((number, converter.submit(frame_to_rgb, frame, info.width, info.height)))
+            if len(pending) > _CONVERT_AHEAD:
+                number, image = pending.popleft()
+                yield number, float(info.timestamps[number]), image.result()
+        while pending:
+            number, image = pending.popleft()
+            yield number, float(info.timestamps[number]), image.result()
