@@ -243,9 +243,13 @@ def moving_shapes_video(
 # Each frame draws its own frame number as a 16-bit code of large black / white blocks (robust to lossy
 # compression), so a test can check that the frame at position t of a clip really is the source's frame indices[t].
 
-import struct as _struct  # noqa: E402  (imports of this appended section)
-from fractions import Fraction as _Fraction  # noqa: E402
-from typing import Optional as _Optional, Sequence as _Sequence  # noqa: E402
+import os  # noqa: E402  (imports of this appended section)
+import struct  # noqa: E402
+from fractions import Fraction  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional, Sequence, Union  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 #: Colours of the marker row (top row of the code): red, green, blue, black. They reveal RGB/BGR swaps and
 #: rotations.
@@ -330,7 +334,7 @@ def write_index_coded_video(
     pix_fmt: str = "yuv420p",
     crf: int = 18,
     preset: str = "veryfast",
-    timestamps: _Optional[_Sequence[float]] = None,
+    timestamps: Optional[Sequence[float]] = None,
     texture: bool = False,
     rotation: int = 0,
     faststart: bool = False,
@@ -354,7 +358,7 @@ def write_index_coded_video(
     target.parent.mkdir(parents=True, exist_ok=True)
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(target), mode="w", options=options) as container:
-        stream = container.add_stream(codec, rate=_Fraction(fps).limit_denominator(1001))
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if codec == "libx264":
             stream.options = {"crf": str(crf), "preset": preset, "x264-params":
@@ -363,12 +367,12 @@ def write_index_coded_video(
             stream.codec_context.gop_size = gop
             stream.codec_context.max_b_frames = bframes
         if timestamps is not None:
-            stream.codec_context.time_base = _Fraction(1, 1000)
+            stream.codec_context.time_base = Fraction(1, 1000)
         for index in range(num_frames):
             frame = av.VideoFrame.from_ndarray(index_coded_frame(index, height, width, texture=texture),
                                                format="rgb24")
             if timestamps is not None:
-                frame.pts, frame.time_base = int(round(timestamps[index] * 1000)), _Fraction(1, 1000)
+                frame.pts, frame.time_base = int(round(timestamps[index] * 1000)), Fraction(1, 1000)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     if rotation:
@@ -387,7 +391,7 @@ def _set_mp4_rotation(path: Path, degrees: int) -> None:
         raise ValueError(f"{path}: rotation needs an MP4 file with a version-0 track header")
     a, b, c, d = (value * 0x10000 for value in matrices[degrees])
     offset = where + 4 + 40  # type, then version/flags, times, ids, duration, layer ... up to the matrix
-    data[offset:offset + 36] = _struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    data[offset:offset + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 0x40000000)
     path.write_bytes(bytes(data))
 
 

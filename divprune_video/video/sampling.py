@@ -2,16 +2,19 @@
 
 Two uniform rules are in use for LLaVA-NeXT-Video, and they pick different frames:
 
-- ``"lmms_eval"`` (the default, and what benchmark numbers are reported with): lmms-eval's video loaders take
+- ``"lmms_eval"`` (the default, and what benchmark numbers are reported with): lmms-eval's video loaders
+  (``lmms_eval/models/model_utils/load_video.py``, read at commit 75571cfe) take
   ``n = min(num_frames, total)`` frames at ``np.linspace(0, total - 1, n)`` rounded down. The first and the last
   frame are always included; asking for more frames than the video has returns every frame once.
 - ``"llava_next_video"``: the LLaVA-NeXT-Video examples in transformers (the model card's ``read_video_pyav``
   helper) take ``np.arange(0, total, total / n)`` rounded down: ``n`` frames starting at frame 0 with stride
   ``total / n``, so the last frame is usually not included; asking for more frames than the video has repeats
-  frames.
+  frames. (transformers' video processors, e.g. ``apply_chat_template(..., num_frames=8)``, sample
+  ``i * total // n`` in integers: the same indices for every total up to 40,000 and n up to 128.)
 
 Both are computed here in the same floating-point arithmetic as those expressions, so the indices agree with the
-reference implementations exactly (tested against the expressions above).
+reference implementations exactly (tested against the expressions above). ``total`` is the number of frames
+counted from the file's packets; for MP4 that equals the header's frame count that lmms-eval reads.
 """
 
 from __future__ import annotations

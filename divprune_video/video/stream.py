@@ -31,6 +31,8 @@ logger = logging.getLogger("divprune_video.video")
 # (pts or None, media time in seconds or None, a function that returns the (H, W, 3) RGB image)
 _Item = tuple[Optional[int], Optional[float], Callable[[], np.ndarray]]
 
+#: Backends that stream_frames can read with.
+STREAM_BACKENDS = ("auto", "pyav", "opencv")
 _WAIT_SLICE = 0.1  # seconds: the longest uninterruptible wait
 _MAX_BACKOFF = 8.0
 
@@ -177,8 +179,7 @@ class FrameStream(Iterator[Frame]):
                     if self._stop.is_set():
                         return
                     failures = 0
-                    frame = state.select(pts, seconds, image, live=self.live, realtime=self.realtime,
-                                         stop=self._stop)
+                    frame = state.select(seconds, image, live=self.live, realtime=self.realtime, stop=self._stop)
                     if frame is not None and not self._put(frame):
                         return
                     resume_pts = pts if pts is not None else resume_pts
@@ -220,8 +221,6 @@ class FrameStream(Iterator[Frame]):
                                                   and isinstance(source.value, int) and _has_opencv())
         if use_opencv:
             return _opencv_items(source)
-        if self.backend not in ("auto", "pyav"):
-            raise ValueError(f"stream_frames reads with backend 'pyav' or 'opencv'; got {self.backend!r}")
         container = open_container(source, timeout=self.timeout)
         if self._live_forced is None and source.kind == "url" and not source.is_live:
             self.live = not container.duration or container.duration <= 0
@@ -238,8 +237,10 @@ class _Pacing:
         self.first_seconds: Optional[float] = None
         self.started: Optional[float] = None
 
-    def select(self, pts: Optional[int], seconds: Optional[float], image: Callable[[], np.ndarray], *,
-               live: bool, realtime: bool, stop: threading.Event) -> Optional[Frame]:
+    def select(self, seconds: Optional[float], image: Callable[[], np.ndarray], *, live: bool, realtime: bool,
+               stop: threading.Event) -> Optional[Frame]:
+        """The next decoded frame (media time ``seconds``, or None) as a :class:`Frame` when it is due, else None
+        (the RGB conversion ``image()`` only runs for frames that are kept)."""
         now = time.monotonic()
         if self.started is None:
             self.started = now
@@ -253,8 +254,10 @@ class _Pacing:
         self.count += 1
         if self.next_due is not None and stamp < self.next_due - 1e-6:
             return None
-        self.next_due = stamp + self.interval if self.next_due is None or stamp > self.next_due + self.interval \
-            else self.next_due + self.interval
+        if self.next_due is None or stamp > self.next_due + self.interval:
+            self.next_due = stamp + self.interval  # the first frame, or far behind: restart the schedule
+        else:
+            self.next_due += self.interval
         if realtime and not live:
             stop.wait(max(0.0, self.started + stamp - time.monotonic()))
         return Frame(image(), index, float(stamp))
@@ -280,9 +283,11 @@ def _has_opencv() -> bool:
 
 
 def _opencv_items(source: VideoSource) -> tuple[Iterator[_Item], Callable[[], None]]:
+    from .backends._loading import load_backend
     from .backends.opencv_backend import open_capture, to_rgb
 
     capture = open_capture(source)
+    position_msec = load_backend("opencv").CAP_PROP_POS_MSEC
 
     def items() -> Iterator[_Item]:
         while True:
@@ -291,7 +296,7 @@ def _opencv_items(source: VideoSource) -> tuple[Iterator[_Item], Callable[[], No
                 if source.kind in ("url", "webcam"):
                     raise StreamGoneError(source.name, "the capture stopped delivering frames")
                 return
-            yield None, None, (lambda image=image: to_rgb(image))
+            yield None, capture.get(position_msec) / 1000.0, (lambda image=image: to_rgb(image))
 
     return items(), capture.release
 
@@ -332,6 +337,8 @@ def stream_frames(
         raise ValueError(f"max_queue must be a positive int; got {max_queue!r}")
     if max_retries < 0 or backoff < 0 or not timeout > 0:
         raise ValueError("max_retries and backoff must be >= 0 and timeout > 0")
+    if backend not in STREAM_BACKENDS:
+        raise ValueError(f"stream_frames reads with backend {' or '.join(map(repr, STREAM_BACKENDS))}; got {backend!r}")
     resolved = resolve_source(source)
     return FrameStream(resolved, fps=fps, max_queue=max_queue, realtime=realtime, live=live, backend=backend,
                        max_retries=max_retries, backoff=backoff, timeout=timeout)

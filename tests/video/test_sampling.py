@@ -24,6 +24,13 @@ def test_llava_next_video_rule_matches_the_model_card_expression(total, count):
     np.testing.assert_array_equal(got[: len(reference)], reference)
 
 
+def test_llava_next_video_rule_matches_the_processors_integer_form():
+    for count in (8, 32, 64):
+        for total in range(count, 5000, 7):
+            np.testing.assert_array_equal(uniform_indices(total, count, "llava_next_video"),
+                                          np.arange(count) * total // count)
+
+
 def test_the_two_rules_differ_and_lmms_eval_keeps_the_last_frame():
     lmms, llava = uniform_indices(100, 8, "lmms_eval"), uniform_indices(100, 8, "llava_next_video")
     assert lmms[0] == llava[0] == 0 and lmms[-1] == 99 and llava[-1] < 99

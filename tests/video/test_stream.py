@@ -11,7 +11,7 @@ from divprune_video.testing import read_frame_index, write_index_coded_video
 from divprune_video.video import Frame, StreamGoneError, VideoError, load_video, stream_frames
 
 from ._server import LocalVideoServer
-from .conftest import CODED_FRAMES
+from .conftest import CODED_FRAMES, require_backend
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,14 @@ def test_every_frame_of_a_file_in_order(coded_ts):
     assert [f.index for f in frames] == list(range(CODED_FRAMES)) == [read_frame_index(f.image) for f in frames]
     np.testing.assert_allclose([f.timestamp for f in frames], np.arange(CODED_FRAMES) / 30.0, atol=1e-3)
     assert stream.dropped == 0 and stream.delivered == CODED_FRAMES and not stream.running
+
+
+def test_opencv_streams_a_file_too(coded_mp4):
+    require_backend("opencv")
+    with stream_frames(coded_mp4, fps=10.0, backend="opencv") as stream:
+        frames = list(stream)
+    assert [f.index for f in frames] == list(range(0, CODED_FRAMES, 3)) == [read_frame_index(f.image) for f in frames]
+    np.testing.assert_allclose([f.timestamp for f in frames], np.arange(0, CODED_FRAMES, 3) / 30.0, atol=1e-3)
 
 
 def test_rate_selection_by_timestamp(coded_mp4):
@@ -88,6 +96,8 @@ def test_bad_arguments_and_sources():
         stream_frames(np.zeros((2, 8, 8, 3), np.uint8), fps=0)
     with pytest.raises(ValueError, match="max_queue"):
         stream_frames(np.zeros((2, 8, 8, 3), np.uint8), max_queue=0)
+    with pytest.raises(ValueError, match="'pyav' or 'opencv'"):
+        stream_frames(np.zeros((2, 8, 8, 3), np.uint8), backend="decord")
     with pytest.raises(VideoError, match="/dev/video93"):
         stream_frames("/dev/video93")
     frames = np.stack([np.full((8, 8, 3), i, np.uint8) for i in range(4)])

@@ -4,7 +4,7 @@
 name           library (extra)                        reads
 =============  =====================================  ===========================================================
 ``pyav``       av (``video``), the default            paths, URLs, bytes, file objects, webcams (v4l2)
-``torchcodec`` torchcodec (``video-all``) + FFmpeg    paths, URLs, bytes, file objects
+``torchcodec`` torchcodec (pip) + system FFmpeg       paths, URLs, bytes, file objects
 ``decord``     decord2 or decord (``video-all``)      paths, bytes, file objects
 ``opencv``     opencv-python-headless (``video-all``) paths, URLs, webcams; exact for constant frame rate only
 =============  =====================================  ===========================================================

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Optional
 
 from ..errors import BackendUnavailableError
 
-#: backend name -> (module to import, pip package, extra that installs it)
-BACKEND_PACKAGES = {
+#: backend name -> (module to import, pip package, extra that installs it). torchcodec is in no extra: its wheels
+#: must match the installed torch build and need FFmpeg's shared libraries from the system.
+BACKEND_PACKAGES: dict[str, tuple[str, str, Optional[str]]] = {
     "pyav": ("av", "av", "video"),
     "decord": ("decord", "decord2", "video-all"),
     "opencv": ("cv2", "opencv-python-headless", "video-all"),
-    "torchcodec": ("torchcodec.decoders", "torchcodec", "video-all"),
+    "torchcodec": ("torchcodec.decoders", "torchcodec", None),
 }
+_FFMPEG_HINT = "it needs FFmpeg's shared libraries, e.g. apt-get install ffmpeg, and a wheel built for your torch"
 
 
 def load_backend(name: str) -> ModuleType:
@@ -24,9 +27,12 @@ def load_backend(name: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        reason = f"not installed: pip install 'divprune-video[{extra}]' (or pip install {package})"
+        if extra is None:
+            reason = f"not installed: pip install {package} ({_FFMPEG_HINT})"
+        else:
+            reason = f"not installed: pip install 'divprune-video[{extra}]' (or pip install {package})"
         raise BackendUnavailableError(f"backend {name!r}", reason) from error
     except (OSError, RuntimeError) as error:  # installed, but its native libraries do not load
-        hint = " (it needs FFmpeg's shared libraries, e.g. apt-get install ffmpeg)" if name == "torchcodec" else ""
+        hint = f" ({_FFMPEG_HINT})" if name == "torchcodec" else ""
         reason = f"installed but cannot load{hint}: {type(error).__name__}: {error}"
         raise BackendUnavailableError(f"backend {name!r}", reason) from error

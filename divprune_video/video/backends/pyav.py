@@ -364,10 +364,10 @@ def decode_packets(container: Any, stream: Any, source: VideoSource) -> Iterator
 def iter_container_frames(
     container: Any, source: VideoSource, index: PacketIndex, info: VideoInfo, *, wanted: Optional[set] = None
 ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Frames of ``container``'s video stream from its current position (the start), as ``(frame number, seconds from the first frame,
-    (H, W, 3) uint8 RGB)``, numbered by ``index`` (frames it does not list are left out; with ``index.in_order``,
-    by output order). ``wanted``: only these frame numbers are converted and yielded. The RGB conversion runs in
-    a helper thread while the next frames decode."""
+    """Frames of ``container``'s video stream from its current position (the start), as ``(frame number,
+    seconds from the first frame, (H, W, 3) uint8 RGB)``, numbered by ``index`` (frames it does not list are left
+    out; with ``index.in_order``, by output order). ``wanted``: only these frame numbers are converted and
+    yielded. The RGB conversion runs in a helper thread while the next frames decode."""
     stream = video_stream(container, source)
     if not stream.codec_context.is_open:
         stream.thread_type = "AUTO"
