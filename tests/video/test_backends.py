@@ -144,3 +144,17 @@ def test_torchcodec_loads_or_skips_cleanly(coded_mp4):
     require_backend("torchcodec")
     clip = load_video(coded_mp4, 6, backend="torchcodec")
     assert codes(clip.frames) == clip.indices.tolist()
+
+
+def test_a_torchcodec_that_cannot_load_says_why(monkeypatch):
+    from divprune_video.video.backends import _loading
+
+    def fail(name):  # what torchcodec 0.17.0 from PyPI raises next to a CPU-only torch 2.13
+        try:
+            raise OSError("libnvrtc.so.13: cannot open shared object file: No such file or directory")
+        except OSError as cause:
+            raise OSError("Could not load this library: .../libtorchcodec_core7.so") from cause
+
+    monkeypatch.setattr(_loading.importlib, "import_module", fail)
+    with pytest.raises(BackendUnavailableError, match=r"libnvrtc\.so\.13.*CUDA build of torch.*backend='pyav'"):
+        _loading.load_backend("torchcodec")

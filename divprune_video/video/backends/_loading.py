@@ -34,5 +34,20 @@ def load_backend(name: str) -> ModuleType:
         raise BackendUnavailableError(f"backend {name!r}", reason) from error
     except (OSError, RuntimeError) as error:  # installed, but its native libraries do not load
         hint = f" ({_FFMPEG_HINT})" if name == "torchcodec" else ""
-        reason = f"installed but cannot load{hint}: {type(error).__name__}: {error}"
+        reason = f"installed but cannot load{hint}: {_root_cause(error)}"
+        if name == "torchcodec" and ("cuda" in reason.lower() or "nvrtc" in reason.lower()):
+            reason += (". This torchcodec wheel is built against a CUDA build of torch (it links libtorch_cuda and "
+                       "libnvrtc), which a CPU-only torch lacks: install a torchcodec built for your torch, or use "
+                       "backend='pyav'")
         raise BackendUnavailableError(f"backend {name!r}", reason) from error
+
+
+def _root_cause(error: BaseException) -> str:
+    """``Type: message`` of ``error`` and of the errors it was raised from (torchcodec wraps the loader's error,
+    which names the missing library, in a generic one)."""
+    parts, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        parts.append(f"{type(error).__name__}: {error}")
+        error = error.__cause__ or error.__context__
+    return " <- ".join(parts)

@@ -14,7 +14,7 @@ import os
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Iterator, Optional, Sequence
+from typing import ClassVar, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -103,10 +103,10 @@ class VideoReader(ABC):
         if not keep.any():
             raise CorruptVideoError(self.source.name, f"none of the {len(unique)} requested frames could be decoded")
         if not keep.all():
-            missing = sorted({int(i) for i in wanted[~keep]})
-            message = (f"{self.source.name}: {len(missing)} of {len(unique)} requested frames could not be decoded "
-                       f"(truncated or damaged data); returning the other {int(keep.sum())}. Missing: {missing[:10]}"
-                       + (" ..." if len(missing) > 10 else ""))
+            missing = {int(i) for i in wanted[~keep]}
+            message = (f"{self.source.name}: {frame_ranges(missing)} could not be decoded (truncated or "
+                       f"damaged data: {len(missing)} of the {len(unique)} requested); returning the other "
+                       f"{int(keep.sum())}")
             logger.warning(message)
             warnings.warn(message, TruncatedVideoWarning, stacklevel=3)
         kept = wanted[keep]
@@ -123,6 +123,20 @@ class VideoReader(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source.name!r}, frames={self.info.num_frames}, fps={self.info.fps:.3f})"
+
+
+def frame_ranges(numbers: Iterable[int], limit: int = 6) -> str:
+    """``"frames 3, 40-63, 70"`` (``"frame 3"`` for one) for frame ``numbers`` (ints, any order), at most ``limit``
+    ranges and then ``", ..."``."""
+    runs: list[list[int]] = []
+    for value in sorted(int(i) for i in numbers):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
+    word = "frame" if len(runs) == 1 and runs[0][0] == runs[0][1] else "frames"
+    return f"{word} {text}" + (", ..." if len(runs) > limit else "")
 
 
 def _gather(decoded: dict[int, np.ndarray], order: np.ndarray) -> np.ndarray:

@@ -61,6 +61,10 @@ class OpenCVReader(VideoReader):
                               "opencv")
         self._position = 0  # number of the frame the next read() returns
 
+    def _number_read(self) -> int:
+        """The number of the frame just read, from its timestamp (OpenCV's own count drifts when data is lost)."""
+        return int(round(self._capture.get(self._cv2.CAP_PROP_POS_MSEC) * self.info.fps / 1000.0))
+
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:
         cv2, capture = self._cv2, self._capture
         decoded = {}
@@ -72,8 +76,14 @@ class OpenCVReader(VideoReader):
             while self._position < index and capture.grab():
                 self._position += 1
             ok, image = capture.read()
-            if not ok:
-                self._position = -_GRAB_AHEAD - 1  # unknown: seek next time
+            # Frames are checked by timestamp: after lost data (a cut or damaged file) OpenCV's seek may land
+            # early, and its count of grabbed frames no longer matches the file's numbering.
+            number = self._number_read() if ok else -1
+            while ok and number < index and index - number <= _GRAB_AHEAD:
+                ok, image = capture.read()
+                number = self._number_read() if ok else -1
+            if not ok or number != index:
+                self._position = number + 1 if ok else -_GRAB_AHEAD - 1  # unknown: seek next time
                 continue
             self._position = index + 1
             decoded[index] = to_rgb(image)

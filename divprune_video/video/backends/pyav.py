@@ -35,7 +35,7 @@ from ..errors import (
     VideoTimeoutError,
 )
 from ..sources import VideoSource
-from .base import VideoInfo, VideoReader, default_threads, rotate_to_display
+from .base import VideoInfo, VideoReader, default_threads, frame_ranges, rotate_to_display
 
 logger = logging.getLogger("divprune_video.video")
 
@@ -123,20 +123,68 @@ def frame_to_rgb(frame: Any, width: int, height: int) -> np.ndarray:
 class PacketIndex:
     """Presentation timestamps (stream time base) of every frame and of the keyframes, both ascending. For
     streams without timestamps (raw H.264 ...) ``in_order`` is set and ``pts`` just counts the packets: frames are
-    then numbered in the order a decoder outputs them from the start."""
+    then numbered in the order a decoder outputs them from the start.
+
+    ``missing``: frame numbers whose data is lost or damaged (their ``pts`` is where they would be); ``problems``:
+    what was found wrong with the data (empty for an intact file), for the warning."""
 
     pts: np.ndarray
     keyframe_pts: np.ndarray
     truncated: bool
     in_order: bool = False
+    missing: frozenset = frozenset()
+    problems: tuple = ()
+
+
+#: Holes among the last frames of a constant-rate stream are the mark of a cut file: the B-frames shown before
+#: the last reference frame came after it in the file, and were cut off.
+_TAIL_FRAMES = 8
+_TS_PACKET = 188
+
+
+def _ends_mid_packet(source: VideoSource) -> bool:
+    """Whether an MPEG-TS file or bytes end inside a 188-byte transport packet (the last two packets, counted
+    from the end, do not start with the sync byte): the data was cut."""
+    if source.kind == "path":
+        with open(source.value, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(size - 2 * _TS_PACKET, 0))
+            tail = handle.read()
+    elif source.kind == "bytes":
+        tail = bytes(source.value[-2 * _TS_PACKET:])
+    else:
+        return False
+    return len(tail) == 2 * _TS_PACKET and not (tail[0] == 0x47 and tail[_TS_PACKET] == 0x47)
+
+
+def _constant_rate_numbers(ordered: np.ndarray) -> Optional[np.ndarray]:
+    """Frame numbers ``round((pts - first) / step)`` of ascending ``ordered`` pts when the stream has a constant
+    frame rate with some frames lost (90 % of the gaps are one step, the others whole multiples of it); None for
+    variable frame rate, where a lost frame cannot be told from a long one."""
+    if len(ordered) < 3:
+        return None
+    gaps = np.diff(ordered).astype(np.float64)
+    step = float(np.median(gaps))
+    if step <= 0:
+        return None
+    ratios = gaps / step
+    regular = np.abs(ratios - 1.0) <= 0.02
+    whole = np.abs(ratios - np.round(ratios)) <= 0.02
+    if regular.mean() < 0.9 or not whole.all():
+        return None
+    return np.round((ordered - ordered[0]) / step).astype(np.int64)
 
 
 def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: Optional[float] = None) -> PacketIndex:
-    """Read every packet of ``stream`` once (no decoding). Stops at damaged data (``truncated`` is then set);
-    raises :class:`VideoTimeoutError` past ``deadline`` (``time.monotonic()`` seconds: a live stream has no end)
-    and :class:`NoFramesError` when there is no frame at all."""
+    """Read every packet of ``stream`` once (no decoding). Stops at damaged data (``truncated`` is then set) and
+    notes packets the demuxer flags as damaged; in a damaged constant-rate stream, lost frames keep their
+    numbers (as ``missing``) so that the frames after them are numbered as in the intact file. Raises
+    :class:`VideoTimeoutError` past ``deadline`` (``time.monotonic()`` seconds: a live stream has no end) and
+    :class:`NoFramesError` when there is no frame at all."""
     av = load_av()
-    pts, keyframes, without_pts, truncated = [], [], 0, False
+    pts, keyframes, damaged, without_pts, problems = [], [], set(), 0, []
+    last_pts = None
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
@@ -145,27 +193,50 @@ def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: 
                 without_pts += 1
             else:
                 pts.append(packet.pts)
+                last_pts = packet.pts
+                if packet.is_corrupt:
+                    damaged.add(packet.pts)
                 if packet.is_keyframe:
                     keyframes.append(packet.pts)
             if deadline is not None and len(pts) % 256 == 0 and time.monotonic() > deadline:
                 raise VideoTimeoutError(source.name, "reading the stream's index did not finish in time: a live "
                                                      "stream? use stream_frames() for live sources")
     except av.error.FFmpegError as error:
-        truncated = True
-        logger.warning("%s: stopped reading packets at damaged data: %s", source.name, error)
+        problems.append(f"reading stopped at damaged data ({error.strerror or error})")
     if without_pts:
         logger.info("%s: %d packets carry no timestamp: numbering frames in decoding order (reads decode from the "
                     "start; remux to MP4 for fast seeking)", source.name, without_pts)
         count = without_pts + len(pts)
-        return PacketIndex(np.arange(count, dtype=np.int64), np.zeros(1, dtype=np.int64), truncated, in_order=True)
+        return PacketIndex(np.arange(count, dtype=np.int64), np.zeros(1, dtype=np.int64), bool(problems),
+                           in_order=True, problems=tuple(problems))
     if not pts:
         raise NoFramesError(source.name, "the video stream holds no frame")
+    if "mpegts" in container.format.name and last_pts is not None and _ends_mid_packet(source):
+        damaged.add(last_pts)  # the file ends inside a transport packet: the last frame's data is cut
+        problems.append("the file ends in the middle of a frame")
+    if damaged:
+        problems.append(f"{len(damaged)} damaged packet{'s' if len(damaged) > 1 else ''}")
     declared = int(stream.frames or 0)
     if declared > len(pts):
-        truncated = True
+        problems.append(f"the header declares {declared} frames, the data holds {len(pts)}: frames "
+                        f"{len(pts)}-{declared - 1} are past the end of the readable data")
     ordered = np.unique(np.asarray(pts, dtype=np.int64))
     keys = np.unique(np.asarray(keyframes, dtype=np.int64)) if keyframes else ordered[:1]
-    return PacketIndex(ordered, keys, truncated)
+    numbers = _constant_rate_numbers(ordered)
+    missing: frozenset = frozenset(int(i) for i in np.searchsorted(ordered, sorted(damaged)))
+    if numbers is not None and numbers[-1] + 1 > len(ordered):
+        holes_at_end = np.any(np.diff(numbers[-_TAIL_FRAMES:]) > 1)
+        if problems or damaged or holes_at_end:
+            if holes_at_end and not problems:
+                problems.append("the file is cut off (frames shown before its last frame are missing)")
+            full = ordered[0] + np.round(np.arange(numbers[-1] + 1) * (ordered[-1] - ordered[0]) / numbers[-1])
+            full = full.astype(np.int64)
+            full[numbers] = ordered
+            present = set(numbers.tolist())
+            lost = {i for i in range(len(full)) if i not in present}
+            missing = frozenset(lost | {int(numbers[i]) for i in missing})
+            ordered = full
+    return PacketIndex(ordered, keys, bool(problems), missing=missing, problems=tuple(problems))
 
 
 class PyAVReader(VideoReader):
@@ -191,8 +262,10 @@ class PyAVReader(VideoReader):
             self._container.close()
             raise
         if self._index.truncated:
-            message = (f"{source.name}: the file is truncated or damaged; reading the {self.info.num_frames} "
-                       f"frames before the damage")
+            missing = self._index.missing
+            lost = f"; lost: {frame_ranges(missing)}" if missing else ""
+            message = (f"{source.name}: truncated or damaged data ({'; '.join(self._index.problems)}){lost}; "
+                       f"reading the other {self.info.num_frames - len(missing)} frames")
             logger.warning(message)
             warnings.warn(message, TruncatedVideoWarning, stacklevel=4)
 
@@ -218,6 +291,10 @@ class PyAVReader(VideoReader):
     # --- random access -------------------------------------------------------------------------------------
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:
+        if self._index.missing:
+            indices = indices[~np.isin(indices, list(self._index.missing))]
+            if len(indices) == 0:
+                return {}
         if self._index.in_order:
             return self._decode_in_order(indices)
         groups = self._group_by_keyframe(indices)
@@ -304,6 +381,7 @@ class PyAVReader(VideoReader):
             container.seek(key_pts, stream=stream, backward=True, any_frame=False)
         context.flush_buffers()
         passed, first, count = False, True, 0
+        damaged = DamageTracker(self.source)
         for packet in container.demux(stream):
             if first and key_pts is not None and packet.pts is not None and packet.pts > needed_pts:
                 return True  # the seek overshot: nothing decoded, try an earlier keyframe
@@ -312,14 +390,14 @@ class PyAVReader(VideoReader):
             try:
                 frames = context.decode(packet) if packet.size else context.decode(None)
             except av.error.FFmpegError as error:
-                logger.debug("%s: skipping a damaged packet at pts %s: %s", self.source.name, packet.pts, error)
+                damaged.failed(packet, error)
                 continue
             count += len(frames)
             for frame in frames:
-                if frame.pts in wanted:
-                    found[wanted.pop(frame.pts)] = frame_to_rgb(frame, width, height)
-                elif frame.pts is not None and frame.pts > last:
+                if frame.pts is not None and frame.pts > last:
                     passed = True
+                if damaged.intact(frame) and frame.pts in wanted:
+                    found[wanted.pop(frame.pts)] = frame_to_rgb(frame, width, height)
             if not wanted or passed:
                 break
         context.skip_frame = "DEFAULT"
@@ -348,17 +426,38 @@ class PyAVReader(VideoReader):
         self._container.close()
 
 
+class DamageTracker:
+    """Which decoded frames to trust: after a packet fails to decode, the frames that follow may be built on the
+    lost one (the decoder conceals the hole with other pictures), so none is trusted until the next keyframe."""
+
+    def __init__(self, source: VideoSource) -> None:
+        self.source = source
+        self.damaged = False
+
+    def failed(self, packet: Any, error: Exception) -> None:
+        logger.debug("%s: a damaged packet at pts %s (frames up to the next keyframe are dropped): %s",
+                     self.source.name, packet.pts, error)
+        self.damaged = True
+
+    def intact(self, frame: Any) -> bool:
+        if frame.key_frame:
+            self.damaged = False
+        return not self.damaged
+
+
 def decode_packets(container: Any, stream: Any, source: VideoSource) -> Iterator[Any]:
     """Decoded frames of ``stream`` from the container's current position. Packets that fail to decode are
-    skipped (logged); errors reading the container (a dropped connection) propagate."""
+    skipped, and so are the frames after them up to the next keyframe (:class:`DamageTracker`); errors reading
+    the container (a dropped connection) propagate."""
     av = load_av()
+    damaged = DamageTracker(source)
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
         except av.error.FFmpegError as error:
-            logger.debug("%s: skipping a damaged packet at pts %s: %s", source.name, packet.pts, error)
+            damaged.failed(packet, error)
             continue
-        yield from frames
+        yield from (frame for frame in frames if damaged.intact(frame))
 
 
 def iter_container_frames(
@@ -376,7 +475,8 @@ def iter_container_frames(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="divprune-rgb") as converter:
         for count, frame in enumerate(decode_packets(container, stream, source)):
             number = count if position is None else position.get(frame.pts)
-            if number is None or number >= info.num_frames or (wanted is not None and number not in wanted):
+            if (number is None or number >= info.num_frames or number in index.missing
+                    or (wanted is not None and number not in wanted)):
                 continue
             pending.append((number, converter.submit(frame_to_rgb, frame, info.width, info.height)))
             if len(pending) > _CONVERT_AHEAD:
