@@ -76,16 +76,17 @@ def profile(num_tokens: int, dim: int, bandwidth: float, tflops: float) -> None:
         ms = bench(lambda: _triton.cosine_first_scores(g, inv, valid, block_j, tile, warps))
         rows.append((f"first-pick scores block_j={block_j} tile={tile} warps={warps} same={same}", ms, None))
     reference = _triton.greedy_triton(g, inv, scores, [k])
-    for block, warps in ((512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8)):
+    shapes = ((256, 4), (512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8))
+    for (block, warps), speculate in [(shape, flag) for shape in shapes for flag in (False, True)]:
         if triton.cdiv(num_tokens, block) > torch.cuda.get_device_properties(0).multi_processor_count:
             continue
         try:
-            picks = _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps)
+            picks = _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps, speculate)
             same = torch.equal(picks, reference)
-            ms = bench(lambda: _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps))
+            ms = bench(lambda: _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps, speculate))
             programs = triton.cdiv(num_tokens, block)
-            rows.append((f"cooperative {programs}x{block}, {warps} warps ({1e3 * ms / k:.2f} us/step, same={same})",
-                         ms, None))
+            rows.append((f"cooperative {programs}x{block}, {warps} warps, speculate={speculate} "
+                         f"({1e3 * ms / k:.2f} us/step, same={same})", ms, None))
         except Exception as error:
             rows.append((f"cooperative {block}/{warps}: {type(error).__name__}: {error}"[:200], float("nan"), None))
     out = torch.empty(k, dtype=torch.int32, device="cuda")

@@ -75,6 +75,8 @@ class LlavaNextVideoAdapter(ModelAdapter):
         tokenizer: its tokenizer (needed for text prompts and answers; :meth:`generate_from_ids` works without).
         frame_preprocessor: frames -> pixel values; default: CLIP preprocessing at the vision tower's image size.
         chat_template: the processor's chat template (Jinja); default: the tokenizer's.
+        fused_activation: replace the vision tower's QuickGELU by the bit-identical fused kernel
+            (:mod:`.fused`; CUDA float16/bfloat16 only, the eager formula elsewhere).
     """
 
     model_types = ("llava_next_video",)
@@ -85,8 +87,13 @@ class LlavaNextVideoAdapter(ModelAdapter):
         tokenizer: Any = None,
         frame_preprocessor: Optional[FramePreprocessor] = None,
         chat_template: Optional[str] = None,
+        fused_activation: bool = True,
     ) -> None:
         self.model = model.eval()
+        if fused_activation:
+            from .fused import fuse_quick_gelu
+
+            fuse_quick_gelu(model.model.vision_tower)
         self.config = model.config
         self.video_token_id = int(self.config.video_token_id)
         self.tokenizer = tokenizer
@@ -141,9 +148,11 @@ class LlavaNextVideoAdapter(ModelAdapter):
 
     @torch.inference_mode()
     def encode_frames(self, frames: np.ndarray) -> EncodedVideo:
-        """frames: (T, H, W, 3) uint8 RGB -> the (T * rows * cols, D) visual tokens the LLM receives."""
+        """frames: (T, H, W, 3) uint8 RGB -> the (T * rows * cols, D) visual tokens the LLM receives.
+
+        The frames are preprocessed on the model's device (see :mod:`.preprocess`)."""
         start = time.perf_counter()
-        pixels = self.frame_preprocessor(frames)
+        pixels = self.frame_preprocessor(frames, device=self.device)
         features = self.video_features(pixels.unsqueeze(0))[0]
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

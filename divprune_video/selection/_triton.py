@@ -162,6 +162,7 @@ def _greedy_kernel(
 def _greedy_cooperative_kernel(
     src_ptr, inv_norm_ptr, first_ptr, out_ptr, keys_ptr, N, count,
     FROM_GRAM: tl.constexpr, BLOCK_N: tl.constexpr, NUM_PROGRAMS: tl.constexpr, PEERS: tl.constexpr,
+    SPECULATE: tl.constexpr,
 ):
     """One batch row, its columns split over NUM_PROGRAMS programs that hold their running minima in registers.
 
@@ -169,31 +170,49 @@ def _greedy_cooperative_kernel(
     -2^63, which no real key equals) and spins, with L1-bypassing loads, until all NUM_PROGRAMS keys of that step
     are there; all then agree on the same pick. The grid must fit on the GPU at once (NUM_PROGRAMS <= SMs).
     PEERS is NUM_PROGRAMS rounded up to a power of two.
+
+    SPECULATE: a step's exchange also names the runner-up (the best key of the other programs); its row is loaded
+    while the next step's reduction and exchange run, and used when the next pick is that runner-up (most steps:
+    the next pick is usually the best token the last pick did not move). The picked row's values are the same
+    either way; a miss costs one row load, as without speculation.
     """
     program = tl.program_id(0)
     cols = program * BLOCK_N + tl.arange(0, BLOCK_N)
     in_range = cols < N
     peers = tl.arange(0, PEERS)
     first = tl.load(first_ptr + cols, mask=in_range, other=float("-inf"))
-    pick = _agree(keys_ptr, 0, program, peers, tl.max(_score_keys(first, cols), axis=0), NUM_PROGRAMS)
+    pick, runner = _agree(keys_ptr, 0, program, peers, tl.max(_score_keys(first, cols), axis=0), N, NUM_PROGRAMS)
     if program == 0:
         tl.store(out_ptr, pick)
     inv_cols = _column_norms(inv_norm_ptr, cols, in_range, FROM_GRAM)
     min_dist = tl.where(first > float("-inf"), float("inf"), float("-inf"))
+    spec = pick * 0 - 1  # no row is prefetched yet
+    spec_row = tl.zeros([BLOCK_N], tl.float32)
     for step in range(1, count):
-        row = _row_distances(src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols,
-                             FROM_GRAM)
+        if SPECULATE:
+            if pick == spec:
+                row = spec_row
+            else:
+                row = _row_distances(src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols,
+                                     FROM_GRAM)
+            spec = runner
+            spec_row = _row_distances(src_ptr, spec.to(tl.int64) * N, cols, in_range, inv_norm_ptr, spec,
+                                      inv_cols, FROM_GRAM)
+        else:
+            row = _row_distances(src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols,
+                                 FROM_GRAM)
         min_dist = tl.minimum(min_dist, row)
         min_dist = tl.where(cols == pick, float("-inf"), min_dist)
         key = tl.max(_score_keys(min_dist, cols), axis=0)
-        pick = _agree(keys_ptr, step, program, peers, key, NUM_PROGRAMS)
+        pick, runner = _agree(keys_ptr, step, program, peers, key, N, NUM_PROGRAMS)
         if program == 0:
             tl.store(out_ptr + step, pick)
 
 
 @triton.jit
-def _agree(keys_ptr, step, program, peers, key, NUM_PROGRAMS: tl.constexpr):
-    """Publish this program's best key for ``step``, wait for every peer's, return the winning index.
+def _agree(keys_ptr, step, program, peers, key, N, NUM_PROGRAMS: tl.constexpr):
+    """Publish this program's best key for ``step``, wait for every peer's, return the winning index and the
+    runner-up's (the best of the other programs; clamped into 0..N-1, as it only steers a prefetch).
 
     Padding lanes read -2^63 + 1: below every real key and distinct from the not-yet-written sentinel -2^63.
     """
@@ -203,7 +222,9 @@ def _agree(keys_ptr, step, program, peers, key, NUM_PROGRAMS: tl.constexpr):
     keys = tl.load(slot + peers, mask=real, other=-(2**63) + 1, volatile=True)
     while tl.min(keys, axis=0) == -(2**63):
         keys = tl.load(slot + peers, mask=real, other=-(2**63) + 1, volatile=True)
-    return _index_of(tl.max(keys, axis=0))
+    best = tl.max(keys, axis=0)
+    second = tl.max(tl.where(keys == best, -(2**63) + 1, keys), axis=0)
+    return _index_of(best), tl.minimum(_index_of(second), N - 1)
 
 
 #: Cooperative launch shapes, tried in order: (tokens per program, warps). Measured on an H100 (notes/selection-perf.md).
@@ -270,10 +291,12 @@ def greedy_triton_cooperative(
     count: int,
     block: int = 2048,
     num_warps: int = 4,
+    speculate: bool = True,
 ) -> torch.Tensor:
     """The step loop over several cooperating programs, for one long row (B = 1).
 
     src: (1, N, N) float32 distances, or the Gram matrix with ``inv_norms`` (1, N); first_scores: (1, N).
+    ``speculate``: prefetch the runner-up's row (see the kernel); the picks are the same either way.
     Returns (1, count) int64 picks.
     """
     num_tokens = first_scores.shape[-1]
@@ -288,7 +311,7 @@ def greedy_triton_cooperative(
         src.contiguous(), inv_norms if from_gram else first_scores, first_scores.contiguous(), picks, keys,
         num_tokens, count,
         FROM_GRAM=from_gram, BLOCK_N=block, NUM_PROGRAMS=programs, PEERS=triton.next_power_of_2(programs),
-        num_warps=num_warps, enable_fp_fusion=False,
+        SPECULATE=speculate, num_warps=num_warps, enable_fp_fusion=False,
     )
     return picks
 
@@ -328,15 +351,16 @@ def select_full_triton(
     counts: list[int],
     metric: str,
     inv_norms: torch.Tensor | None = None,
+    gram_matrix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The full path on CUDA: (B, N, D) tokens -> (B, max(counts)) picks, as :mod:`.greedy` would pick them.
 
     ``valid``: (B, N) bool, or None when every token is valid. ``inv_norms`` (B, N): already computed inverse
-    norms (cosine).
+    norms (cosine). ``gram_matrix`` (B, N, N): the tokens' Gram matrix if already computed (cosine).
     """
     if metric == "cosine" and tokens.dtype != torch.float64:
         inv = (inverse_norms(tokens) if inv_norms is None else inv_norms).contiguous()
-        src = gram(tokens, tokens).contiguous()
+        src = (gram(tokens, tokens) if gram_matrix is None else gram_matrix).contiguous()
         scores = cosine_first_scores(src, inv, valid)
     else:
         inv = None
@@ -352,6 +376,8 @@ def select_full_triton(
     if shape is None or (batch > 1 and num_tokens <= MAX_REGISTER_TOKENS):
         return greedy_triton(src, inv, scores, counts)
     # Long rows: one cooperative launch per row.
+    if batch == 1:
+        return greedy_triton_cooperative(src, inv, scores, counts[0], *shape)
     picks = torch.full((batch, max(counts)), -1, dtype=torch.long, device=tokens.device)
     for row, count in enumerate(counts):
         row_inv = None if inv is None else inv[row : row + 1]

@@ -71,12 +71,14 @@ def divprune(
     _validate.check_tokens(tokens, rank=2)
     count = _validate.resolve_num_keep(tokens.shape[0], keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
+    batch = tokens.unsqueeze(0)
+    early_gram = _early_gram(batch, metric, plan)
     inv = None
     if metric == "cosine":
         inv = _checked_inverse_norms(tokens, None)
     else:
         _validate.check_finite(tokens)
-    return _select(tokens.unsqueeze(0), None, [count], metric, plan, inv)[0]
+    return _select(batch, None, [count], metric, plan, inv, early_gram)[0]
 
 
 def divprune_batch(
@@ -106,12 +108,13 @@ def divprune_batch(
     valid = _validate.check_mask(mask, tokens)
     counts = _validate.resolve_batch_num_keep(valid.sum(dim=1).tolist(), keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
+    early_gram = _early_gram(tokens, metric, plan)
     inv = None
     if metric == "cosine":
         inv = _checked_inverse_norms(tokens, valid)
     else:
         _validate.check_finite(tokens, valid)
-    picks = _select(tokens, None if mask is None else valid, counts, metric, plan, inv)
+    picks = _select(tokens, None if mask is None else valid, counts, metric, plan, inv, early_gram)
     return [row[:count] for row, count in zip(picks, counts)]
 
 
@@ -143,6 +146,20 @@ def plan_selection(
     return SelectionPlan(path=path, backend=backend, matrix_bytes=matrix_bytes, free_bytes=free)
 
 
+def _early_gram(tokens: torch.Tensor, metric: str, plan: SelectionPlan) -> Optional[torch.Tensor]:
+    """The (B, N, N) Gram matrix of the Triton cosine path, queued on the GPU *before* the input checks.
+
+    The checks end in one host synchronization; with the largest kernel already queued, the GPU computes the Gram
+    matrix while the host waits and then queues the rest, instead of idling through the checks. Values that fail
+    the checks only ever reach this matrix, which is then dropped. None on the other paths.
+    """
+    if plan.path == "full" and plan.backend == "triton" and metric == "cosine" and tokens.dtype != torch.float64:
+        from .distance import gram
+
+        return gram(tokens, tokens)
+    return None
+
+
 def _checked_inverse_norms(tokens: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
     """``1 / ||x||`` per token, and the finiteness check folded into the same pass: a token is finite with a
     non-zero norm exactly when its inverse norm is finite and positive (one reduction, one host sync). Only when
@@ -165,24 +182,25 @@ def _select(
     metric: str,
     plan: SelectionPlan,
     inv_norms: Optional[torch.Tensor] = None,
+    gram_matrix: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """tokens: (B, N, D) (checked); valid: (B, N) bool or None (all valid); inv_norms: (B, N) or (N,) for cosine
-    (computed here when None). Returns (B, max(counts)) picks, -1 padded."""
+    (computed here when None); gram_matrix: the (B, N, N) Gram matrix if already computed (Triton cosine path).
+    Returns (B, max(counts)) picks, -1 padded."""
     if metric == "cosine":
         inv_norms = (inverse_norms(tokens) if inv_norms is None else inv_norms).reshape(tokens.shape[:2])
-    mask = valid
-    if valid is None:
-        valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
     logger.debug("divprune: %s path, %s backend, B=%d N=%d k=%s", plan.path, plan.backend,
                  tokens.shape[0], tokens.shape[1], counts)
+    if plan.backend == "triton" and plan.path == "full":
+        from ._triton import select_full_triton
+
+        return select_full_triton(tokens, valid, counts, metric, inv_norms, gram_matrix)
+    if valid is None:
+        valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
     if plan.path == "chunked":
         from .chunked import select_chunked
 
         return select_chunked(tokens, valid, counts, metric)
-    if plan.backend == "triton":
-        from ._triton import select_full_triton
-
-        return select_full_triton(tokens, mask, counts, metric, inv_norms)
     dist = pairwise_distance(tokens, metric, inv_norms)
     scores = first_pick_scores(dist, valid)
     return greedy_from_distances(dist, scores, valid, counts)

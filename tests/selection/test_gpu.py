@@ -74,8 +74,9 @@ def test_half_gram_is_float32_and_exact_products():
     assert float((g.double() - exact).abs().max() / exact.abs().max()) < 5e-5
 
 
+@pytest.mark.parametrize("speculate", [True, False])
 @pytest.mark.parametrize("num_tokens,block", [(9000, 1024), (4608, 512), (3000, 2048)])
-def test_cooperative_kernel_equals_torch(num_tokens, block):
+def test_cooperative_kernel_equals_torch(num_tokens, block, speculate):
     from divprune_video.selection import _triton
     from divprune_video.selection.distance import inverse_norms
 
@@ -85,5 +86,6 @@ def test_cooperative_kernel_equals_torch(num_tokens, block):
     g = gram(batch, batch).contiguous()
     valid = torch.ones(1, num_tokens, dtype=torch.bool, device="cuda")
     k = round(0.15 * num_tokens)
-    picks = _triton.greedy_triton_cooperative(g, inv, _triton.cosine_first_scores(g, inv, valid), k, block)
+    picks = _triton.greedy_triton_cooperative(g, inv, _triton.cosine_first_scores(g, inv, valid), k, block,
+                                              speculate=speculate)
     assert torch.equal(picks[0], divprune(tokens, num_keep=k, backend="torch", path="full"))
