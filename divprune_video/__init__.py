@@ -33,6 +33,7 @@ _LAZY = {
     "VideoQAPipeline": "divprune_video.pipeline",
     "VideoQAResult": "divprune_video.pipeline",
     "StreamingVideoQA": "divprune_video.streaming",
+    "DiverseTokenMemory": "divprune_video.streaming",
 }
 
 __all__ = [

@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "divprune_video.video.benchmark",
     "divprune_video.models.benchmark",
     "divprune_video.eval.cli",
+    "divprune_video.streaming.cli",
+    "divprune_video.streaming.benchmark",
 )
 
 

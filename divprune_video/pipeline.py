@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import numbers
 import os
@@ -24,7 +25,7 @@ from typing import Any, Hashable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .models import EncodedVideo, ModelAdapter, PruningConfig, load_adapter
+from .models import EncodedVideo, ModelAdapter, PruningConfig, resolve_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -118,13 +119,7 @@ class VideoQAPipeline:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
         self.num_frames, self.keyframes, self.batch_size = int(num_frames), keyframes, int(batch_size)
-        if isinstance(model, ModelAdapter):
-            self.adapter = model
-        elif isinstance(model, (str, os.PathLike)):
-            self.adapter = load_adapter(os.fspath(model), device=device, dtype=dtype,
-                                        attn_implementation=attn_implementation)
-        else:
-            raise TypeError(f"model must be a hub id, a folder or a ModelAdapter; got {type(model).__name__}")
+        self.adapter = resolve_adapter(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
 
     def __call__(
         self, video: Union[VideoInput, Sequence[tuple[VideoInput, str]]], question: Optional[str] = None,
@@ -191,7 +186,7 @@ class VideoQAPipeline:
 
     def _encode_timed(self, video: VideoInput) -> tuple[EncodedVideo, float]:
         if isinstance(video, EncodedVideo):
-            return EncodedVideo(video.features, video.num_frames, video.grid, seconds=0.0), 0.0
+            return dataclasses.replace(video, seconds=0.0), 0.0
         frames, decode_seconds = self.load_frames(video)
         return self.adapter.encode_frames(frames), decode_seconds
 

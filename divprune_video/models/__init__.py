@@ -19,8 +19,9 @@ from .base import (
     ModelAdapter,
     PruneRecord,
     PruningConfig,
+    SparseEncodedVideo,
 )
-from .registry import adapter_class, available_adapters, load_adapter, register_adapter
+from .registry import adapter_class, available_adapters, load_adapter, register_adapter, resolve_adapter
 
 __all__ = [
     "NO_PRUNING",
@@ -30,8 +31,10 @@ __all__ = [
     "ModelAdapter",
     "PruneRecord",
     "PruningConfig",
+    "SparseEncodedVideo",
     "adapter_class",
     "available_adapters",
     "load_adapter",
     "register_adapter",
+    "resolve_adapter",
 ]

@@ -118,6 +118,29 @@ class EncodedVideo:
 
 
 @dataclass
+class SparseEncodedVideo(EncodedVideo):
+    """Visual tokens that are not whole frames: any subset of a stream's frames' tokens, each tagged with the frame
+    it came from (a streaming memory, :class:`divprune_video.StreamingVideoQA`). The LLM receives them like an
+    :class:`EncodedVideo`'s, in the order of ``features``.
+
+    Attributes:
+        features: (N, D) float tensor, in time order (frame, then grid cell within the frame).
+        num_frames: how many distinct frames the tokens come from.
+        grid: (rows, cols) of tokens per frame of the source (the tokens need not fill it).
+        frame_ids: (N,) int64, the frame each token came from (non-decreasing).
+    """
+
+    frame_ids: Optional[torch.Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.features.dim() != 2:
+            raise ValueError(f"features must have shape (N, D); got {tuple(self.features.shape)}")
+        if self.frame_ids is not None and tuple(self.frame_ids.shape) != (self.features.shape[0],):
+            raise ValueError(f"frame_ids must have shape (N,) = ({self.features.shape[0]},); got "
+                             f"{tuple(self.frame_ids.shape)}")
+
+
+@dataclass
 class PruneRecord:
     """What the model kept of one sample's visual tokens.
 

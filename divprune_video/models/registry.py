@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Optional, TypeVar, Union
 
 import torch
@@ -58,3 +59,18 @@ def load_adapter(
     return adapter_class(model_type).from_pretrained(
         model, device=device, dtype=dtype, attn_implementation=attn_implementation
     )
+
+
+def resolve_adapter(
+    model: Union[str, "os.PathLike[str]", ModelAdapter],
+    *,
+    device: Optional[str] = None,
+    dtype: Optional[torch.dtype] = None,
+    attn_implementation: Optional[str] = None,
+) -> ModelAdapter:
+    """``model`` itself when it is a loaded adapter, else :func:`load_adapter` of the hub id or folder it names."""
+    if isinstance(model, ModelAdapter):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_adapter(os.fspath(model), device=device, dtype=dtype, attn_implementation=attn_implementation)
+    raise TypeError(f"model must be a hub id, a folder or a ModelAdapter; got {type(model).__name__}")

@@ -1,0 +1,283 @@
+"""``divprune-video bench-stream``: streaming video QA on the LLaVA-NeXT-Video-7B architecture (random weights).
+
+For each token budget, a :class:`~divprune_video.StreamingVideoQA` ingests synthetic 336 x 336 frames (moving
+shapes, or noise) stamped one second apart ("1 fps sampling") as fast as it can, one frame at a time through the
+vision tower, and reports:
+
+* frames/s ingested (after the memory is full; the times 1 fps real time that is);
+* per-frame encode ms (preprocessing, vision tower, pooling, projector) and memory-update ms, median and p95,
+  and the update's share of the per-frame time;
+* answer latency from the full memory: time to first token (snapshot + prefill, ``max_new_tokens=1``) and a
+  16-token answer;
+* GPU memory allocated, sampled every ``--sample-every`` frames, and the maximum allocated, to show that memory
+  stays flat however long the stream runs (``--frames`` for the largest budget, ``--other-frames`` for the rest).
+
+The model is built from its configuration with random weights exactly as ``bench-model`` builds it (nothing is
+downloaded; the compute does not depend on the weight values), float16 on CUDA. Timings synchronize the GPU around
+each stage. ``--tiny`` runs the same on the tiny test model on the CPU in seconds (a smoke test, not a
+measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+#: Distinct synthetic frames cycled through (the cost of a frame does not depend on its content).
+FRAME_POOL = 120
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench-stream",
+        help="GPU: streaming video QA throughput, memory-update cost, answer latency, flat memory (7B, random "
+             "weights)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--budgets", default=None, help="comma-separated token budgets (default 1024,2048,4096; "
+                        "tiny: 32,64,128)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames ingested at the largest budget (default 10000; tiny 300)")
+    parser.add_argument("--other-frames", type=int, default=None,
+                        help="frames ingested at the other budgets (default 2000; tiny 100)")
+    parser.add_argument("--sample-every", type=int, default=None,
+                        help="frames between GPU memory samples (default 1000; tiny 50)")
+    parser.add_argument("--frame-kind", choices=("shapes", "noise"), default="shapes",
+                        help="synthetic frames: moving shapes (default) or uniform noise")
+    parser.add_argument("--frame-size", type=int, default=None, help="frame side in pixels (default: the "
+                        "model's input size, 336)")
+    parser.add_argument("--method", default="divprune", choices=("divprune", "uniform", "random", "none"),
+                        help="memory policy (default divprune)")
+    parser.add_argument("--update", default="auto", choices=("auto", "cached", "recompute"),
+                        help="DivPrune memory update (default auto: recompute on CUDA, cached on CPU)")
+    parser.add_argument("--answer-tokens", type=int, default=16, help="length of the timed answer (default 16)")
+    parser.add_argument("--text-tokens", type=int, default=40, help="question tokens around the video (default 40)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed answers per budget, median (default 3; "
+                        "tiny 1)")
+    parser.add_argument("--tiny", action="store_true", help="the tiny test model on the CPU (smoke test)")
+    parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny)")
+    parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class BudgetResult:
+    """One budget's measurements (milliseconds, MiB; None where not measured, e.g. memory on the CPU)."""
+
+    budget: int
+    frames: int
+    update_path: str
+    frames_per_second: float
+    encode_ms: tuple[float, float]  # median, p95
+    update_ms: tuple[float, float]
+    update_share: float
+    ttft_ms: float
+    answer_ms: float
+    answer_tokens: int
+    memory_tokens: int
+    memory_samples: list[tuple[int, float, float]] = field(default_factory=list)  # (frame, allocated, max) MiB
+
+    @property
+    def allocated_range(self) -> Optional[tuple[float, float]]:
+        if not self.memory_samples:
+            return None
+        values = [allocated for _, allocated, _ in self.memory_samples]
+        return min(values), max(values)
+
+    @property
+    def max_allocated(self) -> Optional[float]:
+        return max((peak for _, _, peak in self.memory_samples), default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    threads = torch.get_num_threads()
+    if args.tiny:
+        torch.set_num_threads(1)  # the tiny model's operations are too small to share among threads
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..models.benchmark import _build_adapter
+
+    device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("bench-stream needs a CUDA device (or --tiny for a CPU smoke test)", file=sys.stderr)
+        return 2
+    budgets = sorted(_ints(args.budgets or ("32,64,128" if args.tiny else "1024,2048,4096"), "--budgets"))
+    frames_largest = args.frames or (300 if args.tiny else 10_000)
+    frames_other = args.other_frames or (100 if args.tiny else 2_000)
+    sample_every = args.sample_every or (50 if args.tiny else 1_000)
+    repeats = args.repeats or (1 if args.tiny else 3)
+    if min(budgets) < 1 or min(frames_largest, frames_other, sample_every, repeats, args.answer_tokens) < 1:
+        print("budgets, frame counts, --sample-every, --repeats and --answer-tokens must be >= 1", file=sys.stderr)
+        return 2
+    adapter = _build_adapter(args.tiny, device, args.attn)
+    size = args.frame_size or int(adapter.config.vision_config.image_size)
+    pool = synthetic_frames(args.frame_kind, size)
+    print(_header(args, device, adapter, size), flush=True)
+    results = []
+    for budget in budgets:
+        count = frames_largest if budget == budgets[-1] else frames_other
+        results.append(measure_budget(adapter, budget, count, pool, args, sample_every, repeats))
+        logger.info("measured %s", results[-1])
+        print(f"# budget {budget}: done ({count} frames)", file=sys.stderr, flush=True)
+    print(format_table(results))
+    print(format_memory_series(results))
+    return 0
+
+
+def synthetic_frames(kind: str, size: int, count: int = FRAME_POOL) -> np.ndarray:
+    """(count, size, size, 3) uint8 frames: moving shapes (:func:`~divprune_video.testing.moving_shapes_video`)
+    or uniform noise."""
+    if kind == "noise":
+        return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+    from ..testing import moving_shapes_video
+
+    return moving_shapes_video(count, size, size, seed=0)
+
+
+def measure_budget(adapter: Any, budget: int, num_frames: int, pool: np.ndarray, args: argparse.Namespace,
+                   sample_every: int, repeats: int) -> BudgetResult:
+    """Ingest ``num_frames`` frames (cycling through ``pool``: (P, H, W, 3) uint8) at one budget, then time answers
+    from the full memory."""
+    from . import StreamingVideoQA
+
+    qa = StreamingVideoQA(adapter, token_budget=budget, sample_fps=1.0, method=args.method, update=args.update)
+    cuda = adapter.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(adapter.device)
+        torch.cuda.reset_peak_memory_stats(adapter.device)
+    encode = np.zeros(num_frames)
+    update = np.zeros(num_frames)
+    samples: list[tuple[int, float, float]] = []
+    steady_from: Optional[int] = None  # the first frame after the memory filled (and the first selection ran)
+    steady_start = time.perf_counter()
+    with torch.inference_mode():
+        for index in range(num_frames):
+            record = qa.ingest(pool[index % len(pool)], timestamp=float(index))
+            encode[index], update[index] = record.encode_seconds, record.update_seconds
+            if steady_from is None and record.memory_tokens + record.num_tokens > budget:
+                steady_from = min(index + 2, num_frames - 1)
+            if index == steady_from:
+                steady_start = time.perf_counter()
+            if cuda and (index + 1) % sample_every == 0:
+                samples.append((index + 1, torch.cuda.memory_allocated(adapter.device) / 2**20,
+                                torch.cuda.max_memory_allocated(adapter.device) / 2**20))
+    elapsed = time.perf_counter() - steady_start
+    first = steady_from if steady_from is not None and steady_from < num_frames - 1 else 0
+    steady = slice(first, num_frames)
+    frames_per_second = (num_frames - first) / elapsed if elapsed > 0 else float("nan")
+    ttft_ms, answer_ms = _answer_latency(qa, adapter, args, repeats)
+    encode_steady, update_steady = encode[steady], update[steady]
+    share = float(update_steady.sum() / max(1e-12, encode_steady.sum() + update_steady.sum()))
+    path = getattr(qa.memory, "resolved_update", "-") if args.method == "divprune" else args.method
+    return BudgetResult(
+        budget=budget, frames=num_frames, update_path=path, frames_per_second=frames_per_second,
+        encode_ms=_median_p95(encode_steady), update_ms=_median_p95(update_steady), update_share=share,
+        ttft_ms=ttft_ms, answer_ms=answer_ms, answer_tokens=args.answer_tokens, memory_tokens=qa.num_memory_tokens,
+        memory_samples=samples,
+    )
+
+
+def _answer_latency(qa: Any, adapter: Any, args: argparse.Namespace, repeats: int) -> tuple[float, float]:
+    """Median ms of (snapshot + generate 1 token) and (snapshot + generate ``--answer-tokens`` tokens), on prompt
+    ids of random text around the memory's tokens (the benchmark model has no tokenizer)."""
+    from ..models import PruningConfig
+
+    unpruned = PruningConfig(method="none")
+    num_visual = qa.num_memory_tokens
+
+    def timed(new_tokens: int) -> float:
+        if adapter.device.type == "cuda":
+            torch.cuda.synchronize(adapter.device)
+        start = time.perf_counter()
+        video, _ = qa.encoded_memory()
+        ids, mask = question_ids(num_visual, args.text_tokens, adapter.video_token_id)
+        adapter.generate_from_ids(ids, mask, [video], unpruned, max_new_tokens=new_tokens,
+                                  min_new_tokens=new_tokens, do_sample=False)
+        if adapter.device.type == "cuda":
+            torch.cuda.synchronize(adapter.device)
+        return 1e3 * (time.perf_counter() - start)
+
+    timed(1), timed(args.answer_tokens)  # warm-up at this memory size
+    ttft = statistics.median(timed(1) for _ in range(repeats))
+    answer = statistics.median(timed(args.answer_tokens) for _ in range(repeats))
+    return ttft, answer
+
+
+def question_ids(num_visual: int, num_text: int, video_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, L) prompt ids: ``num_visual`` video tokens between two halves of ``num_text`` random text ids, and the
+    (1, L) attention mask."""
+    text = torch.randint(100, 300, (num_text,), generator=torch.Generator().manual_seed(0))
+    ids = torch.cat([text[: num_text // 2], torch.full((num_visual,), video_token_id), text[num_text // 2:]])
+    return ids.unsqueeze(0), torch.ones(1, ids.numel(), dtype=torch.long)
+
+
+def _median_p95(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return float("nan"), float("nan")
+    return 1e3 * float(np.median(values)), 1e3 * float(np.percentile(values, 95))
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        return [int(value) for value in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"{option} must be comma-separated integers; got {text!r}") from None
+
+
+def _header(args: argparse.Namespace, device: torch.device, adapter: Any, size: int) -> str:
+    import transformers
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    model = "tiny test model" if args.tiny else "LLaVA-NeXT-Video-7B architecture"
+    command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    return (f"# bench-stream: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
+            f"# torch {torch.__version__}, transformers {transformers.__version__}; {args.frame_kind} frames "
+            f"{size}x{size} at 1 fps sampling, ingested one by one as fast as possible; method {args.method}\n"
+            f"# command: {command}\n")
+
+
+def format_table(results: list[BudgetResult]) -> str:
+    """A markdown table, one row per budget (per-frame times over the frames after the memory first filled)."""
+    answer = f"{results[0].answer_tokens}-token answer ms" if results else "answer ms"
+    header = ("| budget | frames | update path | frames/s | x real time at 1 fps | encode ms p50 / p95 "
+              f"| update ms p50 / p95 | update share | TTFT ms | {answer} | GPU MiB allocated (min - max) "
+              "| max allocated MiB |")
+    lines = [header, "|" + "---:|" * 12]
+    for row in results:
+        allocated = row.allocated_range
+        memory = "-" if allocated is None else f"{allocated[0]:,.0f} - {allocated[1]:,.0f}"
+        peak = "-" if row.max_allocated is None else f"{row.max_allocated:,.0f}"
+        lines.append(
+            f"| {row.budget:,} | {row.frames:,} | {row.update_path} | {row.frames_per_second:.1f} "
+            f"| {row.frames_per_second:.0f}x | {row.encode_ms[0]:.2f} / {row.encode_ms[1]:.2f} "
+            f"| {row.update_ms[0]:.2f} / {row.update_ms[1]:.2f} | {row.update_share:.1%} | {row.ttft_ms:.1f} "
+            f"| {row.answer_ms:.1f} | {memory} | {peak} |"
+        )
+    return "\n".join(lines)
+
+
+def format_memory_series(results: list[BudgetResult]) -> str:
+    """GPU memory allocated at every sample, per budget (empty on the CPU)."""
+    lines = []
+    for row in results:
+        if row.memory_samples:
+            series = ", ".join(f"{frame:,}: {allocated:,.1f}" for frame, allocated, _ in row.memory_samples)
+            lines.append(f"# budget {row.budget}: MiB allocated after frame {series}")
+    return "\n".join(lines)

@@ -1,0 +1,503 @@
+"""Token memories with a fixed budget: the visual tokens of an endless stream of frames, kept bounded.
+
+A memory takes each frame's tokens (F, D) and holds at most ``token_budget`` of all the tokens seen, in time order
+(frame by frame, grid cell within a frame). Every update chooses the new memory among the candidates
+``[memory ; new tokens]`` (the memory first, in time order), so it costs the same at frame 10 and frame 10 million:
+what it touches is bounded by the budget and F, never by the stream's length.
+
+* :class:`DiverseTokenMemory` (``"divprune"``): the new memory is exactly the set :func:`divprune_video.divprune`
+  keeps of the candidates with ``num_keep=token_budget`` (the Max-Min diverse subset), so new tokens compete with
+  the memory on equal terms and a long static scene cannot crowd out what happens later. Two ways to run it, with
+  the same picks: ``"cached"`` keeps the (B + F)^2 distance matrix of the candidates between frames and computes
+  only the F new rows and columns (O((B + F) F D)), then runs the greedy of :mod:`divprune_video.selection.greedy`
+  on it (on the CPU, where that greedy is cheap next to the distances); ``"recompute"`` calls
+  :func:`~divprune_video.divprune` on the candidates (on CUDA, where its Triton kernel rebuilds the Gram matrix in
+  well under a millisecond and runs all greedy steps in one launch: about 4 ms per frame at B = 2048, F = 144 on
+  an H100, against about 175 ms for the step-by-step PyTorch greedy of the cached path).
+* :class:`FifoTokenMemory` (``"none"``): the latest ``token_budget`` tokens.
+* :class:`UniformTokenMemory` (``"uniform"``): every s-th token of the stream, s a power of two doubled whenever
+  the memory would overflow: evenly spaced over the whole history, between B/2 and B tokens.
+* :class:`RandomTokenMemory` (``"random"``): a reservoir sample: every token seen so far is in the memory with the
+  same probability B / N (seeded).
+
+Every memory is usable without a model: ``memory.add(tokens)`` returns which candidates it kept.
+"""
+
+from __future__ import annotations
+
+import numbers
+import random
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
+import torch
+
+from ..selection import _validate
+from ..selection.api import divprune
+from ..selection.distance import (
+    check_nonzero_norms,
+    compute_dtype,
+    cosine_from_gram,
+    gram,
+    inverse_norms,
+    minkowski,
+)
+from ..selection.greedy import first_pick_scores, greedy_from_distances
+
+#: ``update`` modes of :class:`DiverseTokenMemory`.
+UPDATE_MODES = ("auto", "cached", "recompute")
+
+
+@dataclass(frozen=True)
+class MemoryUpdate:
+    """What one :meth:`TokenMemory.add` did.
+
+    Attributes:
+        frame_id: the frame number the tokens were filed under.
+        kept: (k,) int64 on the CPU, ascending: the candidates kept, as indices into ``[memory before the call ;
+            the frame's tokens]``; k = min(budget, candidates) for most methods.
+        num_candidates: memory size before the call plus the frame's tokens.
+    """
+
+    frame_id: int
+    kept: torch.Tensor
+    num_candidates: int
+
+
+@dataclass(frozen=True)
+class MemorySnapshot:
+    """A copy of a memory at one moment (consistent: taken between two updates).
+
+    Attributes:
+        tokens: (M, D) tokens in time order, on the memory's device.
+        frame_ids: (M,) int64 (CPU), the frame each token came from; non-decreasing.
+        positions: (M,) int64 (CPU), each token's index within its frame (grid cell, row-major).
+        token_indices: (M,) int64 (CPU), ascending, each token's index in the stream of all tokens seen.
+        timestamps: (M,) float64 (CPU), the time of each token's frame in seconds.
+        num_frames_seen, num_tokens_seen: what the memory was given in total.
+    """
+
+    tokens: torch.Tensor
+    frame_ids: torch.Tensor
+    positions: torch.Tensor
+    token_indices: torch.Tensor
+    timestamps: torch.Tensor
+    num_frames_seen: int
+    num_tokens_seen: int
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        """How many distinct frames the tokens come from."""
+        return int(torch.unique_consecutive(self.frame_ids).numel())
+
+
+class TokenMemory:
+    """A fixed-budget memory of a stream's visual tokens; subclasses decide which candidates stay (:meth:`_choose`).
+
+    The storage is allocated once, at the first frame, for ``token_budget + F`` tokens (reallocated only if a
+    later frame has more tokens than every earlier one), so nothing grows with the stream.
+
+    Args:
+        token_budget: the most tokens the memory ever holds, an int >= 1.
+    """
+
+    method: ClassVar[str] = ""
+
+    def __init__(self, token_budget: int) -> None:
+        if isinstance(token_budget, bool) or not isinstance(token_budget, numbers.Integral) or token_budget < 1:
+            raise ValueError(f"token_budget must be an int >= 1; got {token_budget!r}")
+        self.token_budget = int(token_budget)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (the storage is freed too)."""
+        self._size = 0
+        self._capacity = 0
+        self.num_frames_seen = 0
+        self.num_tokens_seen = 0
+        self._last_frame_id = -1
+        self._tokens: Optional[torch.Tensor] = None  # (capacity, D)
+        self._frame_ids = torch.empty(0, dtype=torch.long)  # (capacity,) and the rest: CPU metadata
+        self._positions = torch.empty(0, dtype=torch.long)
+        self._token_indices = torch.empty(0, dtype=torch.long)
+        self._timestamps = torch.empty(0, dtype=torch.float64)
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    @property
+    def num_tokens(self) -> int:
+        """M, the tokens held now (never more than ``token_budget``)."""
+        return self._size
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        """(M, D) the tokens held, in time order: a view, valid until the next :meth:`add` (see :meth:`snapshot`)."""
+        if self._tokens is None:
+            raise ValueError("the memory is empty: no frame has been added yet")
+        return self._tokens[: self._size]
+
+    @property
+    def frame_ids(self) -> torch.Tensor:
+        """(M,) int64, the frame each held token came from, in time order."""
+        return self._frame_ids[: self._size].clone()
+
+    @property
+    def timestamps(self) -> torch.Tensor:
+        """(M,) float64, the time (seconds) of each held token's frame."""
+        return self._timestamps[: self._size].clone()
+
+    @property
+    def storage_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of every buffer the memory holds (they stay fixed once the first frame is in)."""
+        shapes = {"tokens": tuple(self._tokens.shape) if self._tokens is not None else (0,),
+                  "frame_ids": tuple(self._frame_ids.shape), "token_indices": tuple(self._token_indices.shape)}
+        return shapes
+
+    def snapshot(self) -> MemorySnapshot:
+        """A copy of the memory (tokens cloned on their device, metadata on the CPU)."""
+        size = self._size
+        tokens = self.tokens.clone() if self._tokens is not None else torch.empty(0, 0)
+        return MemorySnapshot(
+            tokens=tokens, frame_ids=self._frame_ids[:size].clone(), positions=self._positions[:size].clone(),
+            token_indices=self._token_indices[:size].clone(), timestamps=self._timestamps[:size].clone(),
+            num_frames_seen=self.num_frames_seen, num_tokens_seen=self.num_tokens_seen,
+        )
+
+    # -- updating --------------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def add(self, tokens: torch.Tensor, *, frame_id: Optional[int] = None,
+            timestamp: Optional[float] = None) -> MemoryUpdate:
+        """Merge one frame's tokens into the memory.
+
+        Args:
+            tokens: (F, D) float tensor, the frame's tokens in grid order; F <= ``token_budget``; the same D, dtype
+                and device as the earlier frames'.
+            frame_id: the frame's number; default: the number of frames added before (0, 1, 2, ...). Must
+                increase from frame to frame (the memory is in time order).
+            timestamp: the frame's time in seconds; default: ``float(frame_id)``.
+
+        Returns:
+            A :class:`MemoryUpdate`; ``kept`` indexes ``[memory before the call ; tokens]``.
+
+        Raises:
+            TypeError / ValueError: naming the frame, for tokens that are not a non-empty (F, D) float tensor, that
+                hold NaN / Inf (or an all-zero token under cosine), that do not match the earlier frames, or that
+                outnumber the budget; for a frame_id that does not increase.
+        """
+        frame_id = self._check_frame_id(frame_id)
+        self._check_tokens(tokens, frame_id)
+        num_new = int(tokens.shape[0])
+        self._ensure_capacity(num_new, tokens)
+        start, end = self._size, self._size + num_new
+        self._tokens[start:end].copy_(tokens)
+        self._frame_ids[start:end] = frame_id
+        self._positions[start:end] = torch.arange(num_new)
+        self._token_indices[start:end] = torch.arange(self.num_tokens_seen, self.num_tokens_seen + num_new)
+        self._timestamps[start:end] = float(frame_id) if timestamp is None else float(timestamp)
+        self._appended(start, end)
+        kept = self._choose(start, end)
+        if kept is None:
+            kept_cpu = torch.arange(end)
+            self._size = end
+        else:
+            kept_cpu = kept.cpu()
+            self._compact(kept, kept_cpu, end)
+            self._size = int(kept_cpu.numel())
+        self.num_frames_seen += 1
+        self.num_tokens_seen += num_new
+        self._last_frame_id = frame_id
+        return MemoryUpdate(frame_id=frame_id, kept=kept_cpu, num_candidates=end)
+
+    def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+        """Which of the ``end`` candidates stay (``start`` of them the old memory): (k,) int64 ascending indices on
+        the CPU or the tokens' device, or None to keep them all."""
+        raise NotImplementedError
+
+    def _appended(self, start: int, end: int) -> None:
+        """Hook: candidates ``start:end`` were just written (DiverseTokenMemory computes their distances here)."""
+
+    def _compact(self, kept: torch.Tensor, kept_cpu: torch.Tensor, num_candidates: int) -> None:
+        """Move the kept candidates (of the first ``num_candidates`` slots) to the front, in time order."""
+        count = int(kept_cpu.numel())
+        device_kept = kept.to(self._tokens.device)
+        self._tokens[:count] = self._tokens[:num_candidates].index_select(0, device_kept)
+        for buffer in (self._frame_ids, self._positions, self._token_indices, self._timestamps):
+            buffer[:count] = buffer.index_select(0, kept_cpu)
+
+    # -- checks and storage ----------------------------------------------------------------------------------------
+
+    def _check_frame_id(self, frame_id: Optional[int]) -> int:
+        if frame_id is None:
+            return max(self.num_frames_seen, self._last_frame_id + 1)
+        if isinstance(frame_id, bool) or not isinstance(frame_id, numbers.Integral):
+            raise TypeError(f"frame_id must be an int; got {frame_id!r}")
+        if frame_id <= self._last_frame_id:
+            raise ValueError(f"frame_id must increase from frame to frame (the memory is in time order); got "
+                             f"{frame_id} after {self._last_frame_id}")
+        return int(frame_id)
+
+    def _check_tokens(self, tokens: torch.Tensor, frame_id: int) -> None:
+        try:
+            _validate.check_tokens(tokens, rank=2)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"frame {frame_id}: {error}") from None
+        if tokens.shape[0] > self.token_budget:
+            raise ValueError(f"frame {frame_id} has {tokens.shape[0]} tokens, more than token_budget="
+                             f"{self.token_budget}; the budget must hold at least one frame's tokens")
+        if self._tokens is not None:
+            reference = self._tokens
+            if tokens.shape[1] != reference.shape[1]:
+                raise ValueError(f"frame {frame_id} has tokens of dimension {tokens.shape[1]}; the memory holds "
+                                 f"dimension {reference.shape[1]}")
+            if tokens.dtype != reference.dtype or tokens.device != reference.device:
+                raise ValueError(f"frame {frame_id}'s tokens are {tokens.dtype} on {tokens.device}; the memory holds "
+                                 f"{reference.dtype} on {reference.device}")
+        self._check_values(tokens, frame_id)
+
+    def _check_values(self, tokens: torch.Tensor, frame_id: int) -> None:
+        if not bool(torch.isfinite(tokens).all()):
+            _raise_named(lambda: _validate.check_finite(tokens), frame_id)
+
+    def _ensure_capacity(self, num_new: int, tokens: torch.Tensor) -> None:
+        needed = self.token_budget + num_new
+        if needed <= self._capacity:
+            return
+        size, old = self._size, self._tokens
+        self._tokens = torch.empty(needed, tokens.shape[1], dtype=tokens.dtype, device=tokens.device)
+        if old is not None:
+            self._tokens[:size] = old[:size]
+        self._frame_ids = _grown(self._frame_ids, needed, size)
+        self._positions = _grown(self._positions, needed, size)
+        self._token_indices = _grown(self._token_indices, needed, size)
+        self._timestamps = _grown(self._timestamps, needed, size)
+        self._grow_extra(needed, size, tokens)
+        self._capacity = needed
+
+    def _grow_extra(self, capacity: int, size: int, tokens: torch.Tensor) -> None:
+        """Hook: reallocate method-specific buffers to ``capacity`` keeping the first ``size`` entries."""
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(token_budget={self.token_budget}, tokens={self._size}, "
+                f"frames_seen={self.num_frames_seen})")
+
+
+class DiverseTokenMemory(TokenMemory):
+    """The memory DivPrune keeps: after every frame, exactly the tokens
+    ``divprune(cat([memory, tokens]), num_keep=token_budget, metric=metric)`` picks (in time order), or all of them
+    while they fit.
+
+    Args:
+        token_budget: the most tokens held.
+        metric: ``"cosine"`` (default), ``"l2"`` or ``"l1"``, as in :func:`~divprune_video.divprune`.
+        update: ``"cached"`` (keep the candidates' distance matrix between frames; compute only the new rows and
+            columns), ``"recompute"`` (call :func:`~divprune_video.divprune` on the candidates, which rebuilds the
+            matrix: the fused Triton kernel on CUDA) or ``"auto"`` (recompute on CUDA, cached elsewhere). Both pick
+            the same tokens wherever the BLAS computes each inner product the same way whatever the matrix shape
+            (MKL on the CPU: tested frame by frame); on CUDA, cuBLAS chooses kernels by shape, so ``"cached"`` can
+            break ties between exact duplicates differently from ``divprune`` (seen on an H100), one more reason
+            ``"auto"`` recomputes there.
+
+    Cost per frame with M memory tokens and F new ones (C = M + F <= B + F): cached: O(C F D) for the new
+    distances, O(C^2) for the first pick's scores and the compaction, O(B C) for the greedy steps; recompute:
+    O(C^2 D) for the Gram matrix plus the same greedy. Memory: O(C D) tokens and, cached, one (B + F)^2 matrix.
+    """
+
+    method = "divprune"
+
+    def __init__(self, token_budget: int, *, metric: str = "cosine", update: str = "auto") -> None:
+        _validate.check_metric(metric)
+        if update not in UPDATE_MODES:
+            raise ValueError(f"update must be one of {UPDATE_MODES}; got {update!r}")
+        self.metric = metric
+        self.update = update
+        super().__init__(token_budget)
+
+    def reset(self) -> None:
+        super().reset()
+        self._distances: Optional[torch.Tensor] = None  # (capacity, capacity), cached mode
+        self._inverse_norms: Optional[torch.Tensor] = None  # (capacity,), cached mode under cosine
+        self._new_inverse: Optional[torch.Tensor] = None  # (F,) of the frame being added
+
+    @property
+    def resolved_update(self) -> str:
+        """``"cached"`` or ``"recompute"`` (``"auto"`` resolved for the memory's device; CPU until a frame is in)."""
+        if self.update != "auto":
+            return self.update
+        on_cuda = self._tokens is not None and self._tokens.is_cuda
+        return "recompute" if on_cuda else "cached"
+
+    @property
+    def storage_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = super().storage_shapes
+        if self._distances is not None:
+            shapes["distances"] = tuple(self._distances.shape)
+        return shapes
+
+    def _check_values(self, tokens: torch.Tensor, frame_id: int) -> None:
+        if self.metric != "cosine":
+            return super()._check_values(tokens, frame_id)
+        # One pass and one host sync: a token is finite with a non-zero norm exactly when 1 / ||x|| is finite and
+        # positive; the precise checks run only to name the problem.
+        inverse = inverse_norms(tokens)
+        self._new_inverse = inverse  # reused for the cached distances
+        if not bool((torch.isfinite(inverse) & (inverse > 0)).all()):
+            _raise_named(lambda: _validate.check_finite(tokens), frame_id)
+            _raise_named(lambda: check_nonzero_norms(inverse), frame_id)
+            raise ValueError(f"frame {frame_id}: a token's norm overflows float32; its cosine distance is undefined")
+
+    def _grow_extra(self, capacity: int, size: int, tokens: torch.Tensor) -> None:
+        if self.resolved_update != "cached":
+            return
+        dtype = compute_dtype(tokens.dtype)
+        old = self._distances
+        self._distances = torch.empty(capacity, capacity, dtype=dtype, device=tokens.device)
+        if old is not None:
+            self._distances[:size, :size] = old[:size, :size]
+        if self.metric == "cosine":
+            inverse = self._inverse_norms
+            self._inverse_norms = torch.empty(capacity, dtype=dtype, device=tokens.device)
+            if inverse is not None:
+                self._inverse_norms[:size] = inverse[:size]
+
+    def _appended(self, start: int, end: int) -> None:
+        if self.resolved_update != "cached":
+            return
+        # The new rows and columns of the candidates' distance matrix, with the formulas of
+        # selection.distance.pairwise_distance (so the matrix equals the one divprune would build).
+        candidates, new = self._tokens[:end], self._tokens[start:end]
+        distances = self._distances
+        if self.metric == "cosine":
+            inverse = self._inverse_norms
+            inverse[start:end] = self._new_inverse
+            distances[start:end, :end] = cosine_from_gram(gram(new, candidates), inverse[start:end], inverse[:end])
+            if start:
+                distances[:start, start:end] = cosine_from_gram(
+                    gram(candidates[:start], new), inverse[:start], inverse[start:end])
+        else:
+            distances[start:end, :end] = minkowski(new, candidates, self.metric)
+            if start:
+                distances[:start, start:end] = minkowski(candidates[:start], new, self.metric)
+
+    def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+        if end <= self.token_budget:
+            return None
+        if self.resolved_update == "recompute":
+            picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric)
+        else:
+            distances = self._distances[:end, :end].unsqueeze(0)
+            valid = torch.ones(1, end, dtype=torch.bool, device=distances.device)
+            scores = first_pick_scores(distances, valid)  # sets the diagonal to +inf, as divprune does
+            picks = greedy_from_distances(distances, scores, valid, [self.token_budget])[0]
+        return picks.sort().values
+
+    def _compact(self, kept: torch.Tensor, kept_cpu: torch.Tensor, num_candidates: int) -> None:
+        super()._compact(kept, kept_cpu, num_candidates)
+        if self.resolved_update != "cached":
+            return
+        count = int(kept_cpu.numel())
+        device_kept = kept.to(self._distances.device)
+        block = self._distances[:num_candidates, :num_candidates]
+        self._distances[:count, :count] = block.index_select(0, device_kept).index_select(1, device_kept)
+        if self._inverse_norms is not None:
+            self._inverse_norms[:count] = self._inverse_norms[:num_candidates].index_select(0, device_kept)
+
+
+class FifoTokenMemory(TokenMemory):
+    """The latest ``token_budget`` tokens (method ``"none"``: no selection, a sliding window)."""
+
+    method = "none"
+
+    def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+        if end <= self.token_budget:
+            return None
+        return torch.arange(end - self.token_budget, end)
+
+
+class UniformTokenMemory(TokenMemory):
+    """Tokens evenly spaced over the whole stream: every ``stride``-th token seen (by index in the stream), the
+    stride a power of two that doubles whenever more than ``token_budget`` tokens would stay. Holds between about
+    B/2 and B tokens."""
+
+    method = "uniform"
+
+    def reset(self) -> None:
+        super().reset()
+        self.stride = 1
+
+    def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+        indices = self._token_indices[:end]
+        while int((indices % self.stride == 0).sum()) > self.token_budget:
+            self.stride *= 2
+        if self.stride == 1:
+            return None
+        return torch.nonzero(indices % self.stride == 0).flatten()
+
+
+class RandomTokenMemory(TokenMemory):
+    """A uniform random sample of every token seen (reservoir sampling, seeded): after N tokens each one is held
+    with probability min(1, B / N)."""
+
+    method = "random"
+
+    def __init__(self, token_budget: int, *, seed: int = 0) -> None:
+        self.seed = seed
+        super().__init__(token_budget)
+
+    def reset(self) -> None:
+        super().reset()
+        self._rng = random.Random(self.seed)
+
+    def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+        if end <= self.token_budget:
+            return None
+        members = list(range(start))
+        seen = self.num_tokens_seen
+        for candidate in range(start, end):
+            if len(members) < self.token_budget:
+                members.append(candidate)
+            else:
+                slot = self._rng.randrange(seen + candidate - start + 1)
+                if slot < self.token_budget:
+                    members[slot] = candidate  # any fixed slot order is fine: the evicted member is uniform
+        return torch.tensor(sorted(members), dtype=torch.long)
+
+
+_MEMORIES: dict[str, type[TokenMemory]] = {
+    cls.method: cls for cls in (DiverseTokenMemory, FifoTokenMemory, UniformTokenMemory, RandomTokenMemory)
+}
+#: The ``method`` names a streaming memory accepts.
+MEMORY_METHODS = tuple(_MEMORIES)
+
+
+def token_memory(method: str, token_budget: int, *, metric: str = "cosine", update: str = "auto",
+                 seed: int = 0) -> TokenMemory:
+    """The memory for ``method`` (``"divprune"``, ``"uniform"``, ``"random"`` or ``"none"``); ``metric`` and
+    ``update`` apply to divprune, ``seed`` to random."""
+    if method not in _MEMORIES:
+        raise ValueError(f"method must be one of {', '.join(map(repr, MEMORY_METHODS))} for a streaming memory; "
+                         f"got {method!r}")
+    if method == "divprune":
+        return DiverseTokenMemory(token_budget, metric=metric, update=update)
+    if method == "random":
+        return RandomTokenMemory(token_budget, seed=seed)
+    return _MEMORIES[method](token_budget)
+
+
+def _grown(buffer: torch.Tensor, capacity: int, size: int) -> torch.Tensor:
+    grown = torch.zeros(capacity, dtype=buffer.dtype)
+    grown[:size] = buffer[:size]
+    return grown
+
+
+def _raise_named(check, frame_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Run ``check``; re-raise its ValueError with the frame named."""
+    try:
+        check()
+    except ValueError as error:
+        raise ValueError(f"frame {frame_id}: {error}") from None
+
