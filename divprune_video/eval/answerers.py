@@ -2,9 +2,9 @@
 
 The runner only knows the small :class:`Answerer` interface. :class:`ReplayAnswerer` re-scores saved outputs (a
 JSONL of ``{"video", "question", "response"}`` lines); :class:`PipelineAnswerer` runs
-:class:`~divprune_video.pipeline.VideoQAPipeline` (a hub id, a local folder, or the embedded tiny model), decoding
-each video once in the prefetch workers and encoding it once, every variant generating from the same visual
-tokens.
+:class:`~divprune_video.pipeline.VideoQAPipeline` (a hub id, a local folder, the embedded tiny model, or the
+random-weight 7B model for throughput benchmarks), decoding each video once in the prefetch workers and encoding it
+once, every variant generating from the same visual tokens.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 REPLAY_PREFIX = "replay:"
 TINY_MODEL = "tiny"
+#: For throughput benchmarks only: the LLaVA-NeXT-Video-7B architecture with random weights (see
+#: :func:`random_llava_next_video_7b`). Its answers are meaningless; its compute is the real model's.
+RANDOM_7B_MODEL = "random-7b"
 _VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
 
 
@@ -162,6 +165,62 @@ def tiny_model_path() -> Path:
     return target
 
 
+def _full_vocabulary_tokenizer(vocab_size: int) -> Any:
+    """The tiny model's tokenizer with placeholder pieces ``<w{id}>`` for every id up to ``vocab_size``: prompts
+    tokenize as before (no merge produces a placeholder), and every id a random model generates decodes to text, so
+    two runs' answers can be compared."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    base = AutoTokenizer.from_pretrained(tiny_model_path())
+    data = json.loads(base.backend_tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    vocab.update({f"<w{index}>": index for index in range(max(vocab.values()) + 1, vocab_size)})
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(data)),
+                                        bos_token=base.bos_token, eos_token=base.eos_token,
+                                        unk_token=base.unk_token, pad_token=base.pad_token)
+    tokenizer.chat_template = base.chat_template
+    return tokenizer
+
+
+def random_llava_next_video_7b(device: str, *, seed: int = 0, dtype: str = "float16",
+                               attn_implementation: Optional[str] = None) -> Any:
+    """A :class:`~divprune_video.models.llava_next_video.LlavaNextVideoAdapter` over the LLaVA-NeXT-Video-7B
+    architecture (:func:`~divprune_video.models.benchmark.llava_next_video_7b_config`) with random weights, built in
+    memory directly on ``device`` (about 14 GB in float16; nothing is written to disk or downloaded).
+
+    For benchmarks of throughput and scaling only: answers are meaningless, the compute is the real model's. The
+    weights are drawn after ``torch.manual_seed(seed)``, so every process that builds it with the same seed on the
+    same kind of device holds the same weights (the ranks of a torchrun job agree). Text goes through the embedded
+    tiny model's tokenizer (no download) grown to the 7B vocabulary (:func:`_full_vocabulary_tokenizer`): its
+    ``<video>``/``<image>`` ids replace the checkpoint's 32000/32001, the only change to the configuration;
+    vocabulary, widths and depths are the 7B model's.
+    """
+    import torch
+
+    from ..models.benchmark import llava_next_video_7b_config
+    from ..models.llava_next_video import LlavaNextVideoAdapter, default_attention
+    from .._optional import require
+
+    transformers = require("transformers", "model")
+    target = torch.device(device)
+    if target.type != "cuda":
+        raise ValueError(f"model {RANDOM_7B_MODEL!r} needs a CUDA device (about 14 GB of weights); got {device!r}")
+    config = llava_next_video_7b_config()
+    tokenizer = _full_vocabulary_tokenizer(config.text_config.vocab_size)
+    config.video_token_id = tokenizer.convert_tokens_to_ids("<video>")
+    config.image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    with torch.random.fork_rng(devices=[target]):
+        torch.manual_seed(seed)
+        with target:
+            model = transformers.LlavaNextVideoForConditionalGeneration._from_config(
+                config, dtype=getattr(torch, dtype),
+                attn_implementation=attn_implementation or default_attention(target))
+    return LlavaNextVideoAdapter(model.to(target), tokenizer)
+
+
 class PipelineAnswerer(Answerer):
     """A model run through :class:`~divprune_video.pipeline.VideoQAPipeline`, one pipeline per variant over one
     loaded adapter. Frames come from :func:`~divprune_video.video.load_video` in the prefetch workers; each sample
@@ -176,7 +235,16 @@ class PipelineAnswerer(Answerer):
 
         self.config = config
         device = f"cuda:{local_rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
-        model: Any = str(tiny_model_path()) if config.model == TINY_MODEL else config.model
+        if device != "cpu":
+            torch.cuda.set_device(device)  # kernels (Triton's included) launch on this rank's GPU
+        model: Any
+        if config.model == TINY_MODEL:
+            model = str(tiny_model_path())
+        elif config.model == RANDOM_7B_MODEL:
+            model = random_llava_next_video_7b(device, seed=config.seed, dtype=config.dtype or "float16",
+                                               attn_implementation=config.attn_implementation)
+        else:
+            model = config.model
         self.pipelines: dict["Variant", Any] = {}
         for variant in config.variants:
             pipe = VideoQAPipeline(
@@ -220,10 +288,17 @@ class PipelineAnswerer(Answerer):
         return answers
 
     def describe(self) -> dict[str, Any]:
+        import torch
+
         adapter = self.encoder.adapter
+        device = adapter.device
         return {"answerer": "pipeline", "model": self.config.model, "adapter": type(adapter).__name__,
-                "device": str(adapter.device), "dtype": self.config.dtype,
-                "attn_implementation": self.config.attn_implementation}
+                "device": str(device), "dtype": self.config.dtype, "model_dtype": str(adapter.model.dtype),
+                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+                "attn_implementation": self.config.attn_implementation,
+                "attention": getattr(adapter.model.config, "_attn_implementation", None),
+                **({"weights": f"random (seed {self.config.seed}): answers are meaningless"}
+                   if self.config.model == RANDOM_7B_MODEL else {})}
 
 
 def answerer_class(config: "RunConfig") -> type[Answerer]:
@@ -232,7 +307,8 @@ def answerer_class(config: "RunConfig") -> type[Answerer]:
 
 
 def make_answerer(config: "RunConfig", *, local_rank: int = 0) -> Answerer:
-    """The answerer ``config.model`` names: ``replay:FILE``, ``tiny``, or a hub id / local folder."""
+    """The answerer ``config.model`` names: ``replay:FILE``, ``tiny``, ``random-7b`` (benchmarks only), or a hub id /
+    local folder."""
     if answerer_class(config) is ReplayAnswerer:
         return ReplayAnswerer(config.model[len(REPLAY_PREFIX):])
     return PipelineAnswerer(config, local_rank=local_rank)

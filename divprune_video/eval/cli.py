@@ -6,6 +6,7 @@ and plot accuracy against keep ratio.
   torchrun --nproc-per-node 8 -m divprune_video bench videomme --data-root DIR --output OUT
   divprune-video bench check DATA_ROOT [--benchmark videomme]
   divprune-video bench plot OUT1 OUT2 ... -o accuracy.png
+  divprune-video bench scaling --model tiny --nproc 2 --workdir runs/scaling   (1 process vs torchrun, kill/resume)
 
 Rerunning a command resumes it: finished samples are read back from OUT and skipped.
 """
@@ -20,6 +21,16 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 BENCHMARK_NAMES = ("mvbench", "videomme", "mlvu")
+SCALING_DESCRIPTION = """\
+Write a fixture of --samples questions in the benchmark's layout, run one config (WORKDIR/run.yaml) once in a single
+process and once under torchrun --nproc-per-node N, check that the merged results are identical, report samples/s
+(answering phase and end to end) with the per-stage times, then kill one rank mid-run, rerun the command and check
+that it resumes with nothing lost or counted twice. Prints a Markdown block for BENCHMARKS.md (also in
+WORKDIR/report.md); exit code 1 when the results differ or the kill test fails. See docs/benchmarks.md.
+
+  divprune-video bench scaling --model tiny --workdir runs/scaling-tiny          # 64 samples
+  divprune-video bench scaling --model random-7b --workdir runs/scaling-7b       # 16 samples, GPUs only
+"""
 logger = logging.getLogger(__name__)
 
 
@@ -93,12 +104,13 @@ def _reporting_errors(command: Callable[[argparse.Namespace], int]) -> Callable[
 
     @functools.wraps(command)
     def wrapped(args: argparse.Namespace) -> int:
+        from .._optional import MissingDependencyError
         from .base import BenchmarkError
         from .distributed import RankFailedError
 
         try:
             return command(args)
-        except (BenchmarkError, RankFailedError, ValueError) as error:
+        except (BenchmarkError, RankFailedError, ValueError, MissingDependencyError) as error:
             print(f"divprune-video bench: error: {error}", file=sys.stderr)
             return 2
 
@@ -171,6 +183,49 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+@_reporting_errors
+def _scaling(args: argparse.Namespace) -> int:
+    from .scaling import ScalingOptions, run_scaling
+
+    workdir = args.workdir or Path("runs") / f"scaling-{Path(args.model).name or 'model'}"
+    options = ScalingOptions(
+        workdir=workdir, model=args.model, nproc=args.nproc, samples=args.samples, benchmark=args.benchmark,
+        kill_after=args.kill_after, kill_test=not args.no_kill_test, num_frames=args.num_frames, method=args.method,
+        keep_ratios=tuple(args.keep_ratios), max_new_tokens=args.max_new_tokens, dtype=args.dtype, seed=args.seed,
+        timeout=args.timeout,
+    )
+    report = run_scaling(options, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    print(report.markdown)
+    print(f"report written to {report.options.workdir / 'report.md'}", file=sys.stderr)
+    if not report.passed:
+        print("divprune-video bench scaling: FAILED: the runs disagree or the kill test failed (see the report)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nproc", type=int, help="torchrun processes (default: the visible CUDA GPUs, else 2)")
+    parser.add_argument("--model", default="tiny",
+                        help="tiny (embedded test model), random-7b (LLaVA-NeXT-Video-7B architecture, random "
+                             "weights, GPU only) or a hub id / local folder (default tiny)")
+    parser.add_argument("--samples", type=int, help="fixture questions (default 64 for tiny, 16 otherwise)")
+    parser.add_argument("--benchmark", choices=BENCHMARK_NAMES, default="mvbench",
+                        help="layout of the generated fixture (default mvbench)")
+    parser.add_argument("--workdir", type=Path, help="where data, runs and report.md go (default runs/scaling-MODEL)")
+    parser.add_argument("--kill-after", type=int, metavar="K",
+                        help="kill test: SIGKILL one rank once K records are written (default samples // 4)")
+    parser.add_argument("--no-kill-test", action="store_true", help="skip the kill-and-resume test")
+    parser.add_argument("--num-frames", type=int, default=32, help="frames per video, fixture and run (default 32)")
+    parser.add_argument("--method", default="divprune", help="pruning method (default divprune)")
+    parser.add_argument("--keep-ratio", type=float, nargs="+", dest="keep_ratios", default=[0.15], metavar="R",
+                        help="keep ratio(s); 1 = unpruned (default 0.15)")
+    parser.add_argument("--max-new-tokens", type=int, default=16, help="generation budget (default 16)")
+    parser.add_argument("--dtype", help="model dtype (default: float16 for random-7b, else the checkpoint's)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed, also of random-7b's weights (default 0)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run (default 1800)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser("bench", help="run MVBench / Video-MME / MLVU scored like lmms-eval; check; plot",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -196,3 +251,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("runs", nargs="+", type=Path, metavar="OUT", help="run folders or summary.json files")
     plot.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
     plot.set_defaults(func=_plot)
+
+    scaling = commands.add_parser(
+        "scaling", help="one config in 1 process and under torchrun: identical results, samples/s, kill + resume",
+        description=SCALING_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_scaling_arguments(scaling)
+    scaling.set_defaults(func=_scaling)

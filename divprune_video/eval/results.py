@@ -1,6 +1,6 @@
 """Results on disk: ``samples.jsonl`` (one record per finished sample, appended and flushed at once), per-rank
 shard files and their merge, ``run.json`` (the configuration a resumed run must match), ``summary.json`` and
-``summary.md``."""
+``summary.md``, and ``ranks/rank<r>.json`` (what each process is doing: its pid, device and timers)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ SUMMARY_FILE = "summary.json"
 SUMMARY_MD_FILE = "summary.md"
 RUN_FILE = "run.json"
 SHARD_PATTERN = "samples.rank*.jsonl"
+RANKS_DIR = "ranks"
 
 
 class ResultsError(BenchmarkError):
@@ -129,6 +130,31 @@ def merge_shards(output_dir: Path) -> list[dict[str, Any]]:
     for shard in output_dir.glob(SHARD_PATTERN):
         shard.unlink()
     return records
+
+
+def rank_status_path(output_dir: Path, rank: int) -> Path:
+    return Path(output_dir) / RANKS_DIR / f"rank{rank}.json"
+
+
+def write_rank_status(output_dir: Path, rank: int, status: Mapping[str, Any]) -> None:
+    """Replace ``ranks/rank<rank>.json`` atomically (a reader never sees half a file)."""
+    path = rank_status_path(output_dir, rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(status, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_rank_statuses(output_dir: Path) -> dict[int, dict[str, Any]]:
+    """rank -> the last status that rank wrote under ``output_dir`` (empty when none did)."""
+    statuses = {}
+    for path in sorted((Path(output_dir) / RANKS_DIR).glob("rank*.json")):
+        try:
+            status = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ResultsError(f"cannot read {path}: {error}") from error
+        statuses[int(status["rank"])] = status
+    return statuses
 
 
 def check_run_config(output_dir: Path, fingerprint: Mapping[str, Any], *, overwrite: bool = False) -> None:

@@ -5,13 +5,19 @@ merge the shards and write the summaries (rank 0).
 Crash safety: every finished record is flushed to disk before the next sample starts; a rerun of the same command
 reads what is there and continues. Determinism: each sample gets the seed ``config.seed + sample.index``, so a
 sharded run answers exactly as a single process does.
+
+Each process keeps ``<output>/ranks/rank<r>.json`` up to date: its pid, host and device, how long the model took to
+load, and once its shard is answered the answering phase's wall-clock start and end, its seconds per stage and
+when each sample finished (``divprune-video bench scaling`` reads them; a person can see which rank is where).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +39,7 @@ from .results import (
     collect_records,
     merge_shards,
     shard_path,
+    write_rank_status,
     write_summary,
 )
 
@@ -50,12 +57,14 @@ FRAME_SAMPLING = "uniform: numpy.linspace(0, total_frames - 1, num_frames, dtype
 @dataclass
 class RunResult:
     """What one call of :func:`run_benchmark` did: the summaries (rank 0; empty on other ranks), how many samples
-    this process answered, and its seconds per stage."""
+    this process answered, its seconds per stage, and when each of its samples was finished (seconds since it
+    started answering)."""
 
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     processed: int = 0
     skipped_done: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    finished_after: list[float] = field(default_factory=list)
 
 
 def build_record(
@@ -182,9 +191,11 @@ def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, pro
         context.on_main(lambda: [check_run_config(config.variant_dir(v), config.fingerprint(v),
                                                   overwrite=config.overwrite) for v in config.variants])
         context.barrier()
+        load_started = time.perf_counter()
         if answerer is None:
             answerer = make_answerer(config, local_rank=context.local_rank)
-        result = _answer_shard(config, context, benchmark, answerer, samples, progress)
+        load_seconds = time.perf_counter() - load_started
+        result = _answer_shard(config, context, benchmark, answerer, samples, progress, load_seconds)
         context.barrier()
         summaries = context.on_main(lambda: _finish(config, benchmark, answerer, samples, context.world_size))
         result.summaries = summaries or {}
@@ -197,13 +208,38 @@ def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, pro
 
 
 def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Benchmark, answerer: Answerer,
-                  samples: Sequence[Sample], progress: bool) -> RunResult:
+                  samples: Sequence[Sample], progress: bool, load_seconds: float = 0.0) -> RunResult:
     done = {v: _done_ids(collect_records(config.variant_dir(v)), config.retry_errors) for v in config.variants}
     mine = samples[context.rank::context.world_size]
     pending = [s for s in mine if any(s.id not in done[v] for v in config.variants)]
     result = RunResult(skipped_done=len(mine) - len(pending))
     if result.skipped_done:
         logger.info("rank %d: %d of %d samples already done", context.rank, result.skipped_done, len(mine))
+    model = answerer.describe()
+    status: dict[str, Any] = {
+        "rank": context.rank, "world_size": context.world_size, "local_rank": context.local_rank,
+        "pid": os.getpid(), "host": socket.gethostname(), "device": model.get("device"),
+        "device_name": model.get("device_name"), "state": "answering", "load_seconds": round(load_seconds, 6),
+        "assigned": len(mine), "pending": len(pending), "skipped_done": result.skipped_done,
+        "answering_started": time.time(),
+    }
+    write_rank_status(config.output, context.rank, status)
+    try:
+        _answer_pending(config, context, answerer, benchmark, pending, done, result, progress)
+    except BaseException as error:
+        write_rank_status(config.output, context.rank, {**status, "state": "failed", "processed": result.processed,
+                                                        "error": _describe_error(error)})
+        raise
+    write_rank_status(config.output, context.rank, {
+        **status, "state": "done", "answering_finished": time.time(), "processed": result.processed,
+        "stage_seconds": {stage: round(seconds, 6) for stage, seconds in result.stage_seconds.items()},
+        "finished_after": result.finished_after})
+    return result
+
+
+def _answer_pending(config: RunConfig, context: DistributedContext, answerer: Answerer, benchmark: Benchmark,
+                    pending: Sequence[Sample], done: Mapping[Variant, set[str]], result: RunResult,
+                    progress: bool) -> None:
     processor = _SampleProcessor(benchmark, answerer, config)
     writers = {}
     for variant in config.variants:
@@ -224,6 +260,7 @@ def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Ben
                     writers[variant].write(record)
                 processor.stage_seconds["write"] += time.perf_counter() - write_started
                 result.processed += 1
+                result.finished_after.append(round(time.perf_counter() - started, 6))
                 bar.update(1)
             processor.stage_seconds["waiting for prefetch"] = loader.waited_seconds
     finally:
@@ -233,7 +270,6 @@ def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Ben
     result.stage_seconds = dict(processor.stage_seconds)
     logger.info("rank %d: %d samples in %.1f s; %s", context.rank, result.processed,
                 result.stage_seconds["wall"], format_stage_seconds(result.stage_seconds))
-    return result
 
 
 def format_stage_seconds(stage_seconds: Mapping[str, float]) -> str:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -65,6 +65,24 @@ def default_attention(device: torch.device) -> str:
         except ImportError:
             pass
     return "sdpa"
+
+
+@contextlib.contextmanager
+def reproducible_attention(device: torch.device) -> Iterator[None]:
+    """Keep PyTorch's scaled-dot-product attention off its cuDNN kernels while active (CUDA only).
+
+    On an H100 (torch 2.11), cuDNN's attention made the logits of the decoding steps of two identical greedy
+    ``generate()`` calls differ (by up to 1.9 on random 7B weights, enough to change answers); with the flash,
+    memory-efficient and math kernels they are bit-identical (``scripts/check_reproducible.py``, see
+    BENCHMARKS.md). PyTorch switches the backends process-wide and restores them on exit.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+        yield
 
 
 class LlavaNextVideoAdapter(ModelAdapter):
@@ -247,7 +265,8 @@ class LlavaNextVideoAdapter(ModelAdapter):
         if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
             generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
         pruner = VisualTokenPruning(self.decoder, visual_mask, pruning) if pruning.enabled else None
-        with FirstForwardTimer(self.model) as timer, (pruner or contextlib.nullcontext()):
+        with FirstForwardTimer(self.model) as timer, (pruner or contextlib.nullcontext()), \
+                reproducible_attention(self.device):
             start = time.perf_counter()
             output = self.model.generate(
                 input_ids=input_ids, inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs
