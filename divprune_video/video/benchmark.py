@@ -1,6 +1,7 @@
 """``divprune-video bench-video``: the decoding backends side by side on generated 720p H.264 videos.
 
-Videos: a 1-minute 1280x720 30 fps H.264 file (libx264 veryfast, CRF 23, a keyframe every 2 s, 2 B-frames between
+Videos: a 1-minute 1280x720 30 fps H.264 file (libx264 veryfast, CRF 23, a keyframe every 2 s (``--gop`` frames;
+x264's own default is 250), 2 B-frames between
 references, a scrolling textured picture with grain, ~2.5 Mbit/s, like camera or web video) is encoded once; longer
 videos repeat its packets with shifted timestamps (no re-encoding), so a 10-minute file costs seconds to make.
 Every frame shows its number within the minute (see :func:`divprune_video.testing.index_coded_frame`), so each
@@ -82,22 +83,23 @@ def repeat_video(segment: Path, target: Path, times: int) -> Path:
 
 
 def make_videos(folder: Path, minutes: Sequence[int], *, width: int = 1280, height: int = 720,
-                segment_seconds: int = SEGMENT_SECONDS,
+                segment_seconds: int = SEGMENT_SECONDS, gop: int = 2 * FPS,
                 progress: Callable[[str], None] = lambda line: None) -> list[BenchVideo]:
     """The benchmark's videos in ``folder``: one per entry of ``minutes``, each that many repeats of one encoded
-    ``segment_seconds`` segment (a minute by default)."""
+    ``segment_seconds`` segment (a minute by default) with a keyframe every ``gop`` frames."""
     from ..testing import write_index_coded_video
 
-    segment = folder / f"bench_{height}p_{segment_seconds}s.mp4"
+    suffix = "" if gop == 2 * FPS else f"_gop{gop}"
+    segment = folder / f"bench_{height}p_{segment_seconds}s{suffix}.mp4"
     if not segment.exists():
         progress(f"encoding a {segment_seconds} s {width}x{height} H.264 video (libx264 veryfast) ...")
         began = time.perf_counter()
-        write_index_coded_video(segment, segment_seconds * FPS, fps=FPS, height=height, width=width, gop=2 * FPS,
+        write_index_coded_video(segment, segment_seconds * FPS, fps=FPS, height=height, width=width, gop=gop,
                                 bframes=2, crf=23, preset="veryfast", texture=True)
         progress(f"  done in {time.perf_counter() - began:.0f} s")
     videos = []
     for count in minutes:
-        path = segment if count == 1 else folder / f"bench_{height}p_{count}x{segment_seconds}s.mp4"
+        path = segment if count == 1 else folder / f"bench_{height}p_{count}x{segment_seconds}s{suffix}.mp4"
         if not path.exists():
             repeat_video(segment, path, count)
         frames = count * segment_seconds * FPS
@@ -244,6 +246,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--seq-frames", type=int, default=900, help="frames for the sequential decode rate")
     parser.add_argument("--height", type=int, default=720, help="frame height (width = 16/9 of it)")
+    parser.add_argument("--gop", type=int, default=2 * FPS,
+                        help=f"frames between keyframes (default {2 * FPS}: 2 s; x264's default is 250)")
     parser.add_argument("--workdir", default=None, help="keep the generated videos here (default: a temp dir)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
     parser.set_defaults(func=_main)
@@ -266,7 +270,9 @@ def _main(args: argparse.Namespace) -> int:
         temporary = tempfile.TemporaryDirectory(prefix="divprune-bench-video-")
         folder = Path(temporary.name)
     try:
-        videos = make_videos(folder, minutes, width=width, height=args.height,
+        if args.gop < 1:
+            raise SystemExit(f"--gop must be >= 1; got {args.gop}")
+        videos = make_videos(folder, minutes, width=width, height=args.height, gop=args.gop,
                              progress=lambda line: print(line, flush=True))
         for video in videos:
             print(f"{video.minutes:g} min: {video.num_frames} frames, {video.size_mib:.0f} MiB", flush=True)
