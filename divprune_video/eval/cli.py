@@ -117,8 +117,18 @@ def _reporting_errors(command: Callable[[argparse.Namespace], int]) -> Callable[
     return wrapped
 
 
-@_reporting_errors
 def _run(args: argparse.Namespace) -> int:
+    """``bench run`` / ``bench <name>``; a torchrun worker ends its process right after (see ``exit_worker``)."""
+    from .distributed import exit_worker, is_torchrun_worker
+
+    code = _run_benchmark_command(args)
+    if is_torchrun_worker():
+        exit_worker(code)
+    return code
+
+
+@_reporting_errors
+def _run_benchmark_command(args: argparse.Namespace) -> int:
     from .config import config_from_mapping
     from .runner import format_stage_seconds, run_benchmark
 
