@@ -119,8 +119,13 @@ class ClipFramePreprocessor:
         if size == (height, width):
             return video
         antialias = self.resample in ("bilinear", "bicubic")
-        resized = F.interpolate(video.float(), size=size, mode=self.resample, antialias=antialias,
-                                **({} if self.resample == "nearest" else {"align_corners": False}))
+        options = {} if self.resample == "nearest" else {"align_corners": False}
+        if video.device.type == "cpu":
+            # PyTorch's own uint8 kernel on the CPU (separable passes, rounded between them), as torchvision's
+            # resize, and so the transformers processor, uses for uint8 frames there.
+            return F.interpolate(video, size=size, mode=self.resample, antialias=antialias, **options)
+        # Elsewhere interpolation needs float input; torchvision does the same and rounds back to uint8.
+        resized = F.interpolate(video.float(), size=size, mode=self.resample, antialias=antialias, **options)
         return resized.round().clamp(0, 255).to(torch.uint8)
 
 

@@ -11,6 +11,8 @@ import torch
 
 from divprune_video.models.fused import FusedQuickGELU, fuse_quick_gelu, quick_gelu, quick_gelu_reference
 
+from tests.triton_support import needs_recent_interpreter
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,6 +62,7 @@ def test_fusing_the_tiny_vision_tower_changes_nothing(adapter):
 
 
 def test_kernel_under_the_triton_interpreter():
+    needs_recent_interpreter()
     pytest.importorskip("triton")
     result = subprocess.run(
         [sys.executable, "-m", "tests.models.fused_interpreter_case"], cwd=ROOT,
@@ -78,3 +81,4 @@ def test_bit_identical_to_eager_on_every_value(dtype):
     assert same_bits(fused, eager)
     big = torch.randn(3, 577, 4096 + 7, device="cuda", dtype=dtype) * 4  # odd size: the last block is partial
     assert same_bits(quick_gelu(big), quick_gelu_reference(big))
+

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.triton_support import needs_recent_interpreter
+
 pytest.importorskip("triton")
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kernels_pick_what_the_pure_path_picks_under_the_interpreter():
+    needs_recent_interpreter()
     env = dict(os.environ, TRITON_INTERPRET="1")
     result = subprocess.run(
         [sys.executable, "-m", "tests.selection.triton_interpreter_cases"],
@@ -18,3 +21,4 @@ def test_kernels_pick_what_the_pure_path_picks_under_the_interpreter():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cases passed: 8" in result.stdout
+
