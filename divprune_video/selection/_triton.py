@@ -345,6 +345,12 @@ def cosine_first_scores(
     return scores if valid is None else scores.masked_fill_(~valid, float("-inf"))
 
 
+def uses_gram(tokens: torch.Tensor, metric: str) -> bool:
+    """Whether :func:`select_full_triton` works from the Gram matrix and inverse norms (cosine below float64)
+    rather than from a distance matrix."""
+    return metric == "cosine" and tokens.dtype != torch.float64
+
+
 def select_full_triton(
     tokens: torch.Tensor,
     valid: torch.Tensor | None,
@@ -358,7 +364,7 @@ def select_full_triton(
     ``valid``: (B, N) bool, or None when every token is valid. ``inv_norms`` (B, N): already computed inverse
     norms (cosine). ``gram_matrix`` (B, N, N): the tokens' Gram matrix if already computed (cosine).
     """
-    if metric == "cosine" and tokens.dtype != torch.float64:
+    if uses_gram(tokens, metric):
         inv = (inverse_norms(tokens) if inv_norms is None else inv_norms).contiguous()
         src = (gram(tokens, tokens) if gram_matrix is None else gram_matrix).contiguous()
         scores = cosine_first_scores(src, inv, valid)

@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 
 from . import _validate
-from .distance import check_nonzero_norms, inverse_norms, pairwise_distance
+from .distance import check_nonzero_norms, gram, inverse_norms, pairwise_distance
 from .greedy import first_pick_scores, greedy_from_distances
 
 logger = logging.getLogger(__name__)
@@ -153,11 +153,11 @@ def _early_gram(tokens: torch.Tensor, metric: str, plan: SelectionPlan) -> Optio
     matrix while the host waits and then queues the rest, instead of idling through the checks. Values that fail
     the checks only ever reach this matrix, which is then dropped. None on the other paths.
     """
-    if plan.path == "full" and plan.backend == "triton" and metric == "cosine" and tokens.dtype != torch.float64:
-        from .distance import gram
+    if plan.path != "full" or plan.backend != "triton":
+        return None
+    from ._triton import uses_gram
 
-        return gram(tokens, tokens)
-    return None
+    return gram(tokens, tokens) if uses_gram(tokens, metric) else None
 
 
 def _checked_inverse_norms(tokens: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
