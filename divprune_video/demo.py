@@ -4,7 +4,8 @@ By default: a generated sample video (coloured shapes moving over a dark backgro
 when PyAV is installed, else kept in memory) and the embedded tiny LLaVA-NeXT-Video, a random-weight model built
 on the spot (no download). Its answers are gibberish: the point is the mechanics (which visual tokens reach the
 LLM) and the cost (tokens, per-stage timings, unpruned vs pruned). ``--model ID_OR_PATH`` switches to a real
-checkpoint (e.g. llava-hf/LLaVA-NeXT-Video-7B-hf) and ``--video`` to your own video.
+checkpoint of any supported family (e.g. llava-hf/LLaVA-NeXT-Video-7B-hf,
+llava-hf/llava-onevision-qwen2-7b-ov-hf) and ``--video`` to your own video.
 
 It prints the answer, how many visual tokens were kept (per frame) and the timings, and writes a PNG that lays
 the kept tokens over the sampled frames (dropped tokens dimmed).
@@ -41,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default=None, metavar="ID_OR_PATH",
-                        help="a LLaVA-NeXT-Video checkpoint (default: the embedded tiny random-weight model)")
+                        help="a checkpoint of a supported family (LLaVA-NeXT-Video, LLaVA-OneVision / LLaVA-Video; "
+                             "default: the embedded tiny random-weight LLaVA-NeXT-Video)")
     parser.add_argument("--video", default=None, help="a video file (default: a generated sample video)")
     parser.add_argument("--question", default=DEFAULT_QUESTION)
     parser.add_argument("--frames", type=int, default=32, help="frames sampled from the video (default 32)")

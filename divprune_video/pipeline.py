@@ -48,8 +48,11 @@ class VideoQAResult:
             ``select`` (the selector), ``prefill`` (the LLM's first forward pass, selection excluded), ``generate``
             (the remaining decoding steps). In a batch, select/prefill/generate are the batch's.
         question: the question asked.
-        num_frames: the frames the video was sampled to.
-        grid: (rows, cols) of visual tokens per frame.
+        num_frames: the frame groups the video was encoded in: the frames it was sampled to, divided by
+            ``frames_per_group``.
+        grid: (rows, cols) of visual tokens per frame (group).
+        frames_per_group: frames encoded together (1 for the LLaVA families, 2 for models with temporal patches):
+            ``kept_per_frame`` and ``kept_indices // tokens_per_frame`` count frame groups.
     """
 
     answer: str
@@ -60,13 +63,14 @@ class VideoQAResult:
     question: str = ""
     num_frames: int = 0
     grid: tuple[int, int] = (0, 0)
+    frames_per_group: int = 1
 
     @property
     def tokens_per_frame(self) -> int:
         return self.grid[0] * self.grid[1]
 
     def kept_per_frame(self) -> list[int]:
-        """How many tokens were kept in each frame."""
+        """How many tokens were kept in each frame (group)."""
         counts = torch.bincount(self.kept_indices // self.tokens_per_frame, minlength=self.num_frames)
         return counts.tolist()
 
@@ -162,7 +166,7 @@ class VideoQAPipeline:
                 results.append(VideoQAResult(
                     answer=text, num_visual_tokens=record.num_visual_tokens, num_kept=record.num_kept,
                     kept_indices=record.kept_indices, timings=timings, question=question,
-                    num_frames=video.num_frames, grid=video.grid,
+                    num_frames=video.num_frames, grid=video.grid, frames_per_group=video.frames_per_group,
                 ))
         return results
 

@@ -84,129 +84,46 @@ from .eval.fixtures import (  # noqa: E402
 
 # --- Tiny LLaVA-NeXT-Video and sample videos (model adapter tests, demo) ------------------------------------------
 
-import json  # noqa: E402  (imports of this appended section)
-import os  # noqa: E402
+import os  # noqa: E402  (imports of this appended section)
 from pathlib import Path  # noqa: E402
-from typing import Any, Union  # noqa: E402
+from typing import Union  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-#: Text the tiny model's tokenizer is trained on (BPE, built locally: no download).
-_TINY_CORPUS = (
-    "USER: What is happening in this video? ASSISTANT: A red ball moves to the left.",
-    "USER: Which object moves fastest? ASSISTANT: The blue square moves right, then the green circle stops.",
-    "USER: How many shapes are there? ASSISTANT: There are three shapes: a circle, a square and a triangle.",
-    "USER: Describe the video. ASSISTANT: Colored shapes slide over a dark background and bounce off the edges.",
-    "USER: What color is the largest object? ASSISTANT: It is yellow; the small one is white.",
-    "USER: When does the ball stop? ASSISTANT: Near the end, after it hits the wall.",
-    "The camera is still. A person walks in, picks up a cup and leaves the room.",
-    "Answer with the option's letter from the given choices directly. (A) (B) (C) (D)",
-)
-_TINY_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<video>", "<image>")
-#: The chat template of the llava-hf LLaVA-NeXT-Video checkpoints ("USER: <video>\n... ASSISTANT:").
-LLAVA_NEXT_VIDEO_CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': ' }}"
-    "{% endif %}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
-    "{{ '<image>\n' }}{% endfor %}{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
-    "{{ '<video>\n' }}{% endfor %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{{ content['text'] + ' ' }}{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
-#: Frame side of the tiny model: 56 px in 7 px patches = 8 x 8, pooled 2 x 2 -> 16 visual tokens per frame.
-TINY_IMAGE_SIZE = 56
-_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+from .models.llava_next_video.presets import CHAT_TEMPLATE as LLAVA_NEXT_VIDEO_CHAT_TEMPLATE  # noqa: E402
+from .models.llava_next_video.presets import TINY_IMAGE_SIZE  # noqa: E402
+from .models.llava_next_video.presets import tiny_config as tiny_llava_next_video_config  # noqa: E402
+from .models.tiny import INPUT_SENSITIVE_SCALE, redraw_weights  # noqa: E402
 
 
-def tiny_llava_next_video_config(
-    vocab_size: int = 335, *, video_token_id: int = 4, image_token_id: int = 5, pad_token_id: int = 3
-) -> Any:
-    """A LLaVA-NeXT-Video config small enough for CPU tests: CLIP vision tower (2 layers, width 32, 56 px frames
-    in 7 px patches), Llama text model (4 layers, width 64, 4 heads sharing 2 key/value heads), 2 x 2 average
-    pooling: 16 visual tokens per frame. Text weights are initialised with std 0.1 so that the random model's
-    next-token choices are not near-ties."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextVideoConfig
+def save_tiny_model(
+    path: Union[str, os.PathLike],
+    model_type: str,
+    *,
+    seed: int = 0,
+    weight_scale: Optional[float] = INPUT_SENSITIVE_SCALE,
+) -> Path:
+    """Write a tiny random checkpoint of the family serving ``model_type`` to folder ``path`` and return it.
 
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=TINY_IMAGE_SIZE, patch_size=7, projection_dim=32)
-    text = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                       rms_norm_eps=1e-5, initializer_range=0.1, pad_token_id=pad_token_id, bos_token_id=1,
-                       eos_token_id=2)
-    side = TINY_IMAGE_SIZE
-    return LlavaNextVideoConfig(
-        vision_config=vision.to_dict(), text_config=text.to_dict(), video_token_index=video_token_id,
-        image_token_index=image_token_id, spatial_pool_out_channels=32, image_seq_length=64, video_seq_length=16,
-        image_grid_pinpoints=[[side, 2 * side], [2 * side, side], [2 * side, 2 * side]],
-    )
+    ``model_type``: ``"llava_next_video"``, ``"llava_onevision"`` or any registered family's
+    (:func:`divprune_video.models.available_families`). The folder holds a real checkpoint's files (config,
+    weights, generation config, tokenizer trained locally with the chat template, processor configs), so
+    ``AutoProcessor`` and ``AutoModelForImageTextToText`` load it like the real one. Nothing is downloaded.
 
-
-def _tiny_tokenizer() -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=384, special_tokens=list(_TINY_SPECIAL_TOKENS), show_progress=False,
-                                  initial_alphabet=["\n"])
-    backend.train_from_iterator(_TINY_CORPUS, trainer)
-    bos_id = backend.token_to_id("<s>")
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
-                                                           special_tokens=[("<s>", bos_id)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
-                                        unk_token="<unk>", pad_token="<pad>")
-    tokenizer.chat_template = LLAVA_NEXT_VIDEO_CHAT_TEMPLATE
-    return tokenizer
-
-
-def save_tiny_llava_next_video(path: Union[str, os.PathLike], *, seed: int = 0) -> Path:
-    """Write a tiny random-initialised LLaVA-NeXT-Video checkpoint to folder ``path`` and return it.
-
-    The folder holds what a real checkpoint holds: ``config.json``, ``model.safetensors``,
-    ``generation_config.json``, a tokenizer (``tokenizer.json``, trained locally, with the chat template), the
-    video and image processor configs and the processor config with the chat template, so it loads through the same
-    ``from_pretrained`` calls as ``llava-hf/LLaVA-NeXT-Video-7B-hf`` (see :func:`tiny_llava_next_video_config`
-    for the sizes). Nothing is downloaded. The weights are random: answers are gibberish.
+    ``weight_scale``: the weights are drawn again with standard deviation ``weight_scale / sqrt(fan_in)``
+    (:func:`~divprune_video.models.tiny.redraw_weights`), so answers depend on every pixel, token and position;
+    None keeps transformers' initialisation (whose answers barely depend on the input).
     """
-    from transformers import LlavaNextVideoForConditionalGeneration
+    from .models import model_family
 
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = _tiny_tokenizer()
-    config = tiny_llava_next_video_config(
-        len(tokenizer), video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlavaNextVideoForConditionalGeneration(config)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    side = TINY_IMAGE_SIZE
-    frame_settings = {
-        "processor_class": "LlavaNextVideoProcessor", "do_resize": True, "size": {"shortest_edge": side},
-        "resample": 3, "do_center_crop": True, "crop_size": {"height": side, "width": side}, "do_rescale": True,
-        "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD,
-        "do_convert_rgb": True,
-    }
-    files = {
-        "video_preprocessor_config.json": {
-            **frame_settings, "video_processor_type": "LlavaNextVideoVideoProcessor", "do_sample_frames": False,
-        },
-        "preprocessor_config.json": {
-            **frame_settings, "image_processor_type": "LlavaNextImageProcessor", "do_pad": True,
-            "image_grid_pinpoints": config.image_grid_pinpoints,
-        },
-        "processor_config.json": {
-            "processor_class": "LlavaNextVideoProcessor", "patch_size": config.vision_config.patch_size,
-            "vision_feature_select_strategy": config.vision_feature_select_strategy, "num_additional_image_tokens": 1,
-            "video_token": "<video>", "image_token": "<image>",
-        },
-    }
-    for name, content in files.items():
-        (folder / name).write_text(json.dumps(content, indent=2) + "\n")
-    (folder / "chat_template.jinja").write_text(LLAVA_NEXT_VIDEO_CHAT_TEMPLATE)
-    return folder
+    return model_family(model_type).save_tiny_checkpoint(path, seed=seed, weight_scale=weight_scale)
+
+
+def save_tiny_llava_next_video(
+    path: Union[str, os.PathLike], *, seed: int = 0, weight_scale: Optional[float] = INPUT_SENSITIVE_SCALE
+) -> Path:
+    """:func:`save_tiny_model` of ``"llava_next_video"`` (16 visual tokens per 56 px frame)."""
+    return save_tiny_model(path, "llava_next_video", seed=seed, weight_scale=weight_scale)
 
 
 def moving_shapes_video(

@@ -16,9 +16,9 @@ import contextlib
 import numpy as np
 import torch
 
-from divprune_video.models import llava_next_video
+from divprune_video.models import adapter as adapter_module
 from divprune_video.models.base import PruningConfig
-from divprune_video.models.benchmark import _build_adapter, _prompt
+from divprune_video.models.benchmark import prompt_ids, reference_adapter
 
 
 def main() -> None:
@@ -26,21 +26,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     args = parser.parse_args()
     torch.manual_seed(0)
-    adapter = _build_adapter(False, torch.device("cuda"), "sdpa")
+    adapter = reference_adapter("llava_next_video", torch.device("cuda"))
     frames = np.random.default_rng(0).integers(0, 256, (32, 336, 336, 3), dtype=np.uint8)
     video = adapter.encode_frames(frames)
-    ids, mask = _prompt(video.num_tokens, 80, adapter.video_token_id)
-    restricted = llava_next_video.reproducible_attention
+    ids, mask = prompt_ids(video.num_placeholders, 80, adapter.video_token_id)
+    restricted = adapter_module.reproducible_attention
     for pruning in (PruningConfig(method="none"), PruningConfig(keep_ratio=0.15)):
         for label, setting in (("cuDNN attention off (adapter)", restricted),
                                ("PyTorch default backends", lambda device: contextlib.nullcontext())):
-            llava_next_video.reproducible_attention = setting
+            adapter_module.reproducible_attention = setting
             outputs = []
             for _ in range(args.runs):
                 result = adapter.generate_from_ids(ids, mask, [video], pruning, max_new_tokens=24, do_sample=False,
                                                    output_scores=True, return_dict_in_generate=True)
                 outputs.append((result.sequences[0], torch.stack(result.raw.scores).float().cpu()))
-            llava_next_video.reproducible_attention = restricted
+            adapter_module.reproducible_attention = restricted
             same_tokens = all(torch.equal(tokens, outputs[0][0]) for tokens, _ in outputs)
             same_logits = all(torch.equal(logits, outputs[0][1]) for _, logits in outputs)
             spread = max(float((logits - outputs[0][1]).abs().max()) for _, logits in outputs)

@@ -20,7 +20,7 @@ import torch
 
 from divprune_video import divprune
 from divprune_video.models.base import PruningConfig
-from divprune_video.models.benchmark import _build_adapter, _prompt
+from divprune_video.models.benchmark import prompt_ids, reference_adapter
 
 
 def timed(fn: Callable[[], object], repeats: int = 5) -> float:
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=0.15)
     args = parser.parse_args()
     device = torch.device("cuda")
-    adapter = _build_adapter(False, device, "sdpa")
+    adapter = reference_adapter("llava_next_video", device)
     model = adapter.model
     vision = model.model.vision_tower
     print(f"# {torch.cuda.get_device_name(device)}; vision attention: {vision.config._attn_implementation}; "
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"# vision tower ~{flops / 1e12:.1f} TFLOP of weight matmuls")
 
     video = adapter.encode_frames(frames)
-    ids, mask = _prompt(video.num_tokens, 80, adapter.video_token_id)
+    ids, mask = prompt_ids(video.num_placeholders, 80, adapter.video_token_id)
     pruning = PruningConfig(keep_ratio=args.keep, method="divprune", prune_layer=0)
     tokens = video.features.contiguous()
     num_keep = pruning.num_keep(video.num_tokens)

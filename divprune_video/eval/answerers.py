@@ -188,8 +188,8 @@ def _full_vocabulary_tokenizer(vocab_size: int) -> Any:
 def random_llava_next_video_7b(device: str, *, seed: int = 0, dtype: str = "float16",
                                attn_implementation: Optional[str] = None) -> Any:
     """A :class:`~divprune_video.models.llava_next_video.LlavaNextVideoAdapter` over the LLaVA-NeXT-Video-7B
-    architecture (:func:`~divprune_video.models.benchmark.llava_next_video_7b_config`) with random weights, built in
-    memory directly on ``device`` (about 14 GB in float16; nothing is written to disk or downloaded).
+    architecture (:func:`~divprune_video.models.llava_next_video.presets.reference_config`) with random weights,
+    built in memory directly on ``device`` (about 14 GB in float16; nothing is written to disk or downloaded).
 
     For benchmarks of throughput and scaling only: answers are meaningless, the compute is the real model's. The
     weights are drawn after ``torch.manual_seed(seed)``, so every process that builds it with the same seed on the
@@ -200,15 +200,16 @@ def random_llava_next_video_7b(device: str, *, seed: int = 0, dtype: str = "floa
     """
     import torch
 
-    from ..models.benchmark import llava_next_video_7b_config
-    from ..models.llava_next_video import LlavaNextVideoAdapter, default_attention
+    from ..models.llava_next_video import LlavaNextVideoAdapter
+    from ..models.llava_next_video.presets import reference_config
+    from ..models.runtime import default_attention
     from .._optional import require
 
     transformers = require("transformers", "model")
     target = torch.device(device)
     if target.type != "cuda":
         raise ValueError(f"model {RANDOM_7B_MODEL!r} needs a CUDA device (about 14 GB of weights); got {device!r}")
-    config = llava_next_video_7b_config()
+    config = reference_config()
     tokenizer = _full_vocabulary_tokenizer(config.text_config.vocab_size)
     config.video_token_id = tokenizer.convert_tokens_to_ids("<video>")
     config.image_token_id = tokenizer.convert_tokens_to_ids("<image>")

@@ -1,10 +1,11 @@
 """Model adapters over transformers: frames -> visual tokens -> pruned prefill -> answer.
 
-One adapter per model family (LLaVA-NeXT-Video first), found by the checkpoint's ``model_type``::
+One adapter per model family, each in its own folder (``llava_next_video/``, ``llava_onevision/``), found by the
+checkpoint's ``model_type``::
 
     from divprune_video.models import PruningConfig, load_adapter
 
-    adapter = load_adapter("llava-hf/LLaVA-NeXT-Video-7B-hf")
+    adapter = load_adapter("llava-hf/llava-onevision-qwen2-7b-ov-hf")
     video = adapter.encode_frames(frames)                      # (T, H, W, 3) uint8 -> EncodedVideo
     result = adapter.generate([video], ["What happens?"], PruningConfig(keep_ratio=0.15), max_new_tokens=32)
 
@@ -19,9 +20,18 @@ from .base import (
     ModelAdapter,
     PruneRecord,
     PruningConfig,
-    SparseEncodedVideo,
 )
-from .registry import adapter_class, available_adapters, load_adapter, register_adapter, resolve_adapter
+from .registry import (
+    ModelFamily,
+    adapter_class,
+    available_adapters,
+    available_families,
+    load_adapter,
+    model_family,
+    register_adapter,
+    register_family,
+    resolve_adapter,
+)
 
 __all__ = [
     "NO_PRUNING",
@@ -29,12 +39,15 @@ __all__ = [
     "EncodedVideo",
     "GenerationResult",
     "ModelAdapter",
+    "ModelFamily",
     "PruneRecord",
     "PruningConfig",
-    "SparseEncodedVideo",
     "adapter_class",
     "available_adapters",
+    "available_families",
     "load_adapter",
+    "model_family",
     "register_adapter",
+    "register_family",
     "resolve_adapter",
 ]

@@ -85,59 +85,80 @@ class PruningConfig:
 
 @dataclass
 class EncodedVideo:
-    """A video's visual tokens as the LLM receives them (after vision tower, spatial pooling and projector).
+    """A video's visual tokens as the LLM receives them (after vision tower, pooling or merging, and projector).
+
+    The tokens DivPrune chooses from are ``features``; ``unframed`` are tokens of the video that belong to no frame
+    (LLaVA-OneVision's newline token after the frames), always kept and not counted in ``num_tokens``. In the
+    prompt the video occupies ``num_tokens + num_unframed`` placeholder positions: ``features`` in order, then
+    ``unframed``.
 
     Attributes:
-        features: (N, D) float tensor on the model's device, frame-major: token ``i`` belongs to frame
-            ``i // tokens_per_frame`` at grid cell ``i % tokens_per_frame`` (row-major over ``grid``).
-        num_frames: T, the number of frames encoded.
-        grid: (rows, cols) of tokens per frame after pooling (12 x 12 for the 7B model at 336 px).
+        features: (N, D) float tensor on the model's device. Dense (``frame_ids`` None): frame-major, token ``i``
+            belongs to frame ``i // tokens_per_frame`` at grid cell ``i % tokens_per_frame`` (row-major over
+            ``grid``). Sparse (``frame_ids`` given, e.g. a streaming memory): any subset of the frames' tokens in
+            time order.
+        num_frames: T, the frames (or frame groups, see ``frames_per_group``) the tokens come from.
+        grid: (rows, cols) of tokens per frame (group) of this video; videos may differ.
         seconds: wall time of the encoding (preprocessing included).
+        frame_ids: None (dense) or (N,) int64, the frame (group) each token came from, non-decreasing.
+        unframed: None or (E, D) tokens after the frame tokens that belong to no frame.
+        frames_per_group: source frames per frame group (1; 2 for models with temporal patches of two frames).
     """
 
     features: torch.Tensor
     num_frames: int
     grid: tuple[int, int]
     seconds: float = 0.0
+    frame_ids: Optional[torch.Tensor] = None
+    unframed: Optional[torch.Tensor] = None
+    frames_per_group: int = 1
 
     def __post_init__(self) -> None:
         if self.features.dim() != 2:
             raise ValueError(f"features must have shape (N, D); got {tuple(self.features.shape)}")
-        expected = self.num_frames * self.grid[0] * self.grid[1]
-        if self.features.shape[0] != expected:
-            raise ValueError(f"features hold {self.features.shape[0]} tokens but {self.num_frames} frames of "
-                             f"{self.grid[0]}x{self.grid[1]} tokens make {expected}")
+        if self.frame_ids is None:
+            expected = self.num_frames * self.grid[0] * self.grid[1]
+            if self.features.shape[0] != expected:
+                raise ValueError(f"features hold {self.features.shape[0]} tokens but {self.num_frames} frames of "
+                                 f"{self.grid[0]}x{self.grid[1]} tokens make {expected}")
+        elif tuple(self.frame_ids.shape) != (self.features.shape[0],):
+            raise ValueError(f"frame_ids must have shape (N,) = ({self.features.shape[0]},); got "
+                             f"{tuple(self.frame_ids.shape)}")
+        if self.unframed is not None and (self.unframed.dim() != 2
+                                          or self.unframed.shape[1] != self.features.shape[1]):
+            raise ValueError(f"unframed must have shape (E, {self.features.shape[1]}); got "
+                             f"{tuple(self.unframed.shape)}")
 
     @property
     def num_tokens(self) -> int:
+        """N, the tokens DivPrune chooses from (the frames' tokens)."""
         return int(self.features.shape[0])
+
+    @property
+    def num_unframed(self) -> int:
+        """E, the video's tokens that belong to no frame (always kept)."""
+        return 0 if self.unframed is None else int(self.unframed.shape[0])
+
+    @property
+    def num_placeholders(self) -> int:
+        """N + E, the positions the video occupies in the prompt."""
+        return self.num_tokens + self.num_unframed
 
     @property
     def tokens_per_frame(self) -> int:
         return self.grid[0] * self.grid[1]
 
+    def sequence_features(self) -> torch.Tensor:
+        """(N + E, D): what fills the video's placeholder positions, in order."""
+        if self.unframed is None:
+            return self.features
+        return torch.cat([self.features, self.unframed.to(self.features.device, self.features.dtype)])
 
-@dataclass
-class SparseEncodedVideo(EncodedVideo):
-    """Visual tokens that are not whole frames: any subset of a stream's frames' tokens, each tagged with the frame
-    it came from (a streaming memory, :class:`divprune_video.StreamingVideoQA`). The LLM receives them like an
-    :class:`EncodedVideo`'s, in the order of ``features``.
-
-    Attributes:
-        features: (N, D) float tensor, in time order (frame, then grid cell within the frame).
-        num_frames: how many distinct frames the tokens come from.
-        grid: (rows, cols) of tokens per frame of the source (the tokens need not fill it).
-        frame_ids: (N,) int64, the frame each token came from (non-decreasing).
-    """
-
-    frame_ids: Optional[torch.Tensor] = None
-
-    def __post_init__(self) -> None:
-        if self.features.dim() != 2:
-            raise ValueError(f"features must have shape (N, D); got {tuple(self.features.shape)}")
-        if self.frame_ids is not None and tuple(self.frame_ids.shape) != (self.features.shape[0],):
-            raise ValueError(f"frame_ids must have shape (N,) = ({self.features.shape[0]},); got "
-                             f"{tuple(self.frame_ids.shape)}")
+    def token_frames(self) -> torch.Tensor:
+        """(N,) int64 on the CPU: the frame (group) of each of the N tokens."""
+        if self.frame_ids is not None:
+            return self.frame_ids.cpu()
+        return torch.arange(self.num_frames).repeat_interleave(self.tokens_per_frame)
 
 
 @dataclass
@@ -180,10 +201,18 @@ class GenerationResult:
 
 
 class ModelAdapter(ABC):
-    """One model family over transformers. See :mod:`divprune_video.models` for the registry."""
+    """One model family over transformers: the contract every adapter passes (``tests/models/contract.py``).
+
+    An adapter turns (T, H, W, 3) uint8 frames into an :class:`EncodedVideo` with the model's own vision path and
+    answers questions about encoded videos, pruning their tokens as a :class:`PruningConfig` says. Families are
+    registered in :mod:`.registry`; :class:`~divprune_video.models.adapter.TransformersVideoAdapter` implements
+    everything but loading, encoding and the prompt for models that take one placeholder token per visual token.
+    """
 
     #: The ``model_type`` values (from the checkpoint's config.json) this adapter serves.
     model_types: ClassVar[tuple[str, ...]] = ()
+    #: Frames the vision path encodes together (a temporal patch); streaming ingests frames in groups of this size.
+    frames_per_group: ClassVar[int] = 1
 
     @classmethod
     @abstractmethod
@@ -204,7 +233,7 @@ class ModelAdapter(ABC):
 
     @abstractmethod
     def encode_frames(self, frames: np.ndarray) -> EncodedVideo:
-        """frames: (T, H, W, 3) uint8 RGB -> the video's visual tokens."""
+        """frames: (T, H, W, 3) uint8 RGB, T a multiple of :attr:`frames_per_group` -> the video's visual tokens."""
 
     @abstractmethod
     def generate(
@@ -215,3 +244,21 @@ class ModelAdapter(ABC):
         **generate_kwargs: Any,
     ) -> GenerationResult:
         """Answer ``questions[i]`` about ``videos[i]`` in one batch, pruning as ``pruning`` says."""
+
+    def unframed_tokens(self) -> Optional[torch.Tensor]:
+        """(E, D) tokens the model puts after every video's frame tokens (None for most families)."""
+        return None
+
+    def video_from_tokens(
+        self, features: torch.Tensor, frame_ids: torch.Tensor, grid: tuple[int, int], num_frames: int
+    ) -> EncodedVideo:
+        """An :class:`EncodedVideo` of chosen frame tokens (a streaming memory), with the model's unframed tokens.
+
+        Args:
+            features: (N, D) frame tokens in time order.
+            frame_ids: (N,) int64 frame (group) of each token, non-decreasing.
+            grid: (rows, cols) of tokens per frame (group) of the source.
+            num_frames: how many distinct frame groups the tokens come from.
+        """
+        return EncodedVideo(features, num_frames, grid, frame_ids=frame_ids, unframed=self.unframed_tokens(),
+                            frames_per_group=self.frames_per_group)

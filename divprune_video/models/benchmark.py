@@ -1,15 +1,16 @@
-"""``divprune-video bench-model``: time to first token and peak memory of LLaVA-NeXT-Video-7B, unpruned and pruned.
+"""``divprune-video bench-model``: time to first token and peak memory of a model family's 7B, unpruned and pruned.
 
-The real 7B architecture (CLIP ViT-L/14-336 vision tower, 2 x 2 pooling, Vicuna-7B text model: hidden 4096, 32
-layers) built from its configuration with random weights (nothing is downloaded; the compute does not depend on
-the weight values), float16 on CUDA. For each frame count: the unpruned model, then each keep ratio at each prune
-layer, all in one process, with the selector's share of the time to first token.
+The family's real 7B architecture (``--model-type``: LLaVA-NeXT-Video-7B, LLaVA-OneVision-7B, ...) built from its
+configuration with random weights (nothing is downloaded; the compute does not depend on the weight values),
+float16 on CUDA. For each frame count: plain transformers unpruned (the first row: frames preprocessed on the CPU,
+as the video processors do by default, then ``generate(pixel_values_videos=...)``), this project's unpruned path,
+then each keep ratio at each prune layer, all in one process, with the selector's share of the time to first token.
 
 Time to first token = encode (preprocessing, vision tower, pooling, projector) + selection + prefill (the LLM's
 first forward pass, producing the first token's logits). Extra peak memory = the peak allocated during
 ``generate(max_new_tokens=1)`` above what was allocated before it (weights and visual tokens).
 
-``--tiny`` runs the same on the tiny test model on the CPU in seconds (a smoke test, not a measurement).
+``--tiny`` runs the same on the family's tiny test model on the CPU in seconds (a smoke test, not a measurement).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import shlex
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -28,39 +30,24 @@ import torch
 logger = logging.getLogger(__name__)
 
 
-def llava_next_video_7b_config() -> Any:
-    """The configuration of ``llava-hf/LLaVA-NeXT-Video-7B-hf`` (values from its config.json)."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextVideoConfig
-
-    vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-                              num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768,
-                              vocab_size=32000)
-    text = LlamaConfig(vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
-                       rms_norm_eps=1e-5, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                       rope_scaling={"rope_type": "linear", "factor": 2.0})
-    return LlavaNextVideoConfig(
-        vision_config=vision.to_dict(), text_config=text.to_dict(), video_token_index=32000,
-        image_token_index=32001, vision_feature_layer=-2, vision_feature_select_strategy="default",
-        spatial_pool_mode="average", spatial_pool_stride=2, spatial_pool_out_channels=1024,
-        projector_hidden_act="gelu", tie_word_embeddings=False,
-    )
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-model",
-        help="time to first token and peak memory of LLaVA-NeXT-Video-7B, unpruned vs pruned (random weights)",
+        help="GPU: time to first token and peak memory of a family's 7B, plain transformers vs pruned (random "
+             "weights)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--model-type", default="llava_next_video",
+                        help="the model family's transformers model_type (default llava_next_video; "
+                             "see divprune_video.models.available_adapters())")
     parser.add_argument("--frames", default=None, help="comma-separated frame counts (default 32,64; tiny: 2,4)")
     parser.add_argument("--keep", default="0.5,0.25,0.15", help="comma-separated keep ratios (default 0.5,0.25,0.15)")
     parser.add_argument("--prune-layers", default="0,2", help="comma-separated prune layers (default 0,2)")
     parser.add_argument("--method", default="divprune", help="selection method (default divprune)")
     parser.add_argument("--text-tokens", type=int, default=80, help="text tokens around the video (default 80)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per row, median (default 3; tiny 1)")
-    parser.add_argument("--tiny", action="store_true", help="the tiny test model on the CPU (smoke test)")
+    parser.add_argument("--tiny", action="store_true", help="the family's tiny test model on the CPU (smoke test)")
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny)")
     parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
     parser.set_defaults(func=run)
@@ -68,9 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @dataclass
 class Row:
-    """One measured configuration (times in milliseconds, memory in MiB; None where not measured)."""
+    """One measured configuration (times in milliseconds, memory in MiB; None where not measured).
+
+    ``path``: ``"plain"`` (plain transformers, unpruned) or ``"ours"``; ``prune_layer`` None: unpruned."""
 
     frames: int
+    path: str
     visual_tokens: int
     prune_layer: Optional[int]
     keep_ratio: float
@@ -87,7 +77,9 @@ class Row:
 
 def run(args: argparse.Namespace) -> int:
     from .base import PruningConfig
+    from .registry import model_family
 
+    family = model_family(args.model_type)
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench-model needs a CUDA device (or --tiny for a CPU smoke test)", file=sys.stderr)
@@ -98,19 +90,23 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats or (1 if args.tiny else 3)
     for keep_ratio, layer in [(ratio, layer) for ratio in keep_ratios for layer in prune_layers]:
         PruningConfig(keep_ratio=keep_ratio, method=args.method, prune_layer=layer)  # validate before building
-    adapter = _build_adapter(args.tiny, device, args.attn)
-    print(_header(args, device, adapter))
+    model, preprocessor = _build_model(family, args.tiny, device, args.attn)
+    stock = family.adapter(model, frame_preprocessor=preprocessor, fast_vision=False)  # leaves the model as built
+    plain = {frames: _measure_plain(stock, frames, args.text_tokens, repeats) for frames in frame_counts}
+    adapter = family.adapter(model, frame_preprocessor=preprocessor)
+    print(_header(args, device, adapter, family))
     rows = []
     for frames in frame_counts:
+        rows.append(plain[frames])
         video, encode_ms = _encode(adapter, frames, repeats)
-        ids, mask = _prompt(video.num_tokens, args.text_tokens, adapter.video_token_id)
+        ids, mask = prompt_ids(video.num_placeholders, args.text_tokens, adapter.video_token_id)
         configs = [PruningConfig(method="none")] + [
             PruningConfig(keep_ratio=ratio, method=args.method, prune_layer=layer)
             for layer in prune_layers for ratio in keep_ratios
         ]
         for pruning in configs:
             select_ms, prefill_ms, peak = _measure(adapter, video, ids, mask, pruning, repeats)
-            rows.append(Row(frames, video.num_tokens, pruning.prune_layer if pruning.enabled else None,
+            rows.append(Row(frames, "ours", video.num_tokens, pruning.prune_layer if pruning.enabled else None,
                             pruning.keep_ratio if pruning.enabled else 1.0, pruning.num_keep(video.num_tokens),
                             encode_ms, select_ms, prefill_ms, peak))
             logger.info("measured %s", rows[-1])
@@ -125,48 +121,127 @@ def _ints(text: str, option: str) -> list[int]:
         raise SystemExit(f"{option} must be comma-separated integers; got {text!r}") from None
 
 
-def _build_adapter(tiny: bool, device: torch.device, attention: str) -> Any:
-    from transformers import LlavaNextVideoForConditionalGeneration
+def _build_model(family: Any, tiny: bool, device: torch.device, attention: str) -> tuple[Any, Any]:
+    """The family's model (its 7B architecture with random weights, or its tiny test checkpoint) on ``device``, and
+    the frame preprocessing its checkpoint would use."""
+    import tempfile
 
-    from .llava_next_video import LlavaNextVideoAdapter
+    import transformers
 
     if tiny:
-        from ..testing import tiny_llava_next_video_config
+        from .preprocess import load_frame_preprocessor
 
-        config, dtype = tiny_llava_next_video_config(), torch.float32
-    else:
-        config, dtype = llava_next_video_7b_config(), torch.float16
+        with tempfile.TemporaryDirectory(prefix="divprune-bench-model-") as folder:
+            checkpoint = str(family.save_tiny_checkpoint(folder))
+            model = transformers.AutoModelForImageTextToText.from_pretrained(checkpoint,
+                                                                             attn_implementation=attention)
+            return model.to(device).eval(), load_frame_preprocessor(checkpoint)
     with torch.device(device):
-        model = LlavaNextVideoForConditionalGeneration._from_config(config, dtype=dtype,
-                                                                    attn_implementation=attention)
-    return LlavaNextVideoAdapter(model.to(device))
+        model = transformers.AutoModelForImageTextToText.from_config(
+            family.reference_config(), dtype=torch.float16, attn_implementation=attention)
+    model = model.to(device).eval()
+    return model, family.adapter.default_frame_preprocessor(_ConfigOnly(model.config))
 
 
-def _header(args: argparse.Namespace, device: torch.device, adapter: Any) -> str:
+def reference_adapter(model_type: str, device: torch.device, attention: str = "sdpa", *, tiny: bool = False) -> Any:
+    """An adapter over the family's 7B architecture with random weights in float16 on ``device`` (or its tiny
+    test model with ``tiny=True``), with its default frame preprocessing; for benchmarks and profiling."""
+    from .registry import model_family
+
+    family = model_family(model_type)
+    model, preprocessor = _build_model(family, tiny, device, attention)
+    return family.adapter(model, frame_preprocessor=preprocessor)
+
+
+class _ConfigOnly:
+    """Stands in for an adapter where only its ``config`` is read (the default frame preprocessing)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+
+def _header(args: argparse.Namespace, device: torch.device, adapter: Any, family: Any) -> str:
     import transformers
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    model = "tiny test model" if args.tiny else "LLaVA-NeXT-Video-7B architecture"
+    model = "tiny test model" if args.tiny else f"{family.default_checkpoint} architecture"
     command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     return (f"# bench-model: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
             f"# torch {torch.__version__}, transformers {transformers.__version__}; "
             f"{args.text_tokens} text tokens; median of {args.repeats or (1 if args.tiny else 3)} runs\n"
+            f"# plain: frames preprocessed on the CPU, then generate(pixel_values_videos=...); its encode column is "
+            f"preprocessing + vision tower, its prefill the rest of the first forward pass\n"
             f"# command: {command}\n")
 
 
+def _frames(config: Any, num_frames: int) -> np.ndarray:
+    size = int(config.vision_config.image_size)
+    return np.random.default_rng(num_frames).integers(0, 256, (num_frames, size, size, 3), dtype=np.uint8)
+
+
 def _encode(adapter: Any, num_frames: int, repeats: int) -> tuple[Any, float]:
-    size = int(adapter.config.vision_config.image_size)
-    frames = np.random.default_rng(num_frames).integers(0, 256, (num_frames, size, size, 3), dtype=np.uint8)
+    frames = _frames(adapter.config, num_frames)
     adapter.encode_frames(frames)  # warm-up
     encodings = [adapter.encode_frames(frames) for _ in range(repeats)]
     return encodings[-1], 1e3 * statistics.median(video.seconds for video in encodings)
 
 
-def _prompt(num_visual: int, num_text: int, video_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, L) ids: half the text tokens, the video tokens, the other half (ids drawn away from special ones)."""
+def _measure_plain(stock: Any, num_frames: int, num_text: int, repeats: int) -> Row:
+    """Plain transformers, unpruned: the frames preprocessed on the CPU, then the stock model's
+    ``generate(pixel_values_videos=..., max_new_tokens=1)`` (its vision tower timed inside it by hooks).
+
+    ``stock``: an adapter built with ``fast_vision=False`` over the model, used only for the prompt's length."""
+    from .runtime import synchronize
+
+    model, device = stock.model, stock.device
+    frames = _frames(model.config, num_frames)
+    ids, mask = prompt_ids(stock.encode_frames(frames).num_placeholders, num_text, stock.video_token_id)
+    ids, mask = ids.to(device), mask.to(device)
+    tower = model.model.vision_tower
+    marks: list[float] = []
+
+    def mark(*_: Any) -> None:
+        synchronize(device)
+        marks.append(time.perf_counter())
+
+    handles = [tower.register_forward_pre_hook(mark), tower.register_forward_hook(mark)]
+    prepare, tower_time, total, peaks = [], [], [], []
+    try:
+        for repeat in range(repeats + 1):  # the first run warms up
+            marks.clear()
+            synchronize(device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            baseline = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+            start = time.perf_counter()
+            pixels = stock.frame_preprocessor(frames).unsqueeze(0).to(device, model.dtype)
+            synchronize(device)
+            prepared = time.perf_counter()
+            with torch.inference_mode():
+                model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, max_new_tokens=1,
+                               do_sample=False)
+            synchronize(device)
+            if repeat:
+                prepare.append(prepared - start)
+                tower_time.append(marks[-1] - marks[0])
+                total.append(time.perf_counter() - prepared)
+                if device.type == "cuda":
+                    peaks.append((torch.cuda.max_memory_allocated(device) - baseline) / 2**20)
+    finally:
+        for handle in handles:
+            handle.remove()
+    encode_ms = 1e3 * (statistics.median(prepare) + statistics.median(tower_time))
+    prefill_ms = 1e3 * (statistics.median(total) - statistics.median(tower_time))
+    num_tokens = stock.encode_frames(frames).num_tokens
+    return Row(num_frames, "plain", num_tokens, None, 1.0, num_tokens, encode_ms, 0.0, prefill_ms,
+               max(peaks) if peaks else None)
+
+
+def prompt_ids(num_placeholders: int, num_text: int, video_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, L) ids: half the text tokens, the video placeholders, the other half (ids drawn away from special ones)."""
     generator = torch.Generator().manual_seed(0)
     text = torch.randint(100, 300, (num_text,), generator=generator)
-    ids = torch.cat([text[: num_text // 2], torch.full((num_visual,), video_token_id), text[num_text // 2:]])
+    ids = torch.cat([text[: num_text // 2], torch.full((num_placeholders,), video_token_id), text[num_text // 2:]])
     return ids.unsqueeze(0), torch.ones(1, ids.numel(), dtype=torch.long)
 
 
@@ -189,24 +264,28 @@ def _measure(adapter: Any, video: Any, ids: torch.Tensor, mask: torch.Tensor, pr
 
 
 def format_table(rows: list[Row]) -> str:
-    """A markdown table; ratios are against the unpruned row of the same frame count ("select + prefill": the LLM
-    side of the time to first token, the vision encoding being the same with and without pruning)."""
-    header = ("| frames | visual tokens | prune layer | keep | kept | encode ms | select ms | prefill ms | TTFT ms "
-              "| TTFT vs unpruned | select + prefill vs unpruned | select share of TTFT | extra peak MiB "
-              "| peak vs unpruned |")
-    lines = [header, "|" + "---:|" * 14]
-    baselines = {row.frames: row for row in rows if row.prune_layer is None}
+    """A markdown table; ratios are against the plain-transformers row and this project's unpruned row of the same
+    frame count ("select + prefill": the LLM side of the time to first token)."""
+    header = ("| frames | path | visual tokens | prune layer | keep | kept | encode ms | select ms | prefill ms "
+              "| TTFT ms | TTFT vs plain | TTFT vs unpruned | select + prefill vs unpruned | select share of TTFT "
+              "| extra peak MiB | peak vs unpruned |")
+    lines = [header, "|" + "---:|" * 16]
+    plain = {row.frames: row for row in rows if row.path == "plain"}
+    baselines = {row.frames: row for row in rows if row.path == "ours" and row.prune_layer is None}
     for row in rows:
-        base = baselines.get(row.frames)
-        ratio = f"{row.ttft_ms / base.ttft_ms:.2f}x" if base else "-"
-        llm_ratio = f"{(row.select_ms + row.prefill_ms) / base.prefill_ms:.2f}x" if base else "-"
+        base, reference = baselines.get(row.frames), plain.get(row.frames)
+        vs_plain = f"{row.ttft_ms / reference.ttft_ms:.2f}x" if reference else "-"
+        ratio = f"{row.ttft_ms / base.ttft_ms:.2f}x" if base and row.path == "ours" else "-"
+        llm_ratio = f"{(row.select_ms + row.prefill_ms) / base.prefill_ms:.2f}x" if base and row.path == "ours" \
+            else "-"
         peak = "-" if row.peak_mib is None else f"{row.peak_mib:,.0f}"
         peak_ratio = (f"{row.peak_mib / base.peak_mib:.2f}x"
                       if base and row.peak_mib is not None and base.peak_mib else "-")
         layer = "-" if row.prune_layer is None else str(row.prune_layer)
+        path = "plain transformers" if row.path == "plain" else "divprune-video"
         lines.append(
-            f"| {row.frames} | {row.visual_tokens:,} | {layer} | {row.keep_ratio:.0%} | {row.kept:,} "
-            f"| {row.encode_ms:.1f} | {row.select_ms:.1f} | {row.prefill_ms:.1f} | {row.ttft_ms:.1f} | {ratio} "
-            f"| {llm_ratio} | {row.select_ms / row.ttft_ms:.1%} | {peak} | {peak_ratio} |"
+            f"| {row.frames} | {path} | {row.visual_tokens:,} | {layer} | {row.keep_ratio:.0%} | {row.kept:,} "
+            f"| {row.encode_ms:.1f} | {row.select_ms:.1f} | {row.prefill_ms:.1f} | {row.ttft_ms:.1f} | {vs_plain} "
+            f"| {ratio} | {llm_ratio} | {row.select_ms / row.ttft_ms:.1%} | {peak} | {peak_ratio} |"
         )
     return "\n".join(lines)

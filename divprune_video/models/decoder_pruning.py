@@ -1,8 +1,7 @@
-"""Visual-token pruning inside a Llama-style text decoder, for one ``generate()`` call, through forward pre-hooks.
+"""Visual-token pruning inside a text decoder, for one ``generate()`` call, through forward pre-hooks.
 
-The decoder (a transformers ``LlamaModel``-like module: ``layers``, ``rotary_emb``, ``config``; each layer called
-as ``layer(hidden_states, attention_mask=..., position_ids=..., position_embeddings=..., <cache>=...)``) runs
-unchanged; :class:`VisualTokenPruning` rewrites the inputs of its calls while it is active:
+The decoder runs unchanged; :class:`VisualTokenPruning` rewrites the inputs of its calls while it is active, reaching
+into the decoder only through its :class:`~.decoder.DecoderAccess` (positions, rotary embeddings, masks, KV cache):
 
 * prefill, ``prune_layer = 0``: the decoder's ``inputs_embeds`` (visual features already in place), attention mask
   and positions are replaced by those of the shorter sequence holding the text tokens and the kept visual tokens,
@@ -21,9 +20,9 @@ dynamic one (its layers are pruned in place).
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
@@ -31,75 +30,29 @@ from torch import nn
 
 from ..selection import get_selector
 from .base import PruningConfig
+from .decoder import DecoderAccess, PrunedLayout
+from .runtime import synchronize
 
 logger = logging.getLogger(__name__)
 
-#: Keyword under which the decoder receives its KV cache (transformers renamed ``past_key_values`` to ``cache``).
-CACHE_KWARGS = ("cache", "past_key_values")
-
-
-def find_cache(kwargs: dict[str, Any]) -> Any:
-    """The KV cache among a decoder call's keyword arguments, whichever name this transformers version uses."""
-    for name in CACHE_KWARGS:
-        if kwargs.get(name) is not None:
-            return kwargs[name]
-    return None
-
-
-def full_positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, L) positions of a left-padded sequence as ``generate()`` numbers them: 0.. over the valid tokens, 0 on
-    padding. attention_mask: (B, L) bool or 0/1."""
-    mask = attention_mask.long()
-    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-
-
-@dataclass
-class PrunedLayout:
-    """Where the kept tokens of each row come from, and how the shorter sequence is masked and numbered.
-
-    Attributes:
-        index: (B, L') int64 positions in the full sequence of the kept tokens, in order, left padded (padding
-            entries point at position 0 and are masked out).
-        attention_mask: (B, L') int64, 0 on the left padding.
-        position_ids: (B, L') int64 positions of the kept tokens.
-        next_position: (B,) int64 position of the first generated token.
-    """
-
-    index: torch.Tensor
-    attention_mask: torch.Tensor
-    position_ids: torch.Tensor
-    next_position: torch.Tensor
-
-    @property
-    def length(self) -> int:
-        return int(self.index.shape[1])
-
-    def gather(self, states: torch.Tensor, dim: int = 1) -> torch.Tensor:
-        """Keep the layout's positions of ``states`` along ``dim`` (the batch is dim 0).
-
-        states: (B, L, D) hidden states (``dim=1``) or (B, H, L, d) cached keys/values (``dim=2``).
-        """
-        shape = [1] * states.dim()
-        shape[0], shape[dim] = self.index.shape
-        index = self.index.to(states.device).view(shape).expand(
-            *[size if axis not in (0, dim) else -1 for axis, size in enumerate(states.shape)]
-        )
-        return states.gather(dim, index)
-
 
 def build_layout(
+    decoder: DecoderAccess,
     attention_mask: torch.Tensor,
     visual_mask: torch.Tensor,
     kept: Sequence[torch.Tensor],
     positions: str,
+    prompt_positions: torch.Tensor,
 ) -> PrunedLayout:
     """The layout of the pruned sequence.
 
     Args:
+        decoder: the decoder whose positions the layout uses.
         attention_mask: (B, L) bool, True for valid tokens; left padded (the last column is valid).
-        visual_mask: (B, L) bool, True at the visual tokens.
-        kept: per row, the kept visual tokens as indices into that row's visual tokens (ascending).
+        visual_mask: (B, L) bool, True at the prunable visual tokens.
+        kept: per row, the kept visual tokens as indices into that row's prunable visual tokens (ascending).
         positions: ``"renumber"`` or ``"original"``.
+        prompt_positions: the full prompt's positions (:meth:`~.decoder.DecoderAccess.prompt_positions`).
     """
     if not bool(attention_mask[:, -1].all()):
         raise ValueError("pruning needs left-padded inputs: the last column of the attention mask must be valid")
@@ -120,68 +73,8 @@ def build_layout(
         kept_positions = keep[row].nonzero().squeeze(1)
         index[row, length - kept_positions.numel():] = kept_positions
         mask[row, length - kept_positions.numel():] = 1
-    if positions == "renumber":
-        position_ids = full_positions(mask)
-    elif positions == "original":
-        position_ids = full_positions(attention_mask).gather(1, index) * mask
-    else:
-        raise ValueError(f"positions must be 'renumber' or 'original'; got {positions!r}")
-    return PrunedLayout(index, mask, position_ids, position_ids[:, -1] + 1)
-
-
-def prune_cache(cache: Any, num_layers: int, layout: PrunedLayout, full_length: int) -> None:
-    """Keep only ``layout``'s positions in the first ``num_layers`` layers of a dynamic KV cache, in place."""
-    layers = getattr(cache, "layers", None)
-    if layers is None or len(layers) < num_layers:
-        raise ValueError(f"cannot prune a {type(cache).__name__}: expected a cache with per-layer key/value "
-                         f"tensors (transformers' DynamicCache, the generate() default)")
-    for layer in layers[:num_layers]:
-        keys = getattr(layer, "keys", None)
-        if type(layer).__name__ != "DynamicLayer" or keys is None or keys.shape[-2] != full_length:
-            raise ValueError(f"only the dynamic KV cache (the generate() default) can be pruned; got a "
-                             f"{type(layer).__name__} holding {None if keys is None else keys.shape[-2]} "
-                             f"positions for a prompt of {full_length}")
-        layer.keys = layout.gather(layer.keys, dim=2)
-        layer.values = layout.gather(layer.values, dim=2)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def last_token_attention(
-    layer: nn.Module,
-    hidden_last: torch.Tensor,
-    rope: tuple[torch.Tensor, torch.Tensor],
-    keys: torch.Tensor,
-    key_mask: torch.Tensor,
-) -> torch.Tensor:
-    """The attention the last token pays to every position in one Llama-style layer, averaged over heads.
-
-    FastV ranks visual tokens by this score at the last layer that saw the full sequence. Computed from one query
-    (the last token's) and the layer's cached keys, so it works with any attention implementation.
-
-    Args:
-        layer: the decoder layer (``input_layernorm``, ``self_attn`` with ``q_proj``, ``head_dim``, ``scaling``).
-        hidden_last: (B, 1, D) the layer's input at the last position.
-        rope: (cos, sin), each (B or 1, 1, head_dim), the last position's rotary embedding.
-        keys: (B, H_kv, L, head_dim) the layer's cached keys (rotary applied).
-        key_mask: (B, L) bool, False at padding.
-
-    Returns:
-        (B, L) float32 attention probabilities (each row sums to 1).
-    """
-    attention = layer.self_attn
-    batch = hidden_last.shape[0]
-    query = attention.q_proj(layer.input_layernorm(hidden_last))
-    query = query.view(batch, 1, -1, attention.head_dim).transpose(1, 2)
-    cos, sin = (part.unsqueeze(1) for part in rope)
-    query = query * cos + _rotate_half(query) * sin
-    keys = keys.repeat_interleave(query.shape[1] // keys.shape[1], dim=1)
-    logits = torch.matmul(query, keys.transpose(-1, -2)).float() * attention.scaling
-    logits = logits.masked_fill(~key_mask[:, None, None, :].to(logits.device), float("-inf"))
-    return logits.softmax(dim=-1).mean(dim=1)[:, 0]
+    position_ids, next_position = decoder.pruned_positions(prompt_positions, index, mask, positions)
+    return PrunedLayout(index, mask, position_ids, next_position)
 
 
 def select_visual_tokens(
@@ -213,11 +106,6 @@ def _contiguous_span(row_mask: torch.Tensor) -> Optional[tuple[int, int]]:
     return (start, end) if end - start == positions.numel() else None
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class _Stage(enum.Enum):
     READY = "ready"
     PREFILLING = "prefilling"
@@ -225,11 +113,12 @@ class _Stage(enum.Enum):
 
 
 class VisualTokenPruning:
-    """Prune visual tokens inside ``decoder`` for the ``generate()`` call made while this context is active.
+    """Prune visual tokens inside a decoder for the ``generate()`` call made while this context is active.
 
     Args:
-        decoder: the text decoder (``LlamaModel``-like).
-        visual_mask: (B, L) bool, True at the prompt's visual tokens (from the input ids).
+        decoder: the text decoder, seen through its :class:`~.decoder.DecoderAccess`.
+        visual_mask: (B, L) bool, True at the prompt's prunable visual tokens (from the input ids; a video's
+            unframed tokens are not among them).
         config: what to keep and where (``config.enabled`` must be True).
 
     After the call: :attr:`kept` (per sample, the kept visual-token indices, ascending, CPU) and
@@ -237,16 +126,19 @@ class VisualTokenPruning:
     then runs per expanded row and :attr:`kept` reports each sample once.
     """
 
-    def __init__(self, decoder: nn.Module, visual_mask: torch.Tensor, config: PruningConfig) -> None:
+    def __init__(self, decoder: DecoderAccess, visual_mask: torch.Tensor, config: PruningConfig) -> None:
         if not config.enabled:
             raise ValueError("VisualTokenPruning needs a pruning method; method='none' runs the model unpruned")
-        num_layers = len(decoder.layers)
-        if config.prune_layer >= num_layers:
-            raise ValueError(f"prune_layer must be below the decoder's {num_layers} layers; "
+        if config.prune_layer >= decoder.num_layers:
+            raise ValueError(f"prune_layer must be below the decoder's {decoder.num_layers} layers; "
                              f"got {config.prune_layer}")
         if visual_mask.dim() != 2 or visual_mask.dtype != torch.bool:
             raise ValueError(f"visual_mask must be a (B, L) bool tensor; got {visual_mask.dtype} "
                              f"{tuple(visual_mask.shape)}")
+        if config.positions not in decoder.position_modes:
+            raise ValueError(f"positions={config.positions!r} is not supported by this model's decoder; supported: "
+                             f"{', '.join(map(repr, decoder.position_modes))}")
+        decoder.check_prunable()
         self.decoder, self.config = decoder, config
         self.visual_mask = visual_mask
         # Where each row's visual tokens sit, read once here (not inside the timed prefill): a contiguous span
@@ -257,19 +149,22 @@ class VisualTokenPruning:
         self._stage = _Stage.READY
         self._repeats = 1
         self._full_mask: Optional[torch.Tensor] = None
+        self._prompt_positions: Optional[torch.Tensor] = None
         self._layout: Optional[PrunedLayout] = None
+        self._pruned_masks: dict[str, Any] = {}
         self._pruned_layer_kwargs: dict[str, Any] = {}
         self._last_query_input: Optional[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = None
         self._handles: list[Any] = []
 
     def __enter__(self) -> "VisualTokenPruning":
-        layers, layer = self.decoder.layers, self.config.prune_layer
-        self._handles.append(self.decoder.register_forward_pre_hook(self._decoder_pre_hook, with_kwargs=True))
-        self._handles.append(self.decoder.register_forward_hook(self._decoder_post_hook))
+        module, layers, layer = self.decoder.module, self.decoder.layers, self.config.prune_layer
+        self._handles.append(module.register_forward_pre_hook(self._decoder_pre_hook, with_kwargs=True))
+        self._handles.append(module.register_forward_hook(self._decoder_post_hook))
         if layer >= 1:
             self._handles.append(layers[layer].register_forward_pre_hook(self._prune_layer_hook, with_kwargs=True))
-            for later in layers[layer + 1:]:
-                self._handles.append(later.register_forward_pre_hook(self._later_layer_hook, with_kwargs=True))
+            for index in range(layer + 1, self.decoder.num_layers):
+                hook = functools.partial(self._later_layer_hook, index)
+                self._handles.append(layers[index].register_forward_pre_hook(hook, with_kwargs=True))
             if "attention" in get_selector(self.config.method).requires:
                 self._handles.append(
                     layers[layer - 1].register_forward_pre_hook(self._capture_query_hook, with_kwargs=True)
@@ -284,7 +179,7 @@ class VisualTokenPruning:
     # -- hooks -------------------------------------------------------------------------------------------------
 
     def _decoder_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        cache = find_cache(kwargs)
+        cache = self.decoder.find_cache(kwargs)
         embeds = kwargs.get("inputs_embeds")
         if cache is None or embeds is None:
             raise ValueError("visual-token pruning needs generate() with its KV cache (use_cache=True) and "
@@ -305,42 +200,47 @@ class VisualTokenPruning:
         if self._stage is _Stage.PREFILLING:
             hidden = args[0] if args else kwargs["hidden_states"]
             cos, sin = kwargs["position_embeddings"]
-            self._last_query_input = (hidden[:, -1:], (cos[:, -1:], sin[:, -1:]))
+            self._last_query_input = (hidden[:, -1:], (cos[..., -1:, :], sin[..., -1:, :]))
 
     def _prune_layer_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> Optional[tuple[tuple, dict]]:
         if self._stage is not _Stage.PREFILLING:
             return None
         hidden = args[0] if args else kwargs.pop("hidden_states")
-        scores = self._attention_scores(find_cache(kwargs)) if self._last_query_input is not None else None
+        cache = self.decoder.find_cache(kwargs)
+        scores = self._attention_scores(cache) if self._last_query_input is not None else None
         layout = self._select_and_layout(hidden, scores)
         pruned = layout.gather(hidden)
-        prune_cache(find_cache(kwargs), self.config.prune_layer, layout, hidden.shape[1])
-        from transformers.masking_utils import create_causal_mask
-
+        self.decoder.prune_cache(cache, self.config.prune_layer, layout, hidden.shape[1])
+        self._pruned_masks = self.decoder.layer_masks(pruned, layout.attention_mask, layout.position_ids)
         self._pruned_layer_kwargs = {
-            "attention_mask": create_causal_mask(self.decoder.config, pruned, layout.attention_mask, None,
-                                                 layout.position_ids),
             "position_ids": layout.position_ids,
-            "position_embeddings": self.decoder.rotary_emb(pruned, layout.position_ids),
+            "position_embeddings": self.decoder.rotary(pruned, layout.position_ids),
         }
         self._check_layer_kwargs(kwargs)
-        kwargs.update(self._pruned_layer_kwargs)
+        self._update_layer_kwargs(self.config.prune_layer, kwargs)
         return (pruned, *args[1:]), kwargs
 
-    def _later_layer_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> Optional[tuple[tuple, dict]]:
+    def _later_layer_hook(self, index: int, module: nn.Module, args: tuple, kwargs: dict
+                          ) -> Optional[tuple[tuple, dict]]:
         if self._stage is not _Stage.PREFILLING:
             return None
-        kwargs.update(self._pruned_layer_kwargs)
+        self._update_layer_kwargs(index, kwargs)
         return args, kwargs
+
+    def _update_layer_kwargs(self, index: int, kwargs: dict) -> None:
+        kwargs.update(self._pruned_layer_kwargs)
+        kwargs["attention_mask"] = self._pruned_masks[self.decoder.layer_type(index)]
 
     # -- steps -------------------------------------------------------------------------------------------------
 
     def _start_prefill(self, kwargs: dict, embeds: torch.Tensor, cache: Any) -> None:
         batch, length = embeds.shape[:2]
         rows, full_length = self.visual_mask.shape
-        if cache.get_seq_length() != 0 or length != full_length or batch % rows:
+        self.decoder.check_cache(cache)
+        cached = self.decoder.cached_length(cache)
+        if cached != 0 or length != full_length or batch % rows:
             raise ValueError(f"expected the prefill of the {rows} x {full_length} prompt on an empty cache; got "
-                             f"{batch} x {length} after {cache.get_seq_length()} cached positions "
+                             f"{batch} x {length} after {cached} cached positions "
                              f"(prefill_chunk_size and continued generation are not supported with pruning)")
         self._repeats = batch // rows
         self.visual_mask = self.visual_mask.to(embeds.device).repeat_interleave(self._repeats, dim=0)
@@ -350,6 +250,7 @@ class VisualTokenPruning:
         if mask.dim() != 2:
             raise ValueError(f"expected a 2D attention mask in the prefill; got shape {tuple(mask.shape)}")
         self._full_mask = mask.bool()
+        self._prompt_positions = self.decoder.prompt_positions(kwargs, self._full_mask)
         if self.config.prune_layer > 0:
             self._stage = _Stage.PREFILLING
             return
@@ -361,7 +262,7 @@ class VisualTokenPruning:
 
     def _decode_step(self, kwargs: dict, embeds: torch.Tensor, cache: Any) -> None:
         layout = self._layout
-        past, steps = cache.get_seq_length(), embeds.shape[1]
+        past, steps = self.decoder.cached_length(cache), embeds.shape[1]
         generated = past - layout.length
         if generated < 0 or embeds.shape[0] != layout.index.shape[0]:
             raise ValueError(f"decoding step inconsistent with the pruned prompt: {past} cached positions for a "
@@ -369,12 +270,12 @@ class VisualTokenPruning:
         mask = layout.attention_mask.to(embeds.device)
         ones = torch.ones(mask.shape[0], generated + steps, dtype=mask.dtype, device=mask.device)
         kwargs["attention_mask"] = torch.cat([mask, ones], dim=1)
-        offsets = torch.arange(generated, generated + steps, device=embeds.device)
-        kwargs["position_ids"] = layout.next_position.to(embeds.device)[:, None] + offsets
+        kwargs["position_ids"] = self.decoder.step_positions(layout.next_position.to(embeds.device), generated,
+                                                             steps)
 
     def _select_and_layout(self, states: torch.Tensor, scores: Optional[torch.Tensor]) -> PrunedLayout:
         """states: (B, L, D) the visual tokens' representation to select on (inputs or hidden states)."""
-        _sync(states.device)
+        synchronize(states.device)
         start = time.perf_counter()
         kept = []
         for row in range(states.shape[0]):
@@ -382,10 +283,11 @@ class VisualTokenPruning:
             positions = slice(*span) if span else self.visual_mask[row].nonzero().squeeze(1)
             attention = None if scores is None else scores[row, positions]
             kept.append(select_visual_tokens(states[row, positions], self.config, attention))
-        _sync(states.device)
+        synchronize(states.device)
         self.select_seconds += time.perf_counter() - start
         self.kept = [row.cpu() for row in kept[:: self._repeats]]
-        self._layout = build_layout(self._full_mask, self.visual_mask, kept, self.config.positions)
+        self._layout = build_layout(self.decoder, self._full_mask, self.visual_mask, kept, self.config.positions,
+                                    self._prompt_positions)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("pruned %s visual tokens to %s at layer %d", self.visual_mask.sum(1).tolist(),
                          [row.numel() for row in kept], self.config.prune_layer)
@@ -394,8 +296,8 @@ class VisualTokenPruning:
     def _attention_scores(self, cache: Any) -> torch.Tensor:
         hidden_last, rope = self._last_query_input
         previous = self.config.prune_layer - 1
-        keys = cache.layers[previous].keys
-        return last_token_attention(self.decoder.layers[previous], hidden_last, rope, keys, self._full_mask)
+        keys = self.decoder.cached_keys(cache, previous)
+        return self.decoder.last_token_attention(previous, hidden_last, rope, keys, self._full_mask)
 
     @staticmethod
     def _check_layer_kwargs(kwargs: dict) -> None:
@@ -425,12 +327,12 @@ class FirstForwardTimer:
 
     def _pre(self, module: nn.Module, args: tuple) -> None:
         if self._start is None:
-            _sync(_module_device(module))
+            synchronize(_module_device(module))
             self._start = time.perf_counter()
 
     def _post(self, module: nn.Module, args: tuple, output: Any) -> None:
         if self.seconds is None and self._start is not None:
-            _sync(_module_device(module))
+            synchronize(_module_device(module))
             self.seconds = time.perf_counter() - self._start
 
 

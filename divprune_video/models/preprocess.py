@@ -1,9 +1,10 @@
 """Frames -> pixel values, as the checkpoint's video processor prepares them.
 
 The checkpoint's own transformers video processor is used when it can be built (it needs torchvision).
-Without torchvision, :class:`ClipFramePreprocessor` applies the same steps from the same settings
-(``video_preprocessor_config.json``): resize the shortest edge (bicubic, antialiased), center crop, rescale,
-normalize. The two agree up to the rounding of the resize.
+Without torchvision, :class:`TorchFramePreprocessor` applies the same steps from the same settings
+(``video_preprocessor_config.json``): resize (the shortest edge, as CLIP-style processors do, or to an exact height
+and width, as SigLIP-style ones do; bicubic, antialiased), center crop, rescale, normalize. The two agree up to the
+rounding of the resize.
 
 Both run where the model runs when given ``device``: the uint8 frames are copied to the device (a quarter of the
 bytes of float32 pixel values) and resized and normalized there. On a GPU this takes the 32-frame preprocessing of
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 import numpy as np
 import torch
@@ -47,39 +48,51 @@ def check_frames(frames: Any) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ClipFramePreprocessor:
-    """CLIP-style frame preprocessing in plain PyTorch (the steps of transformers' ``LlavaNextVideoVideoProcessor``).
+class TorchFramePreprocessor:
+    """A video processor's frame preprocessing in plain PyTorch (the steps of transformers' ``BaseVideoProcessor``
+    for CLIP- and SigLIP-style settings).
 
     Attributes:
-        shortest_edge: the shortest edge after resizing (336 for the 7B model).
-        crop_size: (height, width) of the center crop.
+        shortest_edge: resize so that the shortest edge has this length, keeping the aspect ratio (CLIP: 336);
+            None when ``resize_to`` is given.
+        crop_size: (height, width) of the center crop, or None for no crop.
         mean, std: per-channel normalization in 0..1 units.
+        resize_to: (height, width) to resize to exactly, whatever the aspect ratio (SigLIP: 384 x 384).
         rescale_factor: 1/255 for uint8 input.
         resample: ``"bicubic"``, ``"bilinear"`` or ``"nearest"``.
     """
 
-    shortest_edge: int
-    crop_size: tuple[int, int]
+    shortest_edge: Optional[int]
+    crop_size: Optional[tuple[int, int]]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    resize_to: Optional[tuple[int, int]] = None
     rescale_factor: float = 1 / 255
     resample: str = "bicubic"
     do_resize: bool = True
-    do_center_crop: bool = True
     do_normalize: bool = True
 
+    def __post_init__(self) -> None:
+        if self.do_resize and (self.shortest_edge is None) == (self.resize_to is None):
+            raise ValueError("resizing needs exactly one of shortest_edge and resize_to")
+
     @classmethod
-    def from_dict(cls, settings: dict[str, Any]) -> "ClipFramePreprocessor":
+    def from_dict(cls, settings: dict[str, Any]) -> "TorchFramePreprocessor":
         """From a video processor config (the keys of ``video_preprocessor_config.json``)."""
         size = settings.get("size") or {}
-        crop = settings.get("crop_size") or {}
+        shortest: Optional[int] = None
+        resize_to: Optional[tuple[int, int]] = None
         if "shortest_edge" in size:
             shortest = int(size["shortest_edge"])
-        elif "height" in size:
-            shortest = int(min(size["height"], size["width"]))
+        elif "height" in size and "width" in size:
+            resize_to = (int(size["height"]), int(size["width"]))
         else:
-            raise ValueError(f"unsupported video processor size {size!r}: expected 'shortest_edge' or 'height'")
-        crop_size = (int(crop.get("height", shortest)), int(crop.get("width", shortest)))
+            raise ValueError(f"unsupported video processor size {size!r}: expected 'shortest_edge' or 'height' and "
+                             f"'width'")
+        crop = settings.get("crop_size") or {}
+        crop_size = None
+        if settings.get("do_center_crop") and crop:
+            crop_size = (int(crop["height"]), int(crop["width"]))
         resample = settings.get("resample", 3)
         if resample not in _RESAMPLE_MODES:
             raise ValueError(f"unsupported resample {resample!r}; supported: {sorted(_RESAMPLE_MODES)}")
@@ -88,21 +101,21 @@ class ClipFramePreprocessor:
             crop_size=crop_size,
             mean=tuple(settings.get("image_mean", (0.0, 0.0, 0.0))),
             std=tuple(settings.get("image_std", (1.0, 1.0, 1.0))),
+            resize_to=resize_to,
             rescale_factor=float(settings.get("rescale_factor", 1 / 255)),
             resample=_RESAMPLE_MODES[resample],
             do_resize=bool(settings.get("do_resize", True)),
-            do_center_crop=bool(settings.get("do_center_crop", True)),
             do_normalize=bool(settings.get("do_normalize", True)),
         )
 
     def __call__(self, frames: np.ndarray, device: Device = None) -> torch.Tensor:
-        """frames: (T, H, W, 3) uint8 -> (T, 3, crop_h, crop_w) float32 pixel values on ``device`` (default CPU),
+        """frames: (T, H, W, 3) uint8 -> (T, 3, H', W') float32 pixel values on ``device`` (default CPU),
         computed there."""
         video = torch.from_numpy(np.ascontiguousarray(check_frames(frames)))
         video = video.to(device or "cpu", non_blocking=True).permute(0, 3, 1, 2)
         if self.do_resize:
             video = self._resize(video)
-        if self.do_center_crop:
+        if self.crop_size is not None:
             video = _center_crop(video, self.crop_size)
         pixels = video.float() * self.rescale_factor
         if self.do_normalize:
@@ -111,12 +124,17 @@ class ClipFramePreprocessor:
             pixels = (pixels - mean) / std
         return pixels
 
-    def _resize(self, video: torch.Tensor) -> torch.Tensor:
-        height, width = video.shape[-2:]
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the resized frames (before the crop) for frames of ``height`` x ``width``."""
+        if self.resize_to is not None:
+            return self.resize_to
         short, long = (height, width) if height <= width else (width, height)
         new_long = int(self.shortest_edge * long / short)
-        size = (self.shortest_edge, new_long) if height <= width else (new_long, self.shortest_edge)
-        if size == (height, width):
+        return (self.shortest_edge, new_long) if height <= width else (new_long, self.shortest_edge)
+
+    def _resize(self, video: torch.Tensor) -> torch.Tensor:
+        size = self.output_size(*video.shape[-2:])
+        if size == tuple(video.shape[-2:]):
             return video
         antialias = self.resample in ("bilinear", "bicubic")
         options = {} if self.resample == "nearest" else {"align_corners": False}
@@ -144,7 +162,7 @@ def _center_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def load_frame_preprocessor(model: str, **hub_kwargs: Any) -> FramePreprocessor:
     """The frame preprocessing of checkpoint ``model`` (hub id or folder).
 
-    The checkpoint's own transformers video processor when it can be built, else :class:`ClipFramePreprocessor`
+    The checkpoint's own transformers video processor when it can be built, else :class:`TorchFramePreprocessor`
     with its settings.
     """
     from transformers import AutoVideoProcessor
@@ -156,7 +174,7 @@ def load_frame_preprocessor(model: str, **hub_kwargs: Any) -> FramePreprocessor:
         logger.info("transformers' video processor is unavailable (%s); preprocessing frames in PyTorch",
                     str(error).strip().splitlines()[0])
         settings, _ = BaseVideoProcessor.get_video_processor_dict(model, **hub_kwargs)
-        return ClipFramePreprocessor.from_dict(settings)
+        return TorchFramePreprocessor.from_dict(settings)
     return _TransformersFramePreprocessor(processor)
 
 

@@ -1,10 +1,18 @@
-"""Model adapters by the checkpoint's ``model_type``: a new model family is one adapter class, registered here."""
+"""Model families by the checkpoint's ``model_type``.
+
+A family is one folder under ``divprune_video/models/`` whose ``__init__.py`` calls :func:`register_family`; the
+folders are found here on first use, so adding a family edits nothing outside its folder. A user's own adapter class
+can be registered alone with :func:`register_adapter`.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
-from typing import Optional, TypeVar, Union
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import torch
 
@@ -12,10 +20,44 @@ from .base import ModelAdapter
 
 AdapterType = TypeVar("AdapterType", bound=type[ModelAdapter])
 
-#: model_type -> adapter class, or "module:Class" for the built-in adapters (imported on first use).
-_ADAPTERS: dict[str, Union[str, type[ModelAdapter]]] = {
-    "llava_next_video": "divprune_video.models.llava_next_video:LlavaNextVideoAdapter",
-}
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One model family: its adapter, the checkpoints it was tried with, and its presets.
+
+    Attributes:
+        name: the family's name (its folder's name).
+        adapter: the adapter class; its ``model_types`` are the config ``model_type`` values the family serves.
+        checkpoints: hub ids of the checkpoints the family serves, the default first (their architectures are
+            what the tiny checkpoints and the random-weight benchmarks reproduce; no weights are downloaded here).
+        reference_config: () -> the transformers config of the family's reference architecture (the 7B model), for
+            random-weight benchmarks (``bench-model --model-type``).
+        save_tiny_checkpoint: (path, *, seed, weight_scale) -> path: writes a tiny random checkpoint that loads
+            like a real one (:func:`divprune_video.testing.save_tiny_model`).
+        tokens_per_frame: what one frame becomes, for the docs (e.g. "144 (12 x 12) at 336 px").
+        positions: what ``positions`` means for the family, for the docs.
+    """
+
+    name: str
+    adapter: type[ModelAdapter]
+    checkpoints: tuple[str, ...]
+    reference_config: Callable[[], Any]
+    save_tiny_checkpoint: Callable[..., Path]
+    tokens_per_frame: str = ""
+    positions: str = ""
+
+    @property
+    def model_types(self) -> tuple[str, ...]:
+        return self.adapter.model_types
+
+    @property
+    def default_checkpoint(self) -> str:
+        return self.checkpoints[0]
+
+
+_ADAPTERS: dict[str, type[ModelAdapter]] = {}
+_FAMILIES: dict[str, ModelFamily] = {}
+_discovered = False
 
 
 def register_adapter(cls: AdapterType) -> AdapterType:
@@ -27,21 +69,51 @@ def register_adapter(cls: AdapterType) -> AdapterType:
     return cls
 
 
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Register a model family (its adapter included) under each of its ``model_types``."""
+    register_adapter(family.adapter)
+    for model_type in family.model_types:
+        _FAMILIES[model_type] = family
+    return family
+
+
+def _discover() -> None:
+    """Import every family folder of this package once (each registers itself)."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.ispkg:
+            importlib.import_module(f"{__package__}.{module.name}")
+
+
 def available_adapters() -> list[str]:
     """The ``model_type`` values an adapter exists for."""
+    _discover()
     return sorted(_ADAPTERS)
+
+
+def available_families() -> list[ModelFamily]:
+    """The registered families, each once, by name."""
+    _discover()
+    return sorted({family.name: family for family in _FAMILIES.values()}.values(), key=lambda family: family.name)
 
 
 def adapter_class(model_type: str) -> type[ModelAdapter]:
     """The adapter class for ``model_type``; raises ValueError naming the supported ones."""
-    entry = _ADAPTERS.get(model_type)
-    if entry is None:
+    _discover()
+    if model_type not in _ADAPTERS:
         raise ValueError(f"no adapter for model_type {model_type!r}; supported: {', '.join(available_adapters())}")
-    if isinstance(entry, str):
-        module_name, class_name = entry.split(":")
-        entry = getattr(importlib.import_module(module_name), class_name)
-        _ADAPTERS[model_type] = entry
-    return entry
+    return _ADAPTERS[model_type]
+
+
+def model_family(model_type: str) -> ModelFamily:
+    """The family serving ``model_type`` (adapter and presets); raises ValueError naming the known ones."""
+    _discover()
+    if model_type not in _FAMILIES:
+        raise ValueError(f"no model family for model_type {model_type!r}; known: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[model_type]
 
 
 def load_adapter(

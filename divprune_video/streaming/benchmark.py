@@ -41,11 +41,13 @@ FRAME_POOL = 120
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-stream",
-        help="GPU: streaming video QA throughput, memory-update cost, answer latency, flat memory (7B, random "
-             "weights)",
+        help="GPU: streaming video QA throughput, memory-update cost, answer latency, flat memory (a family's 7B, "
+             "random weights)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--model-type", default="llava_next_video",
+                        help="the model family's transformers model_type (default llava_next_video)")
     parser.add_argument("--budgets", default=None, help="comma-separated token budgets (default 1024,2048,4096; "
                         "tiny: 32,64,128)")
     parser.add_argument("--frames", type=int, default=None,
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..models.benchmark import _build_adapter
+    from ..models.benchmark import reference_adapter
 
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -126,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     if min(budgets) < 1 or min(frames_largest, frames_other, sample_every, repeats, args.answer_tokens) < 1:
         print("budgets, frame counts, --sample-every, --repeats and --answer-tokens must be >= 1", file=sys.stderr)
         return 2
-    adapter = _build_adapter(args.tiny, device, args.attn)
+    adapter = reference_adapter(args.model_type, device, args.attn, tiny=args.tiny)
     size = args.frame_size or int(adapter.config.vision_config.image_size)
     pool = synthetic_frames(args.frame_kind, size)
     print(_header(args, device, adapter, size), flush=True)
@@ -198,16 +200,16 @@ def _answer_latency(qa: Any, adapter: Any, args: argparse.Namespace, repeats: in
     """Median ms of (snapshot + generate 1 token) and (snapshot + generate ``--answer-tokens`` tokens), on prompt
     ids of random text around the memory's tokens (the benchmark model has no tokenizer)."""
     from ..models import PruningConfig
+    from ..models.benchmark import prompt_ids
 
     unpruned = PruningConfig(method="none")
-    num_visual = qa.num_memory_tokens
 
     def timed(new_tokens: int) -> float:
         if adapter.device.type == "cuda":
             torch.cuda.synchronize(adapter.device)
         start = time.perf_counter()
         video, _ = qa.encoded_memory()
-        ids, mask = question_ids(num_visual, args.text_tokens, adapter.video_token_id)
+        ids, mask = prompt_ids(video.num_placeholders, args.text_tokens, adapter.video_token_id)
         adapter.generate_from_ids(ids, mask, [video], unpruned, max_new_tokens=new_tokens,
                                   min_new_tokens=new_tokens, do_sample=False)
         if adapter.device.type == "cuda":
@@ -218,14 +220,6 @@ def _answer_latency(qa: Any, adapter: Any, args: argparse.Namespace, repeats: in
     ttft = statistics.median(timed(1) for _ in range(repeats))
     answer = statistics.median(timed(args.answer_tokens) for _ in range(repeats))
     return ttft, answer
-
-
-def question_ids(num_visual: int, num_text: int, video_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, L) prompt ids: ``num_visual`` video tokens between two halves of ``num_text`` random text ids, and the
-    (1, L) attention mask."""
-    text = torch.randint(100, 300, (num_text,), generator=torch.Generator().manual_seed(0))
-    ids = torch.cat([text[: num_text // 2], torch.full((num_visual,), video_token_id), text[num_text // 2:]])
-    return ids.unsqueeze(0), torch.ones(1, ids.numel(), dtype=torch.long)
 
 
 def _median_p95(values: np.ndarray) -> tuple[float, float]:
@@ -245,7 +239,7 @@ def _header(args: argparse.Namespace, device: torch.device, adapter: Any, size: 
     import transformers
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    model = "tiny test model" if args.tiny else "LLaVA-NeXT-Video-7B architecture"
+    model = "tiny test model" if args.tiny else f"{args.model_type} 7B architecture"
     command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     return (f"# bench-stream: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
             f"# torch {torch.__version__}, transformers {transformers.__version__}; {args.frame_kind} frames "

@@ -10,7 +10,8 @@ with constant memory and constant per-frame cost.
         ...
         result = qa.ask("What just happened?")   # any time, from a consistent snapshot of the memory
 
-Each sampled frame goes through the model's own vision path (one frame at a time) and its tokens are merged into a
+Each sampled frame goes through the model's own vision path (in the groups of ``adapter.frames_per_group`` frames
+the model encodes together: one for the LLaVA families, two for temporal patches) and its tokens are merged into a
 :class:`~divprune_video.streaming.memory.TokenMemory` that never holds more than ``token_budget`` tokens
 (``method="divprune"``: the Max-Min diverse subset of everything seen, updated incrementally). A question is
 answered from the memory's tokens in time order through the adapter's normal ``generate`` path, unpruned (the
@@ -35,7 +36,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from ..models import ModelAdapter, PruningConfig, SparseEncodedVideo, resolve_adapter
+from ..models import EncodedVideo, ModelAdapter, PruningConfig, resolve_adapter
 from ..pipeline import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODEL, VideoQAResult
 from .memory import MEMORY_METHODS, MemorySnapshot, TokenMemory, token_memory
 
@@ -53,8 +54,10 @@ class EmptyMemoryError(RuntimeError):
 
 @dataclass(frozen=True)
 class IngestRecord:
-    """What one :meth:`StreamingVideoQA.ingest` did: the frame's number (ingest order), its tokens, the memory size
-    after it, and the seconds spent encoding (vision path) and updating the memory."""
+    """What one :meth:`StreamingVideoQA.ingest` did: the number of the frame group the frame belongs to (ingest
+    order; the frame's own number when the model encodes frames one by one), the group's tokens, the memory size
+    after it, and the seconds spent encoding (vision path) and updating the memory. A frame that does not complete
+    its group is held until it does: its record has ``num_tokens`` 0 and no timings."""
 
     frame_id: int
     num_tokens: int
@@ -150,6 +153,8 @@ class StreamingVideoQA:
         self.timestamps_in_prompt = bool(timestamps_in_prompt)
         self.adapter = resolve_adapter(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
         self.grid: Optional[tuple[int, int]] = None
+        self._pending: list[tuple[np.ndarray, float]] = []  # frames of a group not complete yet
+        self._frames_ingested = 0  # frames whose group is in the memory
         self._memory_lock = threading.Lock()  # held while the memory changes or is copied
         self._ingest_lock = threading.Lock()  # serializes ingest() calls (frames enter in call order)
         self._stop = threading.Event()
@@ -167,37 +172,47 @@ class StreamingVideoQA:
     def ingest(self, frame: FrameInput, *, timestamp: Optional[float] = None) -> IngestRecord:
         """Encode one frame with the model's vision path and merge its tokens into the memory.
 
+        Frames are encoded in groups of ``adapter.frames_per_group`` (one for the LLaVA families): a frame that
+        does not complete a group is held until the next ones arrive.
+
         Args:
             frame: (H, W, 3) uint8 RGB (numpy array or tensor), or a :class:`~divprune_video.Frame` (its
                 ``timestamp`` is used).
             timestamp: the frame's time in seconds (default: the Frame's, else ``frame_number / sample_fps``).
 
         Returns:
-            An :class:`IngestRecord` (frame number, tokens, memory size, encode / update seconds).
+            An :class:`IngestRecord` (frame group number, tokens, memory size, encode / update seconds).
 
         Raises:
             TypeError / ValueError: a frame of the wrong type, dtype or shape; tokens with NaN/Inf; a
-                ``token_budget`` smaller than one frame's tokens.
+                ``token_budget`` smaller than one frame group's tokens.
         """
         image, frame_time = _frame_image(frame)
         timestamp = frame_time if timestamp is None else timestamp
         with self._ingest_lock:
-            frame_id = self.memory.num_frames_seen
-            encoded = self.adapter.encode_frames(image[None])
+            frame_number = self._frames_ingested + len(self._pending)
+            stamp = frame_number / self.sample_fps if timestamp is None else float(timestamp)
+            self._pending.append((image, stamp))
+            group_id = self.memory.num_frames_seen
+            if len(self._pending) < self.adapter.frames_per_group:
+                return IngestRecord(group_id, 0, self.memory.num_tokens, 0.0, 0.0)
+            images, stamps = zip(*self._pending)
+            self._pending.clear()
+            encoded = self.adapter.encode_frames(np.stack(images))
             tokens = encoded.features
             if tokens.shape[0] > self.token_budget:
                 raise ValueError(f"token_budget={self.token_budget} is smaller than one frame's "
                                  f"{tokens.shape[0]} visual tokens ({encoded.grid[0]}x{encoded.grid[1]}); use a "
                                  f"budget of at least {tokens.shape[0]}")
-            stamp = frame_id / self.sample_fps if timestamp is None else float(timestamp)
             start = time.perf_counter()
             with self._memory_lock:
-                self.memory.add(tokens, frame_id=frame_id, timestamp=stamp)
+                self.memory.add(tokens, frame_id=group_id, timestamp=stamps[0])
+                self._frames_ingested += len(images)
                 self.grid = encoded.grid
                 if tokens.is_cuda:  # honest timings: wait for the update's kernels
                     torch.cuda.synchronize(tokens.device)
                 update_seconds = time.perf_counter() - start
-                record = IngestRecord(frame_id, int(tokens.shape[0]), self.memory.num_tokens, encoded.seconds,
+                record = IngestRecord(group_id, int(tokens.shape[0]), self.memory.num_tokens, encoded.seconds,
                                       update_seconds)
                 self._record(record)
         return record
@@ -216,16 +231,16 @@ class StreamingVideoQA:
         with self._memory_lock:
             return self.memory.snapshot()
 
-    def encoded_memory(self) -> tuple[SparseEncodedVideo, MemorySnapshot]:
-        """The memory as the LLM receives it: a :class:`~divprune_video.models.SparseEncodedVideo` of the
-        snapshot's (M, D) tokens in time order, and the snapshot. Raises :class:`EmptyMemoryError` before the first
-        frame."""
+    def encoded_memory(self) -> tuple[EncodedVideo, MemorySnapshot]:
+        """The memory as the LLM receives it: an :class:`~divprune_video.models.EncodedVideo` of the snapshot's
+        (M, D) tokens in time order (with the model's unframed tokens, if it has any), and the snapshot. Raises
+        :class:`EmptyMemoryError` before the first frame (group)."""
         start = time.perf_counter()
         snapshot = self.snapshot()
         if snapshot.num_tokens == 0 or self.grid is None:
             raise EmptyMemoryError("nothing to answer from yet: no frame has been ingested (call ingest() or run())")
-        video = SparseEncodedVideo(snapshot.tokens, snapshot.num_frames, self.grid,
-                                   seconds=time.perf_counter() - start, frame_ids=snapshot.frame_ids)
+        video = self.adapter.video_from_tokens(snapshot.tokens, snapshot.frame_ids, self.grid, snapshot.num_frames)
+        video.seconds = time.perf_counter() - start
         return video, snapshot
 
     def ask(self, question: str, **generate_kwargs: Any) -> VideoQAResult:
@@ -238,7 +253,7 @@ class StreamingVideoQA:
             A :class:`~divprune_video.VideoQAResult`: ``num_visual_tokens`` = tokens seen in total,
             ``num_kept`` = memory size, ``kept_indices`` = (num_kept,) ascending indices of the memory's tokens in
             the stream of all tokens (frame-major: token ``i`` is frame ``i // tokens_per_frame``),
-            ``num_frames`` = frames ingested, ``timings`` = ``snapshot`` (copying the memory), ``select`` (0: the
+            ``num_frames`` = frame groups encoded (frames for the LLaVA families), ``timings`` = ``snapshot`` (copying the memory), ``select`` (0: the
             selection happens during ingestion), ``prefill``, ``generate``.
 
         Raises:
@@ -259,6 +274,7 @@ class StreamingVideoQA:
             answer=output.texts[0], num_visual_tokens=snapshot.num_tokens_seen, num_kept=snapshot.num_tokens,
             kept_indices=snapshot.token_indices, timings={"snapshot": video.seconds, **output.timings},
             question=question, num_frames=snapshot.num_frames_seen, grid=video.grid,
+            frames_per_group=self.adapter.frames_per_group,
         )
 
     # -- reading the memory ----------------------------------------------------------------------------------------
@@ -270,13 +286,14 @@ class StreamingVideoQA:
 
     @property
     def num_frames(self) -> int:
-        """Frames ingested so far."""
-        return self.memory.num_frames_seen
+        """Frames ingested so far (not counting those held until their group is complete)."""
+        return self._frames_ingested
 
     @property
     def memory_frame_ids(self) -> torch.Tensor:
         """(M,) int64: for each memory token, in the order the LLM receives them (time order), the number of the
-        frame (ingest order, from 0) it came from."""
+        frame group (ingest order, from 0; the frame itself for models that encode frames one by one) it came
+        from."""
         with self._memory_lock:
             return self.memory.frame_ids
 
@@ -293,7 +310,7 @@ class StreamingVideoQA:
         with self._memory_lock:
             last = self._last
             return StreamStats(
-                frames_ingested=self.memory.num_frames_seen,
+                frames_ingested=self._frames_ingested,
                 frames_dropped=self._dropped_before + (stream.dropped if stream is not None else 0),
                 reconnects=self._reconnects_before + (stream.reconnects if stream is not None else 0),
                 tokens_seen=self.memory.num_tokens_seen, memory_tokens=self.memory.num_tokens,

@@ -1,12 +1,23 @@
-"""The model-independent pieces of pruning inside the decoder: layouts, positions, cache pruning, selection."""
+"""The model-independent pieces of pruning inside the decoder: layouts, positions, cache pruning, selection, and the
+Llama-style decoder interface (positions, the FastV score)."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from divprune_video.models import PruningConfig
-from divprune_video.models.decoder_pruning import build_layout, prune_cache, select_visual_tokens
+from divprune_video.models.decoder import LlamaStyleDecoder, full_positions, gather_last
+from divprune_video.models.decoder_pruning import build_layout, select_visual_tokens
 
-from .helpers import transformers
+from .helpers import cache_of, literal_prompt_ids, sample_frames, transformers
+
+#: The interface's position and cache logic needs no real decoder module.
+DECODER = LlamaStyleDecoder(SimpleNamespace(config=SimpleNamespace(), layers=[]))
+
+
+def layout_of(mask, visual, kept, positions):
+    return build_layout(DECODER, mask, visual, kept, positions, full_positions(mask))
 
 
 def _batch():
@@ -20,7 +31,7 @@ def _batch():
 
 def test_layout_keeps_text_and_kept_visual_tokens_in_order_left_padded():
     mask, visual = _batch()
-    layout = build_layout(mask, visual, [torch.tensor([1, 3]), torch.tensor([0])], "renumber")
+    layout = layout_of(mask, visual, [torch.tensor([1, 3]), torch.tensor([0])], "renumber")
     assert layout.length == 6
     assert layout.index[0, 1:].tolist() == [2, 4, 6, 7, 8] and layout.attention_mask[0].tolist() == [0, 1, 1, 1, 1, 1]
     assert layout.index[1].tolist() == [0, 1, 5, 6, 7, 8] and layout.attention_mask[1].tolist() == [1] * 6
@@ -30,7 +41,7 @@ def test_layout_keeps_text_and_kept_visual_tokens_in_order_left_padded():
 
 def test_original_positions_keep_the_full_sequences_numbering():
     mask, visual = _batch()
-    layout = build_layout(mask, visual, [torch.tensor([1, 3]), torch.tensor([0])], "original")
+    layout = layout_of(mask, visual, [torch.tensor([1, 3]), torch.tensor([0])], "original")
     # Row 0's valid tokens are numbered from its first valid column (column 2 is position 0).
     assert layout.position_ids.tolist() == [[0, 0, 2, 4, 5, 6], [0, 1, 5, 6, 7, 8]]
     assert layout.next_position.tolist() == [7, 9]
@@ -38,7 +49,7 @@ def test_original_positions_keep_the_full_sequences_numbering():
 
 def test_gather_along_sequence_and_cache_dimensions():
     mask, visual = _batch()
-    layout = build_layout(mask, visual, [torch.tensor([0, 1, 2, 3]), torch.tensor([2, 3])], "renumber")
+    layout = layout_of(mask, visual, [torch.tensor([0, 1, 2, 3]), torch.tensor([2, 3])], "renumber")
     hidden = torch.arange(2 * 9 * 3, dtype=torch.float32).view(2, 9, 3)
     gathered = layout.gather(hidden)
     assert gathered.shape == (2, 7, 3)
@@ -50,28 +61,28 @@ def test_gather_along_sequence_and_cache_dimensions():
 
 def test_prune_cache_prunes_only_the_first_layers():
     mask, visual = _batch()
-    layout = build_layout(mask, visual, [torch.tensor([0]), torch.tensor([1])], "renumber")
+    layout = layout_of(mask, visual, [torch.tensor([0]), torch.tensor([1])], "renumber")
     cache = transformers.DynamicCache()
     originals = []
     for layer in range(3):
         keys, values = torch.randn(2, 2, 9, 4), torch.randn(2, 2, 9, 4)
         cache.update(keys, values, layer)
         originals.append((keys, values))
-    prune_cache(cache, 2, layout, 9)
+    DECODER.prune_cache(cache, 2, layout, 9)
     assert [layer.keys.shape[2] for layer in cache.layers] == [layout.length, layout.length, 9]
     assert torch.equal(cache.layers[1].values, layout.gather(originals[1][1], dim=2))
     assert cache.get_seq_length() == layout.length
     with pytest.raises(ValueError, match="holding"):
-        prune_cache(cache, 3, layout, 9)
+        DECODER.prune_cache(cache, 3, layout, 9)
 
 
 def test_layout_refuses_right_padding_and_a_visual_last_token():
     mask, visual = _batch()
     with pytest.raises(ValueError, match="left-padded"):
-        build_layout(mask.flip(1), visual, [torch.tensor([0]), torch.tensor([0])], "renumber")
+        layout_of(mask.flip(1), visual, [torch.tensor([0]), torch.tensor([0])], "renumber")
     visual[1, 8] = True
     with pytest.raises(ValueError, match="end with a text token"):
-        build_layout(mask, visual, [torch.tensor([0]), torch.tensor([0])], "renumber")
+        layout_of(mask, visual, [torch.tensor([0]), torch.tensor([0])], "renumber")
 
 
 @pytest.mark.parametrize("method", ["divprune", "uniform", "random"])
@@ -115,3 +126,44 @@ def test_num_keep_rounds_like_the_selector():
     assert PruningConfig(keep_ratio=0.15).num_keep(4608) == 691
     assert PruningConfig(keep_ratio=0.01).num_keep(10) == 1
     assert PruningConfig(method="none", keep_ratio=0.1).num_keep(100) == 100
+
+
+def test_multi_axis_positions_gather_and_step_along_the_sequence():
+    mask, visual = _batch()
+    prompt = torch.stack([full_positions(mask), 10 * full_positions(mask)])  # (2 axes, B, L)
+    index = torch.tensor([[2, 4, 8], [0, 5, 8]])
+    assert gather_last(prompt, index).tolist() == [[[0, 2, 6], [0, 5, 8]], [[0, 20, 60], [0, 50, 80]]]
+    positions, following = DECODER.pruned_positions(prompt, index, torch.ones_like(index), "original")
+    assert positions.shape == (2, 2, 3) and following.tolist() == [[7, 9], [61, 81]]
+    assert DECODER.step_positions(following, 2, 1).tolist() == [[[9], [11]], [[63], [83]]]
+    with pytest.raises(ValueError, match="positions='shifted'"):
+        DECODER.pruned_positions(prompt, index, torch.ones_like(index), "shifted")
+
+
+def test_sliding_window_layers_are_refused():
+    decoder = LlamaStyleDecoder(SimpleNamespace(config=SimpleNamespace(layer_types=["full_attention",
+                                                                                     "sliding_attention"]),
+                                                layers=[None, None]))
+    with pytest.raises(ValueError, match=r"decoder layers \[1\] use sliding-window attention"):
+        decoder.check_prunable()
+
+
+def test_last_token_attention_equals_eager_attention_weights(adapter, tiny_checkpoint):
+    eager = transformers.LlavaNextVideoForConditionalGeneration.from_pretrained(
+        str(tiny_checkpoint), attn_implementation="eager").eval()
+    video = adapter.encode_frames(sample_frames(4))
+    ids = literal_prompt_ids(adapter.tokenizer, "Why?", video.num_tokens)
+    embeds, _ = adapter.embed(ids, [video])
+    with torch.inference_mode():
+        full = eager(inputs_embeds=embeds, use_cache=True, output_hidden_states=True, output_attentions=True)
+    decoder = LlamaStyleDecoder(eager.model.language_model)
+    positions = torch.arange(ids.shape[1]).unsqueeze(0)
+    for layer in range(decoder.num_layers):
+        hidden = full.hidden_states[layer]
+        with torch.inference_mode():
+            cos, sin = decoder.rotary(hidden, positions)
+            scores = decoder.last_token_attention(layer, hidden[:, -1:], (cos[:, -1:], sin[:, -1:]),
+                                                  cache_of(full).layers[layer].keys,
+                                                  torch.ones(positions.shape, dtype=torch.bool))
+        expected = full.attentions[layer][:, :, -1, :].mean(dim=1)
+        torch.testing.assert_close(scores, expected, rtol=0, atol=1e-6)

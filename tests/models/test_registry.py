@@ -1,14 +1,28 @@
-"""Adapters are found by the checkpoint's model_type; a new family is one registered class."""
+"""Families are found by the checkpoint's model_type; a new family is one folder that registers itself."""
 
 import pytest
 
-from divprune_video.models import ModelAdapter, adapter_class, available_adapters, load_adapter, register_adapter
+from divprune_video.models import (
+    ModelAdapter,
+    adapter_class,
+    available_adapters,
+    available_families,
+    load_adapter,
+    model_family,
+    register_adapter,
+)
 from divprune_video.models.llava_next_video import LlavaNextVideoAdapter
+from divprune_video.models.llava_onevision import LlavaOnevisionAdapter
 
 
-def test_llava_next_video_is_built_in():
-    assert "llava_next_video" in available_adapters()
+def test_built_in_families_are_found_in_their_folders():
+    assert {"llava_next_video", "llava_onevision"} <= set(available_adapters())
     assert adapter_class("llava_next_video") is LlavaNextVideoAdapter
+    assert adapter_class("llava_onevision") is LlavaOnevisionAdapter
+    names = [family.name for family in available_families()]
+    assert names == sorted(names) and {"llava_next_video", "llava_onevision"} <= set(names)
+    family = model_family("llava_onevision")
+    assert family.default_checkpoint == "llava-hf/llava-onevision-qwen2-7b-ov-hf" and family.tokens_per_frame
 
 
 def test_load_adapter_picks_the_adapter_from_the_config(tiny_checkpoint):
@@ -20,9 +34,11 @@ def test_load_adapter_picks_the_adapter_from_the_config(tiny_checkpoint):
 def test_unknown_model_type():
     with pytest.raises(ValueError, match="no adapter for model_type 'qwen2_vl'"):
         adapter_class("qwen2_vl")
+    with pytest.raises(ValueError, match="no model family for model_type 'qwen2_vl'"):
+        model_family("qwen2_vl")
 
 
-def test_register_a_new_family():
+def test_register_a_new_adapter():
     @register_adapter
     class ToyAdapter(ModelAdapter):
         model_types = ("toy_video_lm",)

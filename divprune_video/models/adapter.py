@@ -1,103 +1,64 @@
-"""The LLaVA-NeXT-Video adapter: transformers' ``LlavaNextVideoForConditionalGeneration`` with DivPrune.
+"""``TransformersVideoAdapter``: the family-neutral half of an adapter over a transformers video LLM whose prompt
+holds one placeholder token per visual token (the LLaVA families).
 
-* Frames go through the model's own video path: the checkpoint's frame preprocessing, the vision tower
-  (``vision_feature_layer``, CLS dropped under the "default" strategy), the spatial pooling (2 x 2 average: 144
-  tokens per frame at 336 px for the 7B model) and the projector (``get_video_features``).
-* The prompt is the checkpoint's chat template (a user turn holding the video, then the question) with the video
-  token repeated once per visual token, tokenized as the checkpoint's processor does; the visual tokens'
-  positions are where the input ids hold the config's ``video_token_id``.
-* ``generate()`` runs on ``inputs_embeds`` built exactly as the model builds them itself (token embeddings with the
-  visual features scattered into the video positions), so ``method="none"`` (or ``keep_ratio=1.0``) gives what
-  plain transformers gives on the same frames; pruning happens inside that call (:mod:`.decoder_pruning`).
+A family subclass says which transformers classes it loads (:attr:`~TransformersVideoAdapter.model_class`,
+:attr:`~TransformersVideoAdapter.processor_class`), how pixel values become visual tokens
+(:meth:`~TransformersVideoAdapter.video_tokens`), where its text decoder is
+(:meth:`~TransformersVideoAdapter.text_decoder`) and, if it has one, its default system prompt. Everything else is
+here:
+
+* the prompt is the checkpoint's chat template (an optional system turn, then a user turn holding the video and the
+  question) with the video placeholder repeated once per token of the video, tokenized as the checkpoint's processor
+  does; the visual tokens' positions are where the input ids hold the config's ``video_token_id``;
+* ``generate()`` runs on ``inputs_embeds`` built exactly as the models build them themselves (token embeddings with
+  the video's tokens scattered into its placeholder positions), so ``method="none"`` (or ``keep_ratio=1.0``) gives
+  what plain transformers gives on the same pixel values; pruning happens inside that call
+  (:mod:`.decoder_pruning`), over the video's frame tokens only (its unframed tokens are always kept).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
-from typing import Any, Iterator, Optional, Sequence
+from abc import abstractmethod
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .._optional import require
 from .base import EncodedVideo, GenerationResult, ModelAdapter, PruneRecord, PruningConfig
+from .decoder import DecoderAccess, LlamaStyleDecoder
 from .decoder_pruning import FirstForwardTimer, VisualTokenPruning
-from .preprocess import ClipFramePreprocessor, FramePreprocessor, load_frame_preprocessor
+from .preprocess import FramePreprocessor, check_frames, load_frame_preprocessor
+from .runtime import default_attention, reproducible_attention, resolve_device, resolve_dtype, synchronize
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
-#: CLIP's normalization, used when a model is built without a checkpoint (benchmarks).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-_DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float32": torch.float32, "fp32": torch.float32}
+#: Use the family's default system prompt (:attr:`TransformersVideoAdapter.default_system_prompt`).
+FAMILY_DEFAULT = "family-default"
 
 
-def resolve_device(device: Optional[str]) -> torch.device:
-    """``None`` -> CUDA when available, else CPU."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def resolve_dtype(dtype: Optional[Any], device: torch.device) -> torch.dtype:
-    """``None`` -> float16 on CUDA, float32 elsewhere; strings like ``"bf16"`` are accepted."""
-    if dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)} or a torch.dtype; got {dtype!r}")
-        return _DTYPES[dtype]
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"dtype must be a torch.dtype or a string; got {type(dtype).__name__}")
-    return dtype
-
-
-def default_attention(device: torch.device) -> str:
-    """flash-attention 2 on CUDA when installed, else PyTorch's scaled-dot-product attention."""
-    if device.type == "cuda":
-        try:
-            import flash_attn  # noqa: F401
-
-            return "flash_attention_2"
-        except ImportError:
-            pass
-    return "sdpa"
-
-
-@contextlib.contextmanager
-def reproducible_attention(device: torch.device) -> Iterator[None]:
-    """Keep PyTorch's scaled-dot-product attention off its cuDNN kernels while active (CUDA only).
-
-    On an H100 (torch 2.11), cuDNN's attention made the logits of the decoding steps of two identical greedy
-    ``generate()`` calls differ (by up to 1.9 on random 7B weights, enough to change answers); with the flash,
-    memory-efficient and math kernels they are bit-identical (``scripts/check_reproducible.py``, see
-    BENCHMARKS.md). PyTorch switches the backends process-wide and restores them on exit.
-    """
-    if device.type != "cuda":
-        yield
-        return
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
-        yield
-
-
-class LlavaNextVideoAdapter(ModelAdapter):
-    """LLaVA-NeXT-Video with visual-token pruning before the LLM or after decoder layer K.
+class TransformersVideoAdapter(ModelAdapter):
+    """An adapter over a transformers ``...ForConditionalGeneration`` video model (see the module text).
 
     Args:
-        model: a loaded ``LlavaNextVideoForConditionalGeneration``.
+        model: the loaded transformers model.
         tokenizer: its tokenizer (needed for text prompts and answers; :meth:`generate_from_ids` works without).
-        frame_preprocessor: frames -> pixel values; default: CLIP preprocessing at the vision tower's image size.
+        frame_preprocessor: frames -> pixel values; default: :meth:`default_frame_preprocessor`.
         chat_template: the processor's chat template (Jinja); default: the tokenizer's.
-        fused_activation: replace the vision tower's QuickGELU by the bit-identical fused kernel
-            (:mod:`.fused`; CUDA float16/bfloat16 only, the eager formula elsewhere).
+        system_prompt: text of a system turn before the user's (None: no system turn); default: the family's
+            :attr:`default_system_prompt`.
+        fast_vision: let the family replace parts of the vision tower by faster exact equivalents
+            (:meth:`speed_up_vision`; in place, on CUDA). False leaves the model exactly as transformers built it.
     """
 
-    model_types = ("llava_next_video",)
+    #: The transformers model class (a name in ``transformers``) and processor class of the family.
+    model_class: ClassVar[str] = ""
+    processor_class: ClassVar[str] = ""
+    #: The system turn the family's benchmark prompts use by default (None: none).
+    default_system_prompt: ClassVar[Optional[str]] = None
 
     def __init__(
         self,
@@ -105,13 +66,10 @@ class LlavaNextVideoAdapter(ModelAdapter):
         tokenizer: Any = None,
         frame_preprocessor: Optional[FramePreprocessor] = None,
         chat_template: Optional[str] = None,
-        fused_activation: bool = True,
+        system_prompt: Optional[str] = FAMILY_DEFAULT,
+        fast_vision: bool = True,
     ) -> None:
         self.model = model.eval()
-        if fused_activation:
-            from .fused import fuse_quick_gelu
-
-            fuse_quick_gelu(model.model.vision_tower)
         self.config = model.config
         self.video_token_id = int(self.config.video_token_id)
         self.tokenizer = tokenizer
@@ -120,82 +78,102 @@ class LlavaNextVideoAdapter(ModelAdapter):
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
-        if frame_preprocessor is None:
-            size = int(self.config.vision_config.image_size)
-            frame_preprocessor = ClipFramePreprocessor(size, (size, size), CLIP_MEAN, CLIP_STD)
-        self.frame_preprocessor = frame_preprocessor
+        self.system_prompt = self.default_system_prompt if system_prompt == FAMILY_DEFAULT else system_prompt
+        self.frame_preprocessor = frame_preprocessor or self.default_frame_preprocessor()
+        self._decoder: Optional[DecoderAccess] = None
+        if fast_vision:
+            self.speed_up_vision()
+
+    # -- loading -----------------------------------------------------------------------------------------------
 
     @classmethod
     def from_pretrained(
         cls,
-        model: str = DEFAULT_MODEL,
+        model: str,
         *,
         device: Optional[str] = None,
         dtype: Optional[Any] = None,
         attn_implementation: Optional[str] = None,
-    ) -> "LlavaNextVideoAdapter":
-        """Load a LLaVA-NeXT-Video checkpoint (hub id or local folder): model, tokenizer, chat template, frame
+        system_prompt: Optional[str] = FAMILY_DEFAULT,
+    ) -> "TransformersVideoAdapter":
+        """Load a checkpoint of the family (hub id or local folder): model, tokenizer, chat template, frame
         preprocessing. float16 on CUDA and float32 on CPU unless ``dtype`` says otherwise."""
         transformers = require("transformers", "model")
         target = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, target)
         attention = attn_implementation or default_attention(target)
-        network = transformers.LlavaNextVideoForConditionalGeneration.from_pretrained(
+        network = getattr(transformers, cls.model_class).from_pretrained(
             model, dtype=torch_dtype, attn_implementation=attention
         ).to(target)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model)
-        processor_settings, _ = transformers.LlavaNextVideoProcessor.get_processor_dict(model)
+        processor_settings, _ = getattr(transformers, cls.processor_class).get_processor_dict(model)
         template = processor_settings.get("chat_template") or tokenizer.chat_template
         if isinstance(template, dict):
             template = template.get("default")
         if not template:
             raise ValueError(f"{model!r} has no chat template (chat_template.jinja / chat_template.json)")
         logger.info("loaded %s on %s (%s, %s attention)", model, target, torch_dtype, attention)
-        return cls(network, tokenizer, load_frame_preprocessor(model), template)
+        return cls(network, tokenizer, load_frame_preprocessor(model), template, system_prompt=system_prompt)
+
+    def speed_up_vision(self) -> None:
+        """Replace parts of the vision tower by faster equivalents with the same outputs, in place (none here)."""
+
+    @abstractmethod
+    def default_frame_preprocessor(self) -> FramePreprocessor:
+        """The preprocessing used when none is given (a model built without a checkpoint folder)."""
 
     @property
     def device(self) -> torch.device:
         return self.model.get_input_embeddings().weight.device
 
     @property
-    def decoder(self) -> torch.nn.Module:
-        """The text decoder (a ``LlamaModel`` for the published checkpoints)."""
+    def decoder(self) -> DecoderAccess:
+        """The text decoder, seen through the interface pruning uses."""
+        if self._decoder is None:
+            self._decoder = LlamaStyleDecoder(self.text_decoder())
+        return self._decoder
+
+    def text_decoder(self) -> torch.nn.Module:
+        """The text decoder module (transformers' ``model.model.language_model``)."""
         return self.model.model.language_model
 
     # -- video -> visual tokens ---------------------------------------------------------------------------------
 
     @torch.inference_mode()
     def encode_frames(self, frames: np.ndarray) -> EncodedVideo:
-        """frames: (T, H, W, 3) uint8 RGB -> the (T * rows * cols, D) visual tokens the LLM receives.
+        """frames: (T, H, W, 3) uint8 RGB -> the video's visual tokens, through the model's own video path.
 
         The frames are preprocessed on the model's device (see :mod:`.preprocess`)."""
+        frames = check_frames(frames)
+        if frames.shape[0] % self.frames_per_group:
+            raise ValueError(f"{type(self).__name__} encodes frames in groups of {self.frames_per_group}; got "
+                             f"{frames.shape[0]} frames")
         start = time.perf_counter()
         pixels = self.frame_preprocessor(frames, device=self.device)
-        features = self.video_features(pixels.unsqueeze(0))[0]
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        num_frames = pixels.shape[0]
-        side = math.isqrt(features.shape[0] // num_frames)
-        return EncodedVideo(features, num_frames, (side, side), seconds=time.perf_counter() - start)
+        features, grid, unframed = self.video_tokens(pixels)
+        synchronize(self.device)
+        return EncodedVideo(features, frames.shape[0] // self.frames_per_group, grid,
+                            seconds=time.perf_counter() - start, unframed=unframed,
+                            frames_per_group=self.frames_per_group)
 
-    def video_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, S, S) pixel values -> (B, T * tokens_per_frame, D) projected, pooled visual tokens."""
-        weight = self.model.get_input_embeddings().weight
-        pixels = pixel_values_videos.to(device=weight.device, dtype=weight.dtype)
-        output = self.model.get_video_features(pixels, return_dict=True)
-        pooled = getattr(output, "pooler_output", output)
-        # transformers < 5.2x returns one (T, tokens, D) tensor per video, later ones a (B, T * tokens, D) tensor.
-        return torch.stack([video.reshape(-1, video.shape[-1]) for video in pooled])
+    @abstractmethod
+    def video_tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], Optional[torch.Tensor]]:
+        """pixels: (T, 3, H, W) pixel values -> ((N, D) frame tokens, frame-major; (rows, cols) per frame; (E, D)
+        unframed tokens or None)."""
 
     # -- prompt ------------------------------------------------------------------------------------------------
 
     def build_prompt(self, question: str) -> str:
-        """The chat-template prompt for one question about one video (a single video token, not yet repeated)."""
+        """The chat-template prompt for one question about one video (a single video placeholder, not yet
+        repeated)."""
         if self.tokenizer is None or not self.chat_template:
             raise ValueError("text prompts need the checkpoint's tokenizer and chat template")
         if not isinstance(question, str):
             raise TypeError(f"question must be a str; got {type(question).__name__}")
-        conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+        conversation = []
+        if self.system_prompt:
+            conversation.append({"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
+        conversation.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]})
         return self.tokenizer.apply_chat_template(
             conversation, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
         )
@@ -203,8 +181,8 @@ class LlavaNextVideoAdapter(ModelAdapter):
     def tokenize(
         self, videos: Sequence[EncodedVideo], questions: Sequence[str]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded (B, L) input ids and attention mask, each video token repeated once per visual token (as
-        the checkpoint's processor does)."""
+        """Left-padded (B, L) input ids and attention mask, the video placeholder repeated once per token of the
+        video (as the checkpoint's processor does)."""
         if len(videos) != len(questions) or not videos:
             raise ValueError(f"need one question per video and at least one; got {len(videos)} videos and "
                              f"{len(questions)} questions")
@@ -215,23 +193,26 @@ class LlavaNextVideoAdapter(ModelAdapter):
             if prompt.count(video_token) != 1:
                 raise ValueError(f"the chat template must place the video token {video_token!r} once; got "
                                  f"{prompt.count(video_token)} in {prompt!r}")
-            prompts.append(prompt.replace(video_token, video_token * video.num_tokens))
+            prompts.append(prompt.replace(video_token, video_token * video.num_placeholders))
         encoded = self.tokenizer(prompts, padding=True, return_tensors="pt")
         return encoded["input_ids"], encoded["attention_mask"]
 
     def embed(self, input_ids: torch.Tensor, videos: Sequence[EncodedVideo]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The model's input embeddings with the videos' features scattered into the video-token positions.
+        """The model's input embeddings with the videos' tokens scattered into the video placeholder positions.
 
-        Returns (B, L, D) ``inputs_embeds`` and the (B, L) bool visual-token mask.
+        Returns (B, L, D) ``inputs_embeds`` and the (B, L) bool mask of the prunable visual tokens (each video's
+        frame tokens; its unframed tokens, which follow them, are left out).
         """
-        visual_mask = input_ids == self.video_token_id
-        counts = visual_mask.sum(dim=1).tolist()
-        expected = [video.num_tokens for video in videos]
+        placeholders = input_ids == self.video_token_id
+        counts = placeholders.sum(dim=1).tolist()
+        expected = [video.num_placeholders for video in videos]
         if counts != expected:
             raise ValueError(f"the input ids hold {counts} video tokens per row but the videos have {expected}")
         embeds = self.model.get_input_embeddings()(input_ids)
-        features = torch.cat([video.features for video in videos]).to(embeds.device, embeds.dtype)
-        embeds = embeds.masked_scatter(visual_mask.unsqueeze(-1).expand_as(embeds), features)
+        features = torch.cat([video.sequence_features() for video in videos]).to(embeds.device, embeds.dtype)
+        embeds = embeds.masked_scatter(placeholders.unsqueeze(-1).expand_as(embeds), features)
+        frame_tokens = torch.tensor([video.num_tokens for video in videos], device=input_ids.device)
+        visual_mask = placeholders & (placeholders.long().cumsum(dim=1) <= frame_tokens[:, None])
         return embeds, visual_mask
 
     # -- generation --------------------------------------------------------------------------------------------
@@ -271,8 +252,7 @@ class LlavaNextVideoAdapter(ModelAdapter):
             output = self.model.generate(
                 input_ids=input_ids, inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs
             )
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            synchronize(self.device)
             total = time.perf_counter() - start
         sequences = getattr(output, "sequences", output)[:, input_ids.shape[1]:].cpu()
         select = pruner.select_seconds if pruner else 0.0

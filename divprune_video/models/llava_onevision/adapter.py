@@ -1,0 +1,70 @@
+"""The LLaVA-OneVision / LLaVA-Video adapter: transformers' ``LlavaOnevisionForConditionalGeneration`` with DivPrune.
+
+Frames go through the model's own video path: the checkpoint's frame preprocessing (SigLIP: resized to exactly
+384 x 384, no crop), the SigLIP vision tower (all 729 patch tokens of the last layer, the "full" strategy), the
+projector and a 2 x 2 bilinear pooling of each frame's 27 x 27 grid to 14 x 14 = 196 tokens (``ceil(27 / 2)``),
+then one learned newline token after the whole video (``image_newline``). DivPrune chooses among the T x 196 frame
+tokens; the newline is the video's unframed token, always kept and not counted in N.
+
+The default prompt has the system turn "You are a helpful assistant." before the user's turn, as lmms-eval's
+``llava_onevision`` model wrapper builds it (LLaVA's ``qwen_1_5`` conversation), so that scores are comparable with
+published LLaVA-OneVision tables; ``system_prompt=None`` leaves it out (the llava-hf model card's prompt).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..adapter import TransformersVideoAdapter
+from ..preprocess import FramePreprocessor, TorchFramePreprocessor
+
+DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
+#: SigLIP's normalization, used when a model is built without a checkpoint (benchmarks).
+SIGLIP_MEAN = (0.5, 0.5, 0.5)
+SIGLIP_STD = (0.5, 0.5, 0.5)
+#: The system turn of LLaVA's ``qwen_1_5`` conversation, which lmms-eval's ``llava_onevision`` wrapper uses.
+QWEN_SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+class LlavaOnevisionAdapter(TransformersVideoAdapter):
+    """LLaVA-OneVision / LLaVA-Video with visual-token pruning before the LLM or after decoder layer K.
+
+    Args: see :class:`~divprune_video.models.adapter.TransformersVideoAdapter` (default preprocessing: SigLIP's at
+    the vision tower's image size; default system turn: :data:`QWEN_SYSTEM_PROMPT`).
+    """
+
+    model_types = ("llava_onevision",)
+    model_class = "LlavaOnevisionForConditionalGeneration"
+    processor_class = "LlavaOnevisionProcessor"
+    default_system_prompt = QWEN_SYSTEM_PROMPT
+
+    def default_frame_preprocessor(self) -> FramePreprocessor:
+        size = int(self.config.vision_config.image_size)
+        return TorchFramePreprocessor(shortest_edge=None, crop_size=None, resize_to=(size, size), mean=SIGLIP_MEAN,
+                                      std=SIGLIP_STD)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, cols) of tokens per frame after pooling: ``ceil(patches / 2)`` each way (14 x 14 at 384 px)."""
+        vision = self.config.vision_config
+        side = math.ceil((int(vision.image_size) // int(vision.patch_size)) / 2)
+        return side, side
+
+    def unframed_tokens(self) -> torch.Tensor:
+        """(1, D): the learned newline token the model puts after every video's frames."""
+        return self.model.model.image_newline[None]
+
+    def video_tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor]:
+        weight = self.model.get_input_embeddings().weight
+        output = self.model.get_video_features(pixels.unsqueeze(0).to(weight.device, weight.dtype), return_dict=True)
+        pooled = getattr(output, "pooler_output", output)
+        features = pooled.reshape(-1, pooled.shape[-1])
+        grid = self.grid
+        num_tokens = pixels.shape[0] * grid[0] * grid[1]
+        # transformers >= 5.2x appends the newline itself (T * 196 + 1 rows); earlier versions add it in forward().
+        if features.shape[0] not in (num_tokens, num_tokens + 1):
+            raise RuntimeError(f"get_video_features returned {features.shape[0]} tokens for {pixels.shape[0]} frames "
+                               f"of {grid[0]}x{grid[1]}")
+        return features[:num_tokens], grid, self.unframed_tokens().to(features.dtype)
