@@ -81,6 +81,7 @@ class TransformersVideoAdapter(ModelAdapter):
         self.system_prompt = self.default_system_prompt if system_prompt == FAMILY_DEFAULT else system_prompt
         self.frame_preprocessor = frame_preprocessor or self.default_frame_preprocessor()
         self._decoder: Optional[DecoderAccess] = None
+        self.fast_vision = bool(fast_vision)
         if fast_vision:
             self.speed_up_vision()
 

@@ -143,14 +143,16 @@ def _build_model(family: Any, tiny: bool, device: torch.device, attention: str) 
     return model, family.adapter.default_frame_preprocessor(_ConfigOnly(model.config))
 
 
-def reference_adapter(model_type: str, device: torch.device, attention: str = "sdpa", *, tiny: bool = False) -> Any:
+def reference_adapter(
+    model_type: str, device: torch.device, attention: str = "sdpa", *, tiny: bool = False, fast_vision: bool = True
+) -> Any:
     """An adapter over the family's 7B architecture with random weights in float16 on ``device`` (or its tiny
     test model with ``tiny=True``), with its default frame preprocessing; for benchmarks and profiling."""
     from .registry import model_family
 
     family = model_family(model_type)
     model, preprocessor = _build_model(family, tiny, device, attention)
-    return family.adapter(model, frame_preprocessor=preprocessor)
+    return family.adapter(model, frame_preprocessor=preprocessor, fast_vision=fast_vision)
 
 
 class _ConfigOnly:

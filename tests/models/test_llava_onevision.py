@@ -48,6 +48,17 @@ class TestLlavaOnevision(AdapterContract):
         assert pixels.shape == (1, 3, 35, 35)
         assert float(pixels[0, 0, :, 0].min()) > 0.5
 
+    def test_the_fast_vision_path_gives_the_stock_tokens(self, checkpoint):
+        from divprune_video.models.llava_onevision import LlavaOnevisionAdapter
+
+        fast = LlavaOnevisionAdapter.from_pretrained(str(checkpoint), device="cpu")
+        stock = LlavaOnevisionAdapter(fast.model, fast.tokenizer, fast.frame_preprocessor, fast.chat_template,
+                                      fast_vision=False)
+        frames = np.random.default_rng(0).integers(0, 256, (5, 50, 70, 3), dtype=np.uint8)
+        ours, theirs = fast.encode_frames(frames), stock.encode_frames(frames)
+        torch.testing.assert_close(ours.features, theirs.features, rtol=0, atol=0)
+        torch.testing.assert_close(ours.unframed, theirs.unframed, rtol=0, atol=0)
+
 
 def test_the_7b_configuration_has_the_published_shape():
     config = reference_config()
@@ -57,3 +68,4 @@ def test_the_7b_configuration_has_the_published_shape():
     assert (vision.image_size, vision.patch_size, vision.num_hidden_layers, vision.hidden_size) == (384, 14, 26, 1152)
     assert math.ceil((vision.image_size // vision.patch_size) / 2) ** 2 == 196
     assert (config.video_token_id, config.vision_feature_select_strategy) == (151647, "full")
+

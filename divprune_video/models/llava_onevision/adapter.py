@@ -58,13 +58,36 @@ class LlavaOnevisionAdapter(TransformersVideoAdapter):
 
     def video_tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor]:
         weight = self.model.get_input_embeddings().weight
-        output = self.model.get_video_features(pixels.unsqueeze(0).to(weight.device, weight.dtype), return_dict=True)
-        pooled = getattr(output, "pooler_output", output)
-        features = pooled.reshape(-1, pooled.shape[-1])
+        pixels = pixels.to(weight.device, weight.dtype)
         grid = self.grid
         num_tokens = pixels.shape[0] * grid[0] * grid[1]
+        if self.fast_vision:
+            features = self._frame_tokens(pixels)
+        else:
+            output = self.model.get_video_features(pixels.unsqueeze(0), return_dict=True)
+            pooled = getattr(output, "pooler_output", output)
+            features = pooled.reshape(-1, pooled.shape[-1])
         # transformers >= 5.2x appends the newline itself (T * 196 + 1 rows); earlier versions add it in forward().
         if features.shape[0] not in (num_tokens, num_tokens + 1):
-            raise RuntimeError(f"get_video_features returned {features.shape[0]} tokens for {pixels.shape[0]} frames "
+            raise RuntimeError(f"the video path returned {features.shape[0]} tokens for {pixels.shape[0]} frames "
                                f"of {grid[0]}x{grid[1]}")
         return features[:num_tokens], grid, self.unframed_tokens().to(features.dtype)
+
+    def _frame_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``get_video_features`` without its bookkeeping: the same modules in the same order, but only the vision
+        layers up to ``vision_feature_layer`` run and no layer's output is kept (the stock path runs the whole tower,
+        its last norm included, and holds every layer's hidden states). pixels: (T, 3, S, S) -> (T * 196, D)."""
+        model = self.model.model
+        tower = getattr(model.vision_tower, "vision_model", model.vision_tower)
+        layers = tower.encoder.layers
+        feature_layer = self.config.vision_feature_layer
+        if not isinstance(feature_layer, int):
+            raise NotImplementedError("several vision_feature_layer values: use fast_vision=False")
+        depth = feature_layer % (len(layers) + 1)  # hidden state k is the output of the first k layers
+        hidden = tower.embeddings(pixels)
+        for layer in layers[:depth]:
+            hidden = layer(hidden, None)
+        if self.config.vision_feature_select_strategy == "default":
+            hidden = hidden[:, 1:]
+        pooled = model.apply_pooling(model.multi_modal_projector(hidden))
+        return pooled.reshape(-1, pooled.shape[-1])
