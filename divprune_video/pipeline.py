@@ -25,7 +25,7 @@ from typing import Any, Hashable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .models import EncodedVideo, ModelAdapter, PruningConfig, resolve_adapter
+from .models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ class VideoQAPipeline:
         keyframes: keep this many mutually most different frames out of the ``num_frames`` sampled ones
             (:func:`divprune_video.load_video`'s keyframe pre-selection); None: the ``num_frames`` uniform ones.
         device, dtype: where and in which precision the model runs (default: CUDA in float16, else CPU float32).
-        positions: ``"renumber"`` (default) or ``"original"`` positions for the kept tokens.
+        positions: ``"renumber"`` or ``"original"`` positions for the kept tokens; default: the family's
+            (``"renumber"`` for the LLaVA families, ``"original"`` for Qwen's 3-D positions).
         seed: seed of the ``"random"`` method.
         batch_size: pairs per ``generate()`` call when called with a list.
         attn_implementation: transformers attention backend (default: flash-attention 2 when installed, else
@@ -112,7 +113,7 @@ class VideoQAPipeline:
         keyframes: Optional[int] = None,
         device: Optional[str] = None,
         dtype: Optional[Any] = None,
-        positions: str = "renumber",
+        positions: Optional[str] = None,
         seed: int = 0,
         batch_size: int = 8,
         attn_implementation: Optional[str] = None,
@@ -170,19 +171,23 @@ class VideoQAPipeline:
                 ))
         return results
 
-    def load_frames(self, video: VideoInput) -> tuple[np.ndarray, float]:
-        """The (T, H, W, 3) uint8 frames the pipeline uses for ``video`` and the seconds reading them took.
+    def load_clip(self, video: VideoInput) -> tuple[Any, float]:
+        """The :class:`~divprune_video.VideoClip` the pipeline uses for ``video`` and the seconds reading it took.
 
-        A VideoClip gives its frames as they are; anything else (a path, URL, bytes, frame folder, or frames in
-        memory) goes to :func:`divprune_video.load_video` with ``num_frames`` and ``keyframes``.
+        A VideoClip is used as it is; anything else (a path, URL, bytes, frame folder, or frames in memory) goes to
+        :func:`divprune_video.load_video` with ``num_frames`` and ``keyframes``.
         """
         start = time.perf_counter()
-        frames = getattr(video, "frames", None)
-        if frames is None:
+        if getattr(video, "frames", None) is None:
             from .video import load_video
 
-            frames = load_video(video, num_frames=self.num_frames, keyframes=self.keyframes).frames
-        return np.asarray(frames), time.perf_counter() - start
+            video = load_video(video, num_frames=self.num_frames, keyframes=self.keyframes)
+        return video, time.perf_counter() - start
+
+    def load_frames(self, video: VideoInput) -> tuple[np.ndarray, float]:
+        """The (T, H, W, 3) uint8 frames of :meth:`load_clip` and the seconds reading them took."""
+        clip, seconds = self.load_clip(video)
+        return np.asarray(clip.frames), seconds
 
     def encode(self, video: VideoInput) -> EncodedVideo:
         """The video's visual tokens; pass the result back as ``video`` to ask more questions without re-encoding."""
@@ -191,8 +196,9 @@ class VideoQAPipeline:
     def _encode_timed(self, video: VideoInput) -> tuple[EncodedVideo, float]:
         if isinstance(video, EncodedVideo):
             return dataclasses.replace(video, seconds=0.0), 0.0
-        frames, decode_seconds = self.load_frames(video)
-        return self.adapter.encode_frames(frames), decode_seconds
+        clip, decode_seconds = self.load_clip(video)
+        timing = FrameTiming.of_clip(clip) if hasattr(clip, "timestamps") else None
+        return self.adapter.encode_frames(np.asarray(clip.frames), timing), decode_seconds
 
     @staticmethod
     def _check_pair(pair: Any) -> tuple[VideoInput, str]:

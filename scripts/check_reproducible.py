@@ -18,7 +18,7 @@ import torch
 
 from divprune_video.models import adapter as adapter_module
 from divprune_video.models.base import PruningConfig
-from divprune_video.models.benchmark import prompt_ids, reference_adapter
+from divprune_video.models.benchmark import TEXT_ID, prompt_ids, reference_adapter
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     adapter = reference_adapter("llava_next_video", torch.device("cuda"))
     frames = np.random.default_rng(0).integers(0, 256, (32, 336, 336, 3), dtype=np.uint8)
     video = adapter.encode_frames(frames)
-    ids, mask = prompt_ids(video.num_placeholders, 80, adapter.video_token_id)
+    ids, mask = prompt_ids(adapter.placeholder_ids(video, TEXT_ID), 80)
     restricted = adapter_module.reproducible_attention
     for pruning in (PruningConfig(method="none"), PruningConfig(keep_ratio=0.15)):
         for label, setting in (("cuDNN attention off (adapter)", restricted),

@@ -20,7 +20,7 @@ import torch
 
 from divprune_video import divprune
 from divprune_video.models.base import PruningConfig
-from divprune_video.models.benchmark import prompt_ids, reference_adapter
+from divprune_video.models.benchmark import TEXT_ID, prompt_ids, reference_adapter
 
 
 def timed(fn: Callable[[], object], repeats: int = 5) -> float:
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"# vision tower ~{flops / 1e12:.1f} TFLOP of weight matmuls")
 
     video = adapter.encode_frames(frames)
-    ids, mask = prompt_ids(video.num_placeholders, 80, adapter.video_token_id)
+    ids, mask = prompt_ids(adapter.placeholder_ids(video, TEXT_ID), 80)
     pruning = PruningConfig(keep_ratio=args.keep, method="divprune", prune_layer=0)
     tokens = video.features.contiguous()
     num_keep = pruning.num_keep(video.num_tokens)

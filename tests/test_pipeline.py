@@ -62,7 +62,8 @@ def test_a_list_of_pairs_is_batched_and_equals_one_by_one(pipeline):
 def test_questions_on_one_video_share_its_encoding(adapter, monkeypatch):
     calls = []
     encode = adapter.encode_frames
-    monkeypatch.setattr(adapter, "encode_frames", lambda frames: calls.append(frames.shape) or encode(frames))
+    monkeypatch.setattr(adapter, "encode_frames",
+                        lambda frames, timing=None: calls.append(frames.shape) or encode(frames, timing))
     pipeline = VideoQAPipeline(adapter, num_frames=4, batch_size=2)
     frames = sample_frames(4)
     results = pipeline([(frames, "Why?"), (frames, "Who?"), (frames, "Where?")], max_new_tokens=2)

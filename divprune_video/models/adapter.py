@@ -22,19 +22,38 @@ import contextlib
 import logging
 import time
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .._optional import require
-from .base import EncodedVideo, GenerationResult, ModelAdapter, PruneRecord, PruningConfig
+from .base import EncodedVideo, FrameTiming, GenerationResult, ModelAdapter, PruneRecord, PruningConfig
 from .decoder import DecoderAccess, LlamaStyleDecoder
 from .decoder_pruning import FirstForwardTimer, VisualTokenPruning
 from .preprocess import FramePreprocessor, check_frames, load_frame_preprocessor
 from .runtime import default_attention, reproducible_attention, resolve_device, resolve_dtype, synchronize
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class VisualTokens:
+    """What a family's vision path makes of one video (see :class:`~.base.EncodedVideo` for the meanings).
+
+    Attributes:
+        features: (N, D) frame tokens, frame-group-major, row-major over ``grid``.
+        grid: (rows, cols) of tokens per frame group.
+        unframed: (E, D) tokens after the frame tokens that belong to no frame, or None.
+        layer_features: per LLM layer, (N, D) features added after it (Qwen3-VL's DeepStack); empty otherwise.
+    """
+
+    features: torch.Tensor
+    grid: tuple[int, int]
+    unframed: Optional[torch.Tensor] = None
+    layer_features: tuple[torch.Tensor, ...] = ()
+
 
 #: Use the family's default system prompt (:attr:`TransformersVideoAdapter.default_system_prompt`).
 FAMILY_DEFAULT = "family-default"
@@ -114,10 +133,37 @@ class TransformersVideoAdapter(ModelAdapter):
         if not template:
             raise ValueError(f"{model!r} has no chat template (chat_template.jinja / chat_template.json)")
         logger.info("loaded %s on %s (%s, %s attention)", model, target, torch_dtype, attention)
-        return cls(network, tokenizer, load_frame_preprocessor(model), template, system_prompt=system_prompt)
+        return cls(network, tokenizer, cls.load_frame_preprocessor(model), template, system_prompt=system_prompt)
+
+    @classmethod
+    def load_frame_preprocessor(cls, model: str) -> Any:
+        """The checkpoint's frame preprocessing (its transformers video processor, or the same steps in PyTorch
+        without torchvision); what it returns is what :meth:`video_tokens` takes."""
+        return load_frame_preprocessor(model)
 
     def speed_up_vision(self) -> None:
         """Replace parts of the vision tower by faster equivalents with the same outputs, in place (none here)."""
+
+    @property
+    def vision_tower(self) -> torch.nn.Module:
+        """The model's vision tower module."""
+        return self.model.model.vision_tower
+
+    def sized_frame_preprocessor(self, height: int, width: int, num_frames: int) -> Optional[FramePreprocessor]:
+        """Preprocessing that keeps ``num_frames`` frames of ``height`` x ``width`` at that size, for families that
+        take any resolution (benchmarks at a chosen size); None for families with one input size."""
+        return None
+
+    def placeholder_ids(self, video: EncodedVideo, text_id: int) -> torch.Tensor:
+        """(P,) int64: the token ids ``video`` occupies in a prompt as the processor lays it out, for prompts built
+        without a tokenizer (benchmarks); text inside the video's span (timestamps) becomes ``text_id``. Here: the
+        placeholder once per token."""
+        return torch.full((video.num_placeholders,), self.video_token_id, dtype=torch.long)
+
+    def plain_inputs(self, pixels: Any, input_ids: torch.Tensor, video: EncodedVideo) -> dict[str, Any]:
+        """The keyword arguments that carry the video into the model's own ``forward``/``generate``, as its
+        processor makes them, for prompt ``input_ids`` (benchmarks of plain transformers)."""
+        return {"pixel_values_videos": pixels.unsqueeze(0)}
 
     @abstractmethod
     def default_frame_preprocessor(self) -> FramePreprocessor:
@@ -141,26 +187,30 @@ class TransformersVideoAdapter(ModelAdapter):
     # -- video -> visual tokens ---------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def encode_frames(self, frames: np.ndarray) -> EncodedVideo:
+    def encode_frames(self, frames: np.ndarray, timing: Optional[FrameTiming] = None) -> EncodedVideo:
         """frames: (T, H, W, 3) uint8 RGB -> the video's visual tokens, through the model's own video path.
 
-        The frames are preprocessed on the model's device (see :mod:`.preprocess`)."""
+        The frames are preprocessed on the model's device (see :mod:`.preprocess`). A family that encodes frames
+        in groups pads the last group by repeating the last frame, as its processor does. ``timing``: when the
+        frames were taken (default: one frame a second from 0)."""
         frames = check_frames(frames)
-        if frames.shape[0] % self.frames_per_group:
-            raise ValueError(f"{type(self).__name__} encodes frames in groups of {self.frames_per_group}; got "
-                             f"{frames.shape[0]} frames")
+        timing = timing or FrameTiming.uniform(frames.shape[0])
+        if len(timing.timestamps) != frames.shape[0]:
+            raise ValueError(f"timing holds {len(timing.timestamps)} timestamps for {frames.shape[0]} frames")
         start = time.perf_counter()
         pixels = self.frame_preprocessor(frames, device=self.device)
-        features, grid, unframed = self.video_tokens(pixels)
+        tokens = self.video_tokens(pixels)
         synchronize(self.device)
-        return EncodedVideo(features, frames.shape[0] // self.frames_per_group, grid,
-                            seconds=time.perf_counter() - start, unframed=unframed,
-                            frames_per_group=self.frames_per_group)
+        return EncodedVideo(tokens.features, -(-frames.shape[0] // self.frames_per_group), tokens.grid,
+                            seconds=time.perf_counter() - start, unframed=tokens.unframed,
+                            frames_per_group=self.frames_per_group,
+                            group_times=timing.group_times(self.frames_per_group), sampled_fps=timing.sampled_fps,
+                            layer_features=tokens.layer_features)
 
     @abstractmethod
-    def video_tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], Optional[torch.Tensor]]:
-        """pixels: (T, 3, H, W) pixel values -> ((N, D) frame tokens, frame-major; (rows, cols) per frame; (E, D)
-        unframed tokens or None)."""
+    def video_tokens(self, pixels: Any) -> VisualTokens:
+        """The frame preprocessor's output ((T, 3, H, W) pixel values for the LLaVA families) -> the video's
+        :class:`VisualTokens`."""
 
     # -- prompt ------------------------------------------------------------------------------------------------
 
@@ -194,9 +244,15 @@ class TransformersVideoAdapter(ModelAdapter):
             if prompt.count(video_token) != 1:
                 raise ValueError(f"the chat template must place the video token {video_token!r} once; got "
                                  f"{prompt.count(video_token)} in {prompt!r}")
-            prompts.append(prompt.replace(video_token, video_token * video.num_placeholders))
+            prompts.append(self.expand_video(prompt, video))
         encoded = self.tokenizer(prompts, padding=True, return_tensors="pt")
         return encoded["input_ids"], encoded["attention_mask"]
+
+    def expand_video(self, prompt: str, video: EncodedVideo) -> str:
+        """``prompt`` with its single video placeholder token replaced by the text the processor puts there: the
+        placeholder once per token of the video (families that interleave timestamps override this)."""
+        video_token = self.tokenizer.convert_ids_to_tokens(self.video_token_id)
+        return prompt.replace(video_token, video_token * video.num_placeholders)
 
     def embed(self, input_ids: torch.Tensor, videos: Sequence[EncodedVideo]) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's input embeddings with the videos' tokens scattered into the video placeholder positions.
@@ -246,7 +302,11 @@ class TransformersVideoAdapter(ModelAdapter):
         embeds, visual_mask = self.embed(input_ids, videos)
         if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
             generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        pruner = VisualTokenPruning(self.decoder, visual_mask, pruning) if pruning.enabled else None
+        positions = self.prompt_positions(input_ids, attention_mask, videos)
+        layer_features = _layer_features(videos)
+        pruner = None
+        if pruning.enabled or positions is not None or layer_features:
+            pruner = VisualTokenPruning(self.decoder, visual_mask, pruning, positions, layer_features)
         with FirstForwardTimer(self.model) as timer, (pruner or contextlib.nullcontext()), \
                 reproducible_attention(self.device):
             start = time.perf_counter()
@@ -256,9 +316,9 @@ class TransformersVideoAdapter(ModelAdapter):
             synchronize(self.device)
             total = time.perf_counter() - start
         sequences = getattr(output, "sequences", output)[:, input_ids.shape[1]:].cpu()
-        select = pruner.select_seconds if pruner else 0.0
+        select = pruner.select_seconds if pruner and pruning.enabled else 0.0
         first_forward = timer.seconds or 0.0
-        if pruner is not None:
+        if pruner is not None and pruning.enabled:
             records = [PruneRecord(video.num_tokens, kept) for video, kept in zip(videos, pruner.kept)]
         else:
             records = [PruneRecord(video.num_tokens, torch.arange(video.num_tokens)) for video in videos]
@@ -270,8 +330,24 @@ class TransformersVideoAdapter(ModelAdapter):
             raw=output,
         )
 
+    def prompt_positions(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, videos: Sequence[EncodedVideo]
+    ) -> Optional[torch.Tensor]:
+        """The prompt's positions when the model cannot number them from the attention mask alone (Qwen's 3-D
+        positions): (A, B, L) int64; None (the default) lets the decoder number them."""
+        return None
+
     def decode(self, sequences: torch.Tensor) -> list[str]:
         """(B, n) generated ids -> answers (special tokens skipped, stripped); empty strings without a tokenizer."""
         if self.tokenizer is None:
             return ["" for _ in range(sequences.shape[0])]
         return [text.strip() for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=True)]
+
+
+def _layer_features(videos: Sequence[EncodedVideo]) -> list[list[torch.Tensor]]:
+    """Per layer, per video, the features added after that layer (Qwen3-VL's DeepStack); empty when none."""
+    levels = {len(video.layer_features) for video in videos}
+    if len(levels) > 1:
+        raise ValueError(f"the videos of one batch carry layer features for different numbers of layers: "
+                         f"{sorted(levels)}")
+    return [[video.layer_features[level] for video in videos] for level in range(levels.pop())]

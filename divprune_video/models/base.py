@@ -21,7 +21,9 @@ from ..selection import available_methods
 
 #: ``"renumber"``: the pruned sequence gets contiguous positions 0..L'-1 (as the published DivPrune code);
 #: ``"original"``: every kept token keeps the position it had in the full sequence, and new tokens continue after
-#: the full sequence's last position.
+#: the full sequence's last position. ``None`` in a :class:`PruningConfig` means the family's default (the first
+#: mode its decoder supports: ``"renumber"`` for 1-D positions, ``"original"`` for Qwen's 3-D positions, which
+#: have no renumbering).
 POSITION_MODES = ("renumber", "original")
 #: The method name that turns pruning off (the unpruned model, run exactly as plain transformers runs it).
 NO_PRUNING = "none"
@@ -39,7 +41,7 @@ class PruningConfig:
         prune_layer: 0 prunes the projected visual tokens before the LLM; K >= 1 runs the first K decoder layers on
             the full sequence, selects on the visual tokens' hidden states after layer K, and drops the others from
             the hidden states and from those K layers' KV cache.
-        positions: ``"renumber"`` (default) or ``"original"``, see :data:`POSITION_MODES`.
+        positions: ``"renumber"``, ``"original"`` or None (the family's default), see :data:`POSITION_MODES`.
         seed: seed of the ``"random"`` method (each sample draws from a generator seeded with it).
         selector_options: keyword options for the selector (e.g. ``{"metric": "l2"}`` for DivPrune).
     """
@@ -47,7 +49,7 @@ class PruningConfig:
     keep_ratio: float = 0.15
     method: str = "divprune"
     prune_layer: int = 0
-    positions: str = "renumber"
+    positions: Optional[str] = None
     seed: int = 0
     selector_options: dict[str, Any] = field(default_factory=dict)
 
@@ -65,8 +67,9 @@ class PruningConfig:
         if self.prune_layer < 0:
             raise ValueError(f"prune_layer must be >= 0 (0: before the LLM, K: after decoder layer K); "
                              f"got {self.prune_layer}")
-        if self.positions not in POSITION_MODES:
-            raise ValueError(f"positions must be one of {POSITION_MODES}; got {self.positions!r}")
+        if self.positions is not None and self.positions not in POSITION_MODES:
+            raise ValueError(f"positions must be one of {POSITION_MODES} or None (the family's default); got "
+                             f"{self.positions!r}")
         if self.method == "attention" and self.prune_layer == 0:
             raise ValueError("method='attention' ranks tokens by the attention they receive inside the LLM, which "
                              "needs prune_layer >= 1 (FastV uses 2)")
@@ -81,6 +84,46 @@ class PruningConfig:
         if not self.enabled:
             return num_tokens
         return min(num_tokens, max(1, int(round(self.keep_ratio * num_tokens))))
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """When the sampled frames of a video were taken (Qwen's positions and timestamps depend on it).
+
+    Attributes:
+        timestamps: (T,) seconds of each frame from the source's start, increasing.
+        sampled_fps: the rate of the sampled frames, frames taken / source frames x source fps (as qwen-vl-utils
+            computes it and passes it to the processor as ``fps``).
+    """
+
+    timestamps: tuple[float, ...]
+    sampled_fps: float
+
+    def __post_init__(self) -> None:
+        if not self.timestamps:
+            raise ValueError("timestamps must hold one time per frame; got none")
+        if not math.isfinite(self.sampled_fps) or self.sampled_fps <= 0:
+            raise ValueError(f"sampled_fps must be a positive number; got {self.sampled_fps!r}")
+
+    @classmethod
+    def uniform(cls, num_frames: int, fps: float = 1.0) -> "FrameTiming":
+        """``num_frames`` frames ``1 / fps`` seconds apart from 0 (frames that came without times)."""
+        return cls(tuple(index / fps for index in range(num_frames)), float(fps))
+
+    def group_times(self, frames_per_group: int) -> torch.Tensor:
+        """(ceil(T / frames_per_group),) float64: each group's time, the mean of its first and last frame's (the
+        last group is completed by repeating the last frame, as the processors pad it)."""
+        stamps = torch.tensor(self.timestamps, dtype=torch.float64)
+        pad = -len(stamps) % frames_per_group
+        stamps = torch.cat([stamps, stamps[-1:].expand(pad)]).view(-1, frames_per_group)
+        return (stamps[:, 0] + stamps[:, -1]) / 2
+
+    @classmethod
+    def of_clip(cls, clip: Any) -> "FrameTiming":
+        """The timing of a :class:`~divprune_video.VideoClip` (its timestamps, and its frames over the source's)."""
+        total, fps = int(getattr(clip, "total_frames", 0) or 0), float(clip.fps)
+        sampled = len(clip.timestamps) / total * fps if total > 0 and fps > 0 else (fps or 1.0)
+        return cls(tuple(float(stamp) for stamp in clip.timestamps), sampled)
 
 
 @dataclass
@@ -101,8 +144,14 @@ class EncodedVideo:
         grid: (rows, cols) of tokens per frame (group) of this video; videos may differ.
         seconds: wall time of the encoding (preprocessing included).
         frame_ids: None (dense) or (N,) int64, the frame (group) each token came from, non-decreasing.
+        cells: None (dense) or (N,) int64, each token's grid cell within its frame (row-major over ``grid``).
         unframed: None or (E, D) tokens after the frame tokens that belong to no frame.
         frames_per_group: source frames per frame group (1; 2 for models with temporal patches of two frames).
+        group_times: None or (num_frames,) float64 seconds of each frame group present (the mean of its first and
+            last frame's time, as Qwen3-VL's processor stamps groups); None: unknown.
+        sampled_fps: the rate the frames were sampled at (:class:`FrameTiming`); None: unknown.
+        layer_features: per LLM layer k, (N, D) features added to the visual tokens' hidden states after that
+            layer (Qwen3-VL's DeepStack); empty for most families.
     """
 
     features: torch.Tensor
@@ -110,8 +159,12 @@ class EncodedVideo:
     grid: tuple[int, int]
     seconds: float = 0.0
     frame_ids: Optional[torch.Tensor] = None
+    cells: Optional[torch.Tensor] = None
     unframed: Optional[torch.Tensor] = None
     frames_per_group: int = 1
+    group_times: Optional[torch.Tensor] = None
+    sampled_fps: Optional[float] = None
+    layer_features: tuple[torch.Tensor, ...] = ()
 
     def __post_init__(self) -> None:
         if self.features.dim() != 2:
@@ -124,10 +177,17 @@ class EncodedVideo:
         elif tuple(self.frame_ids.shape) != (self.features.shape[0],):
             raise ValueError(f"frame_ids must have shape (N,) = ({self.features.shape[0]},); got "
                              f"{tuple(self.frame_ids.shape)}")
+        if self.cells is not None and tuple(self.cells.shape) != (self.features.shape[0],):
+            raise ValueError(f"cells must have shape (N,) = ({self.features.shape[0]},); got "
+                             f"{tuple(self.cells.shape)}")
         if self.unframed is not None and (self.unframed.dim() != 2
                                           or self.unframed.shape[1] != self.features.shape[1]):
             raise ValueError(f"unframed must have shape (E, {self.features.shape[1]}); got "
                              f"{tuple(self.unframed.shape)}")
+        for level, extra in enumerate(self.layer_features):
+            if extra.shape[0] != self.features.shape[0]:
+                raise ValueError(f"layer_features[{level}] holds {extra.shape[0]} tokens for {self.num_tokens} "
+                                 f"visual tokens")
 
     @property
     def num_tokens(self) -> int:
@@ -159,6 +219,22 @@ class EncodedVideo:
         if self.frame_ids is not None:
             return self.frame_ids.cpu()
         return torch.arange(self.num_frames).repeat_interleave(self.tokens_per_frame)
+
+    def token_cells(self) -> torch.Tensor:
+        """(N,) int64 on the CPU: the grid cell (row-major) of each of the N tokens within its frame (group)."""
+        if self.cells is not None:
+            return self.cells.cpu()
+        if self.frame_ids is not None:
+            raise ValueError("a sparse video (frame_ids given) needs cells to know its tokens' grid positions")
+        return torch.arange(self.num_tokens) % self.tokens_per_frame
+
+    def times(self) -> tuple[torch.Tensor, float]:
+        """((num_frames,) float64 group times, sampled fps), one frame a second from 0 where unknown."""
+        fps = self.sampled_fps or 1.0
+        if self.group_times is not None:
+            return self.group_times.double().cpu(), fps
+        starts = torch.arange(self.num_frames, dtype=torch.float64) * self.frames_per_group
+        return (starts + (self.frames_per_group - 1) / 2) / fps, fps
 
 
 @dataclass
@@ -232,8 +308,9 @@ class ModelAdapter(ABC):
         """The device the model runs on."""
 
     @abstractmethod
-    def encode_frames(self, frames: np.ndarray) -> EncodedVideo:
-        """frames: (T, H, W, 3) uint8 RGB, T a multiple of :attr:`frames_per_group` -> the video's visual tokens."""
+    def encode_frames(self, frames: np.ndarray, timing: Optional[FrameTiming] = None) -> EncodedVideo:
+        """frames: (T, H, W, 3) uint8 RGB -> the video's visual tokens. ``timing``: when the frames were taken
+        (families whose positions or prompt depend on time use it; default one frame a second)."""
 
     @abstractmethod
     def generate(
@@ -245,20 +322,38 @@ class ModelAdapter(ABC):
     ) -> GenerationResult:
         """Answer ``questions[i]`` about ``videos[i]`` in one batch, pruning as ``pruning`` says."""
 
+    @classmethod
+    def frame_tokens(cls, config: Any) -> Optional[int]:
+        """Visual tokens one frame (group) becomes under checkpoint ``config``, when the config alone fixes it
+        (None for families whose frames keep their own resolution); lets a caller check a token budget before
+        loading any weights."""
+        return None
+
     def unframed_tokens(self) -> Optional[torch.Tensor]:
         """(E, D) tokens the model puts after every video's frame tokens (None for most families)."""
         return None
 
     def video_from_tokens(
-        self, features: torch.Tensor, frame_ids: torch.Tensor, grid: tuple[int, int], num_frames: int
+        self,
+        features: torch.Tensor,
+        frame_ids: torch.Tensor,
+        cells: torch.Tensor,
+        grid: tuple[int, int],
+        num_frames: int,
+        group_times: Optional[torch.Tensor] = None,
+        sampled_fps: Optional[float] = None,
     ) -> EncodedVideo:
         """An :class:`EncodedVideo` of chosen frame tokens (a streaming memory), with the model's unframed tokens.
 
         Args:
             features: (N, D) frame tokens in time order.
-            frame_ids: (N,) int64 frame (group) of each token, non-decreasing.
-            grid: (rows, cols) of tokens per frame (group) of the source.
+            frame_ids: (N,) int64 frame group of each token in the stream (from 0), non-decreasing.
+            cells: (N,) int64 grid cell of each token within its group.
+            grid: (rows, cols) of tokens per frame group of the source.
             num_frames: how many distinct frame groups the tokens come from.
+            group_times: (num_frames,) seconds of each of those groups, in order.
+            sampled_fps: the rate the stream is sampled at.
         """
-        return EncodedVideo(features, num_frames, grid, frame_ids=frame_ids, unframed=self.unframed_tokens(),
-                            frames_per_group=self.frames_per_group)
+        return EncodedVideo(features, num_frames, grid, frame_ids=frame_ids, cells=cells,
+                            unframed=self.unframed_tokens(), frames_per_group=self.frames_per_group,
+                            group_times=group_times, sampled_fps=sampled_fps)

@@ -10,12 +10,14 @@ Time to first token = encode (preprocessing, vision tower, pooling, projector) +
 first forward pass, producing the first token's logits). Extra peak memory = the peak allocated during
 ``generate(max_new_tokens=1)`` above what was allocated before it (weights and visual tokens).
 
-``--tiny`` runs the same on the family's tiny test model on the CPU in seconds (a smoke test, not a measurement).
+``--tiny`` runs the same on the family's tiny test model on the CPU in seconds (a smoke test, not a measurement);
+it is the default on a machine without a CUDA device (unless ``--device`` is given).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shlex
 import statistics
@@ -28,13 +30,15 @@ import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
+#: The text token id used inside a video's span (timestamps) in prompts built without a tokenizer.
+TEXT_ID = 200
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-model",
         help="GPU: time to first token and peak memory of a family's 7B, plain transformers vs pruned (random "
-             "weights)",
+             "weights; without CUDA: the tiny model on the CPU)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,9 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", default="divprune", help="selection method (default divprune)")
     parser.add_argument("--text-tokens", type=int, default=80, help="text tokens around the video (default 80)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per row, median (default 3; tiny 1)")
-    parser.add_argument("--tiny", action="store_true", help="the family's tiny test model on the CPU (smoke test)")
-    parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny)")
+    parser.add_argument("--tiny", action="store_true", help="the family's tiny test model on the CPU (smoke test; "
+                        "the default when there is no CUDA device and no --device)")
+    parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny or without CUDA)")
     parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
+    parser.add_argument("--frame-size", type=int, default=None,
+                        help="side of the square frames (default: the vision tower's input size, 448 for families of "
+                             "any resolution)")
+    parser.add_argument("--pixels", choices=("keep", "default"), default="keep",
+                        help="families of any resolution (Qwen): keep the frames' size (default) or apply the "
+                             "processor's default pixel limits")
     parser.set_defaults(func=run)
 
 
@@ -76,9 +87,11 @@ class Row:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import cpu_smoke_test_default
     from .base import PruningConfig
     from .registry import model_family
 
+    cpu_smoke_test_default(args, "bench-model")
     family = model_family(args.model_type)
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -92,14 +105,19 @@ def run(args: argparse.Namespace) -> int:
         PruningConfig(keep_ratio=keep_ratio, method=args.method, prune_layer=layer)  # validate before building
     model, preprocessor = _build_model(family, args.tiny, device, args.attn)
     stock = family.adapter(model, frame_preprocessor=preprocessor, fast_vision=False)  # leaves the model as built
-    plain = {frames: _measure_plain(stock, frames, args.text_tokens, repeats) for frames in frame_counts}
+    size = args.frame_size or native_frame_size(model.config)
+    plain = {}
+    for frames in frame_counts:
+        _size_frames(stock, preprocessor, size, frames, args.pixels)
+        plain[frames] = _measure_plain(stock, frames, size, args.text_tokens, repeats)
     adapter = family.adapter(model, frame_preprocessor=preprocessor)
-    print(_header(args, device, adapter, family))
+    print(_header(args, device, adapter, family, size))
     rows = []
     for frames in frame_counts:
         rows.append(plain[frames])
-        video, encode_ms = _encode(adapter, frames, repeats)
-        ids, mask = prompt_ids(video.num_placeholders, args.text_tokens, adapter.video_token_id)
+        _size_frames(adapter, preprocessor, size, frames, args.pixels)
+        video, encode_ms = _encode(adapter, frames, size, repeats)
+        ids, mask = prompt_ids(adapter.placeholder_ids(video, TEXT_ID), args.text_tokens)
         configs = [PruningConfig(method="none")] + [
             PruningConfig(keep_ratio=ratio, method=args.method, prune_layer=layer)
             for layer in prune_layers for ratio in keep_ratios
@@ -129,13 +147,11 @@ def _build_model(family: Any, tiny: bool, device: torch.device, attention: str) 
     import transformers
 
     if tiny:
-        from .preprocess import load_frame_preprocessor
-
         with tempfile.TemporaryDirectory(prefix="divprune-bench-model-") as folder:
             checkpoint = str(family.save_tiny_checkpoint(folder))
             model = transformers.AutoModelForImageTextToText.from_pretrained(checkpoint,
                                                                              attn_implementation=attention)
-            return model.to(device).eval(), load_frame_preprocessor(checkpoint)
+            return model.to(device).eval(), family.adapter.load_frame_preprocessor(checkpoint)
     with torch.device(device):
         model = transformers.AutoModelForImageTextToText.from_config(
             family.reference_config(), dtype=torch.float16, attn_implementation=attention)
@@ -162,44 +178,70 @@ class _ConfigOnly:
         self.config = config
 
 
-def _header(args: argparse.Namespace, device: torch.device, adapter: Any, family: Any) -> str:
+def _header(args: argparse.Namespace, device: torch.device, adapter: Any, family: Any, size: int) -> str:
     import transformers
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     model = "tiny test model" if args.tiny else f"{family.default_checkpoint} architecture"
     command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    pixels = "kept at that size" if args.pixels == "keep" else "at the processor's default pixel limits"
     return (f"# bench-model: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
-            f"# torch {torch.__version__}, transformers {transformers.__version__}; "
-            f"{args.text_tokens} text tokens; median of {args.repeats or (1 if args.tiny else 3)} runs\n"
-            f"# plain: frames preprocessed on the CPU, then generate(pixel_values_videos=...); its encode column is "
+            f"# torch {torch.__version__}, transformers {transformers.__version__}; {size}x{size} frames ({pixels} "
+            f"where the family takes any resolution); {args.text_tokens} text tokens; median of "
+            f"{args.repeats or (1 if args.tiny else 3)} runs\n"
+            f"# plain: frames preprocessed on the CPU, then the stock generate() on them; its encode column is "
             f"preprocessing + vision tower, its prefill the rest of the first forward pass\n"
             f"# command: {command}\n")
 
 
-def _frames(config: Any, num_frames: int) -> np.ndarray:
-    size = int(config.vision_config.image_size)
+def native_frame_size(config: Any) -> int:
+    """The vision tower's input side (336 for LLaVA-NeXT-Video, 384 for LLaVA-OneVision), else 448 (families that
+    take any resolution)."""
+    return int(getattr(config.vision_config, "image_size", 448))
+
+
+def _size_frames(adapter: Any, default: Any, size: int, num_frames: int, pixels: str) -> None:
+    """Frames of ``size`` x ``size`` stay that size (``pixels="keep"``, families of any resolution), or go through
+    the family's default preprocessing (``"default"``, and every family with one input size)."""
+    sized = adapter.sized_frame_preprocessor(size, size, num_frames) if pixels == "keep" else None
+    adapter.frame_preprocessor = sized or default
+
+
+def _frames(size: int, num_frames: int) -> np.ndarray:
     return np.random.default_rng(num_frames).integers(0, 256, (num_frames, size, size, 3), dtype=np.uint8)
 
 
-def _encode(adapter: Any, num_frames: int, repeats: int) -> tuple[Any, float]:
-    frames = _frames(adapter.config, num_frames)
+def _encode(adapter: Any, num_frames: int, size: int, repeats: int) -> tuple[Any, float]:
+    frames = _frames(size, num_frames)
     adapter.encode_frames(frames)  # warm-up
     encodings = [adapter.encode_frames(frames) for _ in range(repeats)]
     return encodings[-1], 1e3 * statistics.median(video.seconds for video in encodings)
 
 
-def _measure_plain(stock: Any, num_frames: int, num_text: int, repeats: int) -> Row:
-    """Plain transformers, unpruned: the frames preprocessed on the CPU, then the stock model's
-    ``generate(pixel_values_videos=..., max_new_tokens=1)`` (its vision tower timed inside it by hooks).
+def _to_device(pixels: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """Pixel values (a tensor, or a dataclass of tensors such as VideoPatches) moved to ``device``; float tensors
+    cast to ``dtype``."""
+    if isinstance(pixels, torch.Tensor):
+        return pixels.to(device, dtype) if pixels.is_floating_point() else pixels.to(device)
+    return dataclasses.replace(pixels, **{field.name: _to_device(getattr(pixels, field.name), device, dtype)
+                                          for field in dataclasses.fields(pixels)})
 
-    ``stock``: an adapter built with ``fast_vision=False`` over the model, used only for the prompt's length."""
+
+def _measure_plain(stock: Any, num_frames: int, size: int, num_text: int, repeats: int) -> Row:
+    """Plain transformers, unpruned: the frames preprocessed on the CPU, then the stock model's
+    ``generate(max_new_tokens=1)`` given the video as its processor hands it over (its vision tower timed inside it
+    by hooks).
+
+    ``stock``: an adapter built with ``fast_vision=False`` over the model, used for the prompt's length and the
+    model's input names (:meth:`~divprune_video.models.adapter.TransformersVideoAdapter.plain_inputs`)."""
     from .runtime import synchronize
 
     model, device = stock.model, stock.device
-    frames = _frames(model.config, num_frames)
-    ids, mask = prompt_ids(stock.encode_frames(frames).num_placeholders, num_text, stock.video_token_id)
+    frames = _frames(size, num_frames)
+    video = stock.encode_frames(frames)
+    ids, mask = prompt_ids(stock.placeholder_ids(video, TEXT_ID), num_text)
     ids, mask = ids.to(device), mask.to(device)
-    tower = model.model.vision_tower
+    tower = stock.vision_tower
     marks: list[float] = []
 
     def mark(*_: Any) -> None:
@@ -216,12 +258,12 @@ def _measure_plain(stock: Any, num_frames: int, num_text: int, repeats: int) -> 
                 torch.cuda.reset_peak_memory_stats(device)
             baseline = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
             start = time.perf_counter()
-            pixels = stock.frame_preprocessor(frames).unsqueeze(0).to(device, model.dtype)
+            pixels = _to_device(stock.frame_preprocessor(frames), device, model.dtype)
             synchronize(device)
             prepared = time.perf_counter()
             with torch.inference_mode():
-                model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, max_new_tokens=1,
-                               do_sample=False)
+                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=1, do_sample=False,
+                               **stock.plain_inputs(pixels, ids, video))
             synchronize(device)
             if repeat:
                 prepare.append(prepared - start)
@@ -234,16 +276,16 @@ def _measure_plain(stock: Any, num_frames: int, num_text: int, repeats: int) -> 
             handle.remove()
     encode_ms = 1e3 * (statistics.median(prepare) + statistics.median(tower_time))
     prefill_ms = 1e3 * (statistics.median(total) - statistics.median(tower_time))
-    num_tokens = stock.encode_frames(frames).num_tokens
-    return Row(num_frames, "plain", num_tokens, None, 1.0, num_tokens, encode_ms, 0.0, prefill_ms,
+    return Row(num_frames, "plain", video.num_tokens, None, 1.0, video.num_tokens, encode_ms, 0.0, prefill_ms,
                max(peaks) if peaks else None)
 
 
-def prompt_ids(num_placeholders: int, num_text: int, video_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, L) ids: half the text tokens, the video placeholders, the other half (ids drawn away from special ones)."""
+def prompt_ids(video_ids: torch.Tensor, num_text: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, L) ids: half of ``num_text`` random text ids, the video's ids (:meth:`placeholder_ids`), the other half
+    (text ids drawn away from special ones); and the (1, L) attention mask."""
     generator = torch.Generator().manual_seed(0)
     text = torch.randint(100, 300, (num_text,), generator=generator)
-    ids = torch.cat([text[: num_text // 2], torch.full((num_placeholders,), video_token_id), text[num_text // 2:]])
+    ids = torch.cat([text[: num_text // 2], video_ids.cpu(), text[num_text // 2:]])
     return ids.unsqueeze(0), torch.ones(1, ids.numel(), dtype=torch.long)
 
 

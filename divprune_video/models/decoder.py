@@ -322,3 +322,35 @@ class LlamaStyleDecoder(DecoderAccess):
         logits = torch.matmul(query, keys.transpose(-1, -2)).float() * attention.scaling
         logits = logits.masked_fill(~key_mask[:, None, None, :].to(logits.device), float("-inf"))
         return logits.softmax(dim=-1).mean(dim=1)[:, 0]
+
+
+class MultimodalRopeDecoder(LlamaStyleDecoder):
+    """Qwen2-VL-style decoders (Qwen2.5-VL, Qwen3-VL): positions are (3, B, L) (time, height, width; text tokens
+    have the same value on all three axes), given by the adapter from the input ids and the videos' grids and
+    timing; the rotary embedding takes them as they are.
+
+    Renumbering is not defined for 3-D positions (a video's height and width positions are its grid cells), so the
+    only mode is ``"original"``: a kept token keeps its own (t, h, w), text keeps its positions, and new tokens
+    continue after the largest position of the full prompt on all three axes, as unpruned generation does (the
+    model's "rope deltas").
+    """
+
+    position_modes = ("original",)
+
+    def prompt_positions(self, kwargs: dict[str, Any], attention_mask: torch.Tensor) -> torch.Tensor:
+        raise ValueError("3-D positions come from the adapter (pass prompt_positions to VisualTokenPruning)")
+
+    def pruned_positions(
+        self, prompt_positions: torch.Tensor, index: torch.Tensor, mask: torch.Tensor, mode: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        positions, _ = super().pruned_positions(prompt_positions, index, mask, mode)
+        following = prompt_positions.amax(dim=(0, 2)) + 1  # (B,): past every axis of the full prompt
+        return positions, following.expand(prompt_positions.shape[0], -1)
+
+    def layer_masks(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor
+    ) -> dict[str, Any]:
+        # The model builds its causal mask from the attention mask alone when positions are 3-D.
+        from transformers.masking_utils import create_causal_mask
+
+        return {FULL_ATTENTION: create_causal_mask(self.config, hidden, attention_mask, None, None)}

@@ -119,28 +119,43 @@ class VisualTokenPruning:
         decoder: the text decoder, seen through its :class:`~.decoder.DecoderAccess`.
         visual_mask: (B, L) bool, True at the prompt's prunable visual tokens (from the input ids; a video's
             unframed tokens are not among them).
-        config: what to keep and where (``config.enabled`` must be True).
+        config: what to keep and where. With ``method="none"`` nothing is dropped and only the positions are
+            set (families whose positions the model cannot compute from ``inputs_embeds``, such as Qwen's 3-D
+            ones, run every generation through this context).
+        prompt_positions: the full prompt's positions as the model numbers them ((B, L) or (A, B, L)); default:
+            the decoder's own numbering of the attention mask.
+        layer_features: per decoder layer k (from 0), per row, (N_row, D) features added to that row's visual
+            tokens' hidden states after layer k in the prefill (Qwen3-VL's DeepStack): to every visual token before
+            the pruning point, to the kept ones at their new places after it.
 
     After the call: :attr:`kept` (per sample, the kept visual-token indices, ascending, CPU) and
     :attr:`select_seconds`. ``generate()`` may expand the batch (``num_return_sequences``, beams); the selection
     then runs per expanded row and :attr:`kept` reports each sample once.
     """
 
-    def __init__(self, decoder: DecoderAccess, visual_mask: torch.Tensor, config: PruningConfig) -> None:
-        if not config.enabled:
-            raise ValueError("VisualTokenPruning needs a pruning method; method='none' runs the model unpruned")
+    def __init__(self, decoder: DecoderAccess, visual_mask: torch.Tensor, config: PruningConfig,
+                 prompt_positions: Optional[torch.Tensor] = None,
+                 layer_features: Sequence[Sequence[torch.Tensor]] = ()) -> None:
         if config.prune_layer >= decoder.num_layers:
             raise ValueError(f"prune_layer must be below the decoder's {decoder.num_layers} layers; "
                              f"got {config.prune_layer}")
         if visual_mask.dim() != 2 or visual_mask.dtype != torch.bool:
             raise ValueError(f"visual_mask must be a (B, L) bool tensor; got {visual_mask.dtype} "
                              f"{tuple(visual_mask.shape)}")
-        if config.positions not in decoder.position_modes:
+        self.positions = config.positions or decoder.position_modes[0]
+        if self.positions not in decoder.position_modes:
             raise ValueError(f"positions={config.positions!r} is not supported by this model's decoder; supported: "
                              f"{', '.join(map(repr, decoder.position_modes))}")
-        decoder.check_prunable()
+        if config.enabled:
+            decoder.check_prunable()
         self.decoder, self.config = decoder, config
         self.visual_mask = visual_mask
+        self._given_positions = prompt_positions
+        if len(layer_features) > decoder.num_layers:
+            raise ValueError(f"layer_features for {len(layer_features)} layers; the decoder has {decoder.num_layers}")
+        self._layer_features = [list(level) for level in layer_features]
+        self._in_prefill = False
+        self._kept_rows: list[torch.Tensor] = []
         # Where each row's visual tokens sit, read once here (not inside the timed prefill): a contiguous span
         # (one video per row) is sliced without a copy or a device-to-host sync.
         self._spans = [_contiguous_span(row) for row in visual_mask.cpu()]
@@ -158,14 +173,18 @@ class VisualTokenPruning:
 
     def __enter__(self) -> "VisualTokenPruning":
         module, layers, layer = self.decoder.module, self.decoder.layers, self.config.prune_layer
+        needs_query = self.config.enabled and "attention" in get_selector(self.config.method).requires
         self._handles.append(module.register_forward_pre_hook(self._decoder_pre_hook, with_kwargs=True))
         self._handles.append(module.register_forward_hook(self._decoder_post_hook))
+        for level in range(len(self._layer_features)):
+            hook = functools.partial(self._add_layer_features_hook, level)
+            self._handles.append(layers[level].register_forward_hook(hook))
         if layer >= 1:
             self._handles.append(layers[layer].register_forward_pre_hook(self._prune_layer_hook, with_kwargs=True))
             for index in range(layer + 1, self.decoder.num_layers):
                 hook = functools.partial(self._later_layer_hook, index)
                 self._handles.append(layers[index].register_forward_pre_hook(hook, with_kwargs=True))
-            if "attention" in get_selector(self.config.method).requires:
+            if needs_query:
                 self._handles.append(
                     layers[layer - 1].register_forward_pre_hook(self._capture_query_hook, with_kwargs=True)
                 )
@@ -191,6 +210,7 @@ class VisualTokenPruning:
         return args, kwargs
 
     def _decoder_post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._in_prefill = False
         if self._stage is _Stage.PREFILLING:
             if self._layout is None:
                 raise RuntimeError(f"decoder layer {self.config.prune_layer} never ran during the prefill")
@@ -220,6 +240,23 @@ class VisualTokenPruning:
         self._update_layer_kwargs(self.config.prune_layer, kwargs)
         return (pruned, *args[1:]), kwargs
 
+    def _add_layer_features_hook(self, level: int, module: nn.Module, args: tuple, output: Any) -> Any:
+        if not self._in_prefill:
+            return None
+        hidden = output[0] if isinstance(output, tuple) else output
+        pruned = self._layout is not None and level >= self.config.prune_layer
+        rows = range(hidden.shape[0])
+        if pruned:
+            visual = self.visual_mask.gather(1, self._layout.index.to(hidden.device)) \
+                & self._layout.attention_mask.to(hidden.device).bool()
+            parts = [self._layer_features[level][row // self._repeats][self._kept_rows[row]] for row in rows]
+        else:
+            visual = self.visual_mask
+            parts = [self._layer_features[level][row // self._repeats] for row in rows]
+        hidden = hidden.clone()
+        hidden[visual] = hidden[visual] + torch.cat(parts).to(hidden.device, hidden.dtype)
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
     def _later_layer_hook(self, index: int, module: nn.Module, args: tuple, kwargs: dict
                           ) -> Optional[tuple[tuple, dict]]:
         if self._stage is not _Stage.PREFILLING:
@@ -243,6 +280,7 @@ class VisualTokenPruning:
                              f"{batch} x {length} after {cached} cached positions "
                              f"(prefill_chunk_size and continued generation are not supported with pruning)")
         self._repeats = batch // rows
+        self._in_prefill = True
         self.visual_mask = self.visual_mask.to(embeds.device).repeat_interleave(self._repeats, dim=0)
         mask = kwargs.get("attention_mask")
         if mask is None:
@@ -250,7 +288,11 @@ class VisualTokenPruning:
         if mask.dim() != 2:
             raise ValueError(f"expected a 2D attention mask in the prefill; got shape {tuple(mask.shape)}")
         self._full_mask = mask.bool()
-        self._prompt_positions = self.decoder.prompt_positions(kwargs, self._full_mask)
+        if self._given_positions is not None:
+            self._prompt_positions = self._given_positions.to(embeds.device).repeat_interleave(self._repeats, dim=-2)
+            kwargs["position_ids"] = self._prompt_positions  # the layers before the pruning point see these
+        else:
+            self._prompt_positions = self.decoder.prompt_positions(kwargs, self._full_mask)
         if self.config.prune_layer > 0:
             self._stage = _Stage.PREFILLING
             return
@@ -285,8 +327,9 @@ class VisualTokenPruning:
             kept.append(select_visual_tokens(states[row, positions], self.config, attention))
         synchronize(states.device)
         self.select_seconds += time.perf_counter() - start
+        self._kept_rows = kept
         self.kept = [row.cpu() for row in kept[:: self._repeats]]
-        self._layout = build_layout(self.decoder, self._full_mask, self.visual_mask, kept, self.config.positions,
+        self._layout = build_layout(self.decoder, self._full_mask, self.visual_mask, kept, self.positions,
                                     self._prompt_positions)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("pruned %s visual tokens to %s at layer %d", self.visual_mask.sum(1).tolist(),

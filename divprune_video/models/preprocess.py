@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 import numpy as np
 import torch
@@ -29,9 +29,10 @@ Device = Union[str, torch.device, None]
 
 
 class FramePreprocessor(Protocol):
-    """(T, H, W, 3) uint8 frames -> (T, 3, S, S) float32 pixel values, computed on ``device`` (default: CPU)."""
+    """(T, H, W, 3) uint8 frames -> what the family's vision path takes, computed on ``device`` (default: CPU):
+    (T, 3, S, S) float32 pixel values for the LLaVA families, :class:`~.patches.VideoPatches` for Qwen's."""
 
-    def __call__(self, frames: np.ndarray, device: Device = None) -> torch.Tensor: ...
+    def __call__(self, frames: np.ndarray, device: Device = None) -> Any: ...
 
 
 def check_frames(frames: Any) -> np.ndarray:
@@ -117,12 +118,12 @@ class TorchFramePreprocessor:
             video = self._resize(video)
         if self.crop_size is not None:
             video = _center_crop(video, self.crop_size)
-        pixels = video.float() * self.rescale_factor
-        if self.do_normalize:
-            mean = torch.tensor(self.mean, device=pixels.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.std, device=pixels.device).view(1, 3, 1, 1)
-            pixels = (pixels - mean) / std
-        return pixels
+        if not self.do_normalize:
+            return video.float() * self.rescale_factor
+        # Rescaling folded into the normalization, as transformers' processors fuse them.
+        mean = torch.tensor(self.mean, device=video.device) * (1.0 / self.rescale_factor)
+        std = torch.tensor(self.std, device=video.device) * (1.0 / self.rescale_factor)
+        return (video.float() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) of the resized frames (before the crop) for frames of ``height`` x ``width``."""
@@ -133,18 +134,23 @@ class TorchFramePreprocessor:
         return (self.shortest_edge, new_long) if height <= width else (new_long, self.shortest_edge)
 
     def _resize(self, video: torch.Tensor) -> torch.Tensor:
-        size = self.output_size(*video.shape[-2:])
-        if size == tuple(video.shape[-2:]):
-            return video
-        antialias = self.resample in ("bilinear", "bicubic")
-        options = {} if self.resample == "nearest" else {"align_corners": False}
-        if video.device.type == "cpu":
-            # PyTorch's own uint8 kernel on the CPU (separable passes, rounded between them), as torchvision's
-            # resize, and so the transformers processor, uses for uint8 frames there.
-            return F.interpolate(video, size=size, mode=self.resample, antialias=antialias, **options)
-        # Elsewhere interpolation needs float input; torchvision does the same and rounds back to uint8.
-        resized = F.interpolate(video.float(), size=size, mode=self.resample, antialias=antialias, **options)
-        return resized.round().clamp(0, 255).to(torch.uint8)
+        return resize_frames(video, self.output_size(*video.shape[-2:]), self.resample)
+
+
+def resize_frames(video: torch.Tensor, size: tuple[int, int], resample: str = "bicubic") -> torch.Tensor:
+    """video: (T, C, H, W) uint8 -> (T, C, *size) uint8, resized as torchvision resizes uint8 tensors (antialiased
+    for bilinear and bicubic), on the video's device."""
+    if tuple(size) == tuple(video.shape[-2:]):
+        return video
+    antialias = resample in ("bilinear", "bicubic")
+    options = {} if resample == "nearest" else {"align_corners": False}
+    if video.device.type == "cpu":
+        # PyTorch's own uint8 kernel on the CPU (separable passes, rounded between them), as torchvision's
+        # resize, and so the transformers processor, uses for uint8 frames there.
+        return F.interpolate(video, size=size, mode=resample, antialias=antialias, **options)
+    # Elsewhere interpolation needs float input; torchvision does the same and rounds back to uint8.
+    resized = F.interpolate(video.float(), size=size, mode=resample, antialias=antialias, **options)
+    return resized.round().clamp(0, 255).to(torch.uint8)
 
 
 def _center_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -165,6 +171,14 @@ def load_frame_preprocessor(model: str, **hub_kwargs: Any) -> FramePreprocessor:
     The checkpoint's own transformers video processor when it can be built, else :class:`TorchFramePreprocessor`
     with its settings.
     """
+    return load_checkpoint_preprocessor(model, TorchFramePreprocessor.from_dict, _TransformersFramePreprocessor,
+                                        **hub_kwargs)
+
+
+def load_checkpoint_preprocessor(model: str, from_settings: Callable[[dict[str, Any]], Any],
+                                 wrap: Callable[[Any], Any], **hub_kwargs: Any) -> Any:
+    """``wrap(processor)`` of checkpoint ``model``'s transformers video processor when it can be built (it needs
+    torchvision), else ``from_settings(its video processor settings)`` (the same steps in PyTorch)."""
     from transformers import AutoVideoProcessor
     from transformers.video_processing_utils import BaseVideoProcessor
 
@@ -174,8 +188,8 @@ def load_frame_preprocessor(model: str, **hub_kwargs: Any) -> FramePreprocessor:
         logger.info("transformers' video processor is unavailable (%s); preprocessing frames in PyTorch",
                     str(error).strip().splitlines()[0])
         settings, _ = BaseVideoProcessor.get_video_processor_dict(model, **hub_kwargs)
-        return TorchFramePreprocessor.from_dict(settings)
-    return _TransformersFramePreprocessor(processor)
+        return from_settings(settings)
+    return wrap(processor)
 
 
 class _TransformersFramePreprocessor:

@@ -36,6 +36,8 @@ class ModelFamily:
             like a real one (:func:`divprune_video.testing.save_tiny_model`).
         tokens_per_frame: what one frame becomes, for the docs (e.g. "144 (12 x 12) at 336 px").
         positions: what ``positions`` means for the family, for the docs.
+        lmms_eval_model: the name of lmms-eval's model wrapper published scores of the family come from; a
+            benchmark with prompts specific to that wrapper (Video-MME's ``qwen3_vl`` entry) uses them.
     """
 
     name: str
@@ -45,6 +47,7 @@ class ModelFamily:
     save_tiny_checkpoint: Callable[..., Path]
     tokens_per_frame: str = ""
     positions: str = ""
+    lmms_eval_model: str = ""
 
     @property
     def model_types(self) -> tuple[str, ...]:

@@ -77,6 +77,31 @@ def train_tiny_tokenizer(
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos_token, **token_roles)
 
 
+#: The special tokens of the Qwen-VL tokenizers (Qwen2.5-VL, Qwen3-VL): ChatML's and the vision markers.
+QWEN_VL_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                          "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def chatml_tokenizer(special_tokens: Sequence[str], chat_template: str) -> Any:
+    """A tiny Qwen-style tokenizer: byte-level BPE without a BOS token, ``<|im_end|>`` ending turns,
+    ``<|endoftext|>`` padding, and ``chat_template`` set."""
+    tokenizer = train_tiny_tokenizer(special_tokens, style="byte_level", eos_token="<|im_end|>",
+                                     pad_token="<|endoftext|>")
+    tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def special_token_ids(tokenizer: Any, tokens: dict[str, str]) -> dict[str, int]:
+    """``{config field: token}`` -> ``{config field: the tokenizer's id of that token}``."""
+    return {name: tokenizer.convert_tokens_to_ids(token) for name, token in tokens.items()}
+
+
+#: The token-id fields of a Qwen-VL config and the tokens they name.
+QWEN_VL_TOKEN_FIELDS = {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>",
+                        "vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>",
+                        "eos_token_id": "<|im_end|>", "pad_token_id": "<|endoftext|>"}
+
+
 @torch.no_grad()
 def redraw_weights(model: nn.Module, scale: float = INPUT_SENSITIVE_SCALE, *, seed: int = 0) -> nn.Module:
     """Draw ``model``'s weights again so that its outputs depend strongly on its inputs, in place.

@@ -36,7 +36,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from ..models import EncodedVideo, ModelAdapter, PruningConfig, resolve_adapter
+from ..models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
 from ..pipeline import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODEL, VideoQAResult
 from .memory import MEMORY_METHODS, MemorySnapshot, TokenMemory, token_memory
 
@@ -154,6 +154,7 @@ class StreamingVideoQA:
         self.adapter = resolve_adapter(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
         self.grid: Optional[tuple[int, int]] = None
         self._pending: list[tuple[np.ndarray, float]] = []  # frames of a group not complete yet
+        self._layer_features: dict[int, tuple[torch.Tensor, ...]] = {}  # group -> its DeepStack features
         self._frames_ingested = 0  # frames whose group is in the memory
         self._memory_lock = threading.Lock()  # held while the memory changes or is copied
         self._ingest_lock = threading.Lock()  # serializes ingest() calls (frames enter in call order)
@@ -162,6 +163,7 @@ class StreamingVideoQA:
         self._stream: Any = None
         self._error: Optional[BaseException] = None
         self._dropped_before = self._reconnects_before = 0  # counters of earlier run() streams
+        self._last_timestamp: Optional[float] = None  # of the latest frame ingested: where a new run() continues
         self._encode_total = self._update_total = 0.0
         self._last: Optional[IngestRecord] = None
         self._recent_encode: collections.deque[float] = collections.deque(maxlen=TIMING_WINDOW)
@@ -193,12 +195,14 @@ class StreamingVideoQA:
             frame_number = self._frames_ingested + len(self._pending)
             stamp = frame_number / self.sample_fps if timestamp is None else float(timestamp)
             self._pending.append((image, stamp))
+            self._last_timestamp = stamp
             group_id = self.memory.num_frames_seen
             if len(self._pending) < self.adapter.frames_per_group:
                 return IngestRecord(group_id, 0, self.memory.num_tokens, 0.0, 0.0)
             images, stamps = zip(*self._pending)
             self._pending.clear()
-            encoded = self.adapter.encode_frames(np.stack(images))
+            group_time = (stamps[0] + stamps[-1]) / 2  # the group's time, as Qwen3-VL's processor stamps groups
+            encoded = self.adapter.encode_frames(np.stack(images), FrameTiming(stamps, self.sample_fps))
             tokens = encoded.features
             if tokens.shape[0] > self.token_budget:
                 raise ValueError(f"token_budget={self.token_budget} is smaller than one frame's "
@@ -206,7 +210,8 @@ class StreamingVideoQA:
                                  f"budget of at least {tokens.shape[0]}")
             start = time.perf_counter()
             with self._memory_lock:
-                self.memory.add(tokens, frame_id=group_id, timestamp=stamps[0])
+                self.memory.add(tokens, frame_id=group_id, timestamp=group_time)
+                self._keep_layer_features(group_id, encoded.layer_features)
                 self._frames_ingested += len(images)
                 self.grid = encoded.grid
                 if tokens.is_cuda:  # honest timings: wait for the update's kernels
@@ -216,6 +221,27 @@ class StreamingVideoQA:
                                       update_seconds)
                 self._record(record)
         return record
+
+    def _keep_layer_features(self, group_id: int, layer_features: tuple[torch.Tensor, ...]) -> None:
+        """Hold a group's per-layer features (Qwen3-VL's DeepStack) while any of its tokens is in the memory: a
+        question must add exactly the kept tokens' features. Bounded by the memory: a group leaves with its last
+        token."""
+        if layer_features:
+            self._layer_features[group_id] = layer_features
+        if self._layer_features:
+            present = set(torch.unique(self.memory.frame_ids).tolist())
+            for group in [group for group in self._layer_features if group not in present]:
+                del self._layer_features[group]
+
+    def _memory_layer_features(self, snapshot: MemorySnapshot) -> tuple[torch.Tensor, ...]:
+        """Per layer, (M, D): the held features of the snapshot's tokens, in its order (none for most families)."""
+        if not self._layer_features:
+            return ()
+        groups = snapshot.frame_ids.tolist()
+        cells = snapshot.positions.tolist()
+        levels = len(next(iter(self._layer_features.values())))
+        return tuple(torch.stack([self._layer_features[group][level][cell] for group, cell in zip(groups, cells)])
+                     for level in range(levels))
 
     def _record(self, record: IngestRecord) -> None:
         self._last = record
@@ -236,10 +262,17 @@ class StreamingVideoQA:
         (M, D) tokens in time order (with the model's unframed tokens, if it has any), and the snapshot. Raises
         :class:`EmptyMemoryError` before the first frame (group)."""
         start = time.perf_counter()
-        snapshot = self.snapshot()
+        with self._memory_lock:
+            snapshot = self.memory.snapshot()
+            layer_features = self._memory_layer_features(snapshot)
         if snapshot.num_tokens == 0 or self.grid is None:
             raise EmptyMemoryError("nothing to answer from yet: no frame has been ingested (call ingest() or run())")
-        video = self.adapter.video_from_tokens(snapshot.tokens, snapshot.frame_ids, self.grid, snapshot.num_frames)
+        group_times = snapshot.timestamps[torch.unique_consecutive(snapshot.frame_ids, return_counts=True)[1]
+                                          .cumsum(0) - 1]
+        video = self.adapter.video_from_tokens(snapshot.tokens, snapshot.frame_ids, snapshot.positions, self.grid,
+                                               snapshot.num_frames, group_times=group_times,
+                                               sampled_fps=self.sample_fps)
+        video.layer_features = layer_features
         video.seconds = time.perf_counter() - start
         return video, snapshot
 
@@ -334,11 +367,16 @@ class StreamingVideoQA:
         Args:
             source: what :func:`~divprune_video.stream_frames` reads: a webcam index or ``/dev/videoN``, an
                 rtsp/http URL, a file, frames in memory.
-            realtime: play a file at its own speed like a live source (default: as fast as ingestion goes).
+            realtime: play a file at its own speed like a live source (default: as fast as ingestion goes);
+                ``qa.run("file.mp4", realtime=True)`` is "a file played as live".
             live, backend, max_retries, backoff, timeout: as in :func:`~divprune_video.stream_frames` (reconnects
                 with backoff, then :class:`~divprune_video.video.StreamGoneError`).
             max_queue: frames buffered between the reader and ingestion; when ingestion is slower than a live
                 source, the oldest are dropped and counted in ``stats.frames_dropped``.
+
+        The memory's timeline goes on across calls: frames of a source read after an earlier one (or after
+        frames given to :meth:`ingest`) are stamped after the latest frame ingested, however the source counts
+        its own time.
 
         Returns:
             ``self`` (so ``with qa.run(source): ...`` works). Errors of the source that show at once (a missing
@@ -363,17 +401,27 @@ class StreamingVideoQA:
         return self
 
     def _ingest_loop(self, stream: Any) -> None:
+        offset: Optional[float] = None
         try:
             for frame in stream:
                 if self._stop.is_set():
                     break
-                self.ingest(frame)
+                if offset is None:
+                    offset = self._timeline_offset(frame.timestamp)
+                self.ingest(frame, timestamp=frame.timestamp + offset)
         except BaseException as error:  # re-raised by the next ask / wait / close
             if not self._stop.is_set():
                 logger.debug("ingestion stopped by %r", error)
                 self._error = error
         finally:
             stream.close()
+
+    def _timeline_offset(self, first_time: float) -> float:
+        """Seconds added to a source's own frame times so that the timeline continues across :meth:`run` calls:
+        0 for the first source, else its first frame comes ``1 / sample_fps`` after the latest frame ingested."""
+        if self._last_timestamp is None:
+            return 0.0
+        return self._last_timestamp + 1.0 / self.sample_fps - first_time
 
     @property
     def source_name(self) -> Optional[str]:

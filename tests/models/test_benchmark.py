@@ -7,10 +7,15 @@ import pytest
 from divprune_video.cli import main
 
 
-@pytest.mark.parametrize("model_type, tokens", [("llava_next_video", 32), ("llava_onevision", 18)])
+@pytest.mark.parametrize("model_type, tokens", [
+    ("llava_next_video", 32),  # two frames, each resized to 56 px: 16 tokens
+    ("llava_onevision", 18),  # two frames of 9 tokens
+    ("qwen2_5_vl", 16),  # one frame pair kept at 112 px: (112 / 28) ** 2
+    ("qwen3_vl", 9),  # one frame pair: 112 px -> 96 px under the video's pixel budget, (96 / 32) ** 2
+])
 def test_tiny_benchmark_prints_one_row_per_configuration(capsys, model_type, tokens):
     assert main(["bench-model", "--tiny", "--model-type", model_type, "--frames", "2", "--keep", "0.5,0.25",
-                 "--prune-layers", "0,2"]) == 0
+                 "--prune-layers", "0,2", "--frame-size", "112"]) == 0
     output = capsys.readouterr().out
     rows = [line.split("|") for line in output.splitlines() if re.match(r"\| 2 \|", line)]
     assert len(rows) == 2 + 2 * 2

@@ -12,8 +12,8 @@ class TestLlavaNextVideo(AdapterContract):
     tokens_per_frame = 16  # 56 px frames in 7 px patches: 8 x 8, pooled 2 x 2
     unframed_per_video = 0
 
-    def literal_prompt(self, question: str, num_placeholders: int) -> str:
-        return "USER: " + "<video>" * num_placeholders + "\n" + question + " ASSISTANT:"
+    def literal_prompt(self, question: str, video) -> str:
+        return "USER: " + "<video>" * video.num_placeholders + "\n" + question + " ASSISTANT:"
 
     def test_prompt_text(self, adapter):
         assert adapter.build_prompt("Why?") == "USER: <video>\nWhy? ASSISTANT:"

@@ -4,7 +4,9 @@ newline token after the video, SigLIP's exact resize, the system turn of lmms-ev
 import math
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 from divprune_video.models import PruningConfig
 from divprune_video.models.llava_onevision.presets import reference_config
@@ -19,8 +21,8 @@ class TestLlavaOnevision(AdapterContract):
     tokens_per_frame = 9  # 35 px frames in 7 px patches: 5 x 5, bilinear to ceil(5 / 2) = 3 x 3
     unframed_per_video = 1  # the newline token
 
-    def literal_prompt(self, question: str, num_placeholders: int) -> str:
-        return (SYSTEM + "<|im_start|>user\n" + "<video>" * num_placeholders + "\n" + question
+    def literal_prompt(self, question: str, video) -> str:
+        return (SYSTEM + "<|im_start|>user\n" + "<video>" * video.num_placeholders + "\n" + question
                 + "<|im_end|>\n<|im_start|>assistant\n")
 
     def test_prompt_text_follows_lmms_evals_conversation(self, adapter):
@@ -69,3 +71,13 @@ def test_the_7b_configuration_has_the_published_shape():
     assert math.ceil((vision.image_size // vision.patch_size) / 2) ** 2 == 196
     assert (config.video_token_id, config.vision_feature_select_strategy) == (151647, "full")
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_bilinear_pooling_reads_channels_last_with_the_same_numbers(dtype):
+    from divprune_video.models.llava_onevision.adapter import bilinear_pool
+
+    features = torch.randn(3, 27 * 27, 40, generator=torch.Generator().manual_seed(0)).to(dtype)
+    stock = F.interpolate(features.view(3, 27, 27, 40).permute(0, 3, 1, 2).contiguous(), size=[14, 14],
+                          mode="bilinear").permute(0, 2, 3, 1).reshape(3, 196, 40)
+    assert torch.equal(bilinear_pool(features), stock)

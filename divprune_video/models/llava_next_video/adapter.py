@@ -9,10 +9,11 @@ positions and generation are :class:`~divprune_video.models.adapter.Transformers
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from ..adapter import TransformersVideoAdapter
+from ..adapter import TransformersVideoAdapter, VisualTokens
 from ..preprocess import FramePreprocessor, TorchFramePreprocessor
 
 DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
@@ -37,6 +38,13 @@ class LlavaNextVideoAdapter(TransformersVideoAdapter):
     model_class = "LlavaNextVideoForConditionalGeneration"
     processor_class = "LlavaNextVideoProcessor"
 
+    @classmethod
+    def frame_tokens(cls, config: Any) -> int:
+        """The vision tower's patch grid after the spatial pooling (rounded down): 144 at 336 px."""
+        vision = config.vision_config
+        side = int(vision.image_size) // int(vision.patch_size) // int(getattr(config, "spatial_pool_stride", 2))
+        return side * side
+
     def speed_up_vision(self) -> None:
         from ..fused import fuse_quick_gelu
 
@@ -46,10 +54,10 @@ class LlavaNextVideoAdapter(TransformersVideoAdapter):
         size = int(self.config.vision_config.image_size)
         return TorchFramePreprocessor(shortest_edge=size, crop_size=(size, size), mean=CLIP_MEAN, std=CLIP_STD)
 
-    def video_tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], None]:
+    def video_tokens(self, pixels: torch.Tensor) -> VisualTokens:
         features = self.video_features(pixels.unsqueeze(0))[0]
         side = math.isqrt(features.shape[0] // pixels.shape[0])
-        return features, (side, side), None
+        return VisualTokens(features, (side, side))
 
     def video_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, S, S) pixel values -> (B, T * tokens_per_frame, D) projected, pooled visual tokens."""

@@ -14,10 +14,12 @@ published LLaVA-OneVision tables; ``system_prompt=None`` leaves it out (the llav
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from ..adapter import TransformersVideoAdapter
+from ..adapter import TransformersVideoAdapter, VisualTokens
 from ..preprocess import FramePreprocessor, TorchFramePreprocessor
 
 DEFAULT_MODEL = "llava-hf/llava-onevision-qwen2-7b-ov-hf"
@@ -48,15 +50,20 @@ class LlavaOnevisionAdapter(TransformersVideoAdapter):
     @property
     def grid(self) -> tuple[int, int]:
         """(rows, cols) of tokens per frame after pooling: ``ceil(patches / 2)`` each way (14 x 14 at 384 px)."""
-        vision = self.config.vision_config
-        side = math.ceil((int(vision.image_size) // int(vision.patch_size)) / 2)
+        side = math.isqrt(self.frame_tokens(self.config))
         return side, side
+
+    @classmethod
+    def frame_tokens(cls, config: Any) -> int:
+        """The SigLIP patch grid after the 2 x 2 bilinear pooling, rounded up: 196 at 384 px."""
+        vision = config.vision_config
+        return math.ceil((int(vision.image_size) // int(vision.patch_size)) / 2) ** 2
 
     def unframed_tokens(self) -> torch.Tensor:
         """(1, D): the learned newline token the model puts after every video's frames."""
         return self.model.model.image_newline[None]
 
-    def video_tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor]:
+    def video_tokens(self, pixels: torch.Tensor) -> VisualTokens:
         weight = self.model.get_input_embeddings().weight
         pixels = pixels.to(weight.device, weight.dtype)
         grid = self.grid
@@ -71,12 +78,13 @@ class LlavaOnevisionAdapter(TransformersVideoAdapter):
         if features.shape[0] not in (num_tokens, num_tokens + 1):
             raise RuntimeError(f"the video path returned {features.shape[0]} tokens for {pixels.shape[0]} frames "
                                f"of {grid[0]}x{grid[1]}")
-        return features[:num_tokens], grid, self.unframed_tokens().to(features.dtype)
+        return VisualTokens(features[:num_tokens], grid, self.unframed_tokens().to(features.dtype))
 
     def _frame_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """``get_video_features`` without its bookkeeping: the same modules in the same order, but only the vision
         layers up to ``vision_feature_layer`` run and no layer's output is kept (the stock path runs the whole tower,
-        its last norm included, and holds every layer's hidden states). pixels: (T, 3, S, S) -> (T * 196, D)."""
+        its last norm included, and holds every layer's hidden states), and the pooling reads the projected tokens
+        where they are (:func:`bilinear_pool`). pixels: (T, 3, S, S) -> (T * 196, D)."""
         model = self.model.model
         tower = getattr(model.vision_tower, "vision_model", model.vision_tower)
         layers = tower.encoder.layers
@@ -89,5 +97,21 @@ class LlavaOnevisionAdapter(TransformersVideoAdapter):
             hidden = layer(hidden, None)
         if self.config.vision_feature_select_strategy == "default":
             hidden = hidden[:, 1:]
-        pooled = model.apply_pooling(model.multi_modal_projector(hidden))
-        return pooled.reshape(-1, pooled.shape[-1])
+        projected = model.multi_modal_projector(hidden)
+        return bilinear_pool(projected).reshape(-1, projected.shape[-1])
+
+
+def bilinear_pool(features: torch.Tensor) -> torch.Tensor:
+    """LLaVA-OneVision's 2 x 2 bilinear pooling of each frame's token grid: (T, P * P, D) -> (T, ceil(P / 2) ** 2,
+    D), as transformers' ``apply_pooling`` computes it, without its copy to channels-first memory.
+
+    The interpolation reads the (T, P, P, D) tokens as a channels-last view; PyTorch's channels-last bilinear kernel
+    weighs the same four neighbours in the same order, so the result is bit-identical (tested), while the
+    channels-first kernel is slow with thousands of channels on a 27 x 27 grid: half the 32-frame encode of the 7B
+    model on an H200 (BENCHMARKS.md).
+    """
+    frames, count, dim = features.shape
+    side = math.isqrt(count)
+    grid = features.view(frames, side, side, dim).permute(0, 3, 1, 2)
+    pooled = F.interpolate(grid, size=[math.ceil(side / 2)] * 2, mode="bilinear")
+    return pooled.permute(0, 2, 3, 1).reshape(frames, -1, dim)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..tiny import INPUT_SENSITIVE_SCALE, train_tiny_tokenizer, write_json_files, write_random_model
+from ..tiny import INPUT_SENSITIVE_SCALE, chatml_tokenizer, special_token_ids, write_json_files, write_random_model
 from .adapter import SIGLIP_MEAN, SIGLIP_STD
 
 #: The chat template of the llava-hf LLaVA-OneVision checkpoints (ChatML: "<|im_start|>user\n<video>\n...").
@@ -72,10 +72,7 @@ def tiny_config(vocab_size: int, *, video_token_id: int, image_token_id: int, pa
 
 def tiny_tokenizer() -> Any:
     """The tiny model's tokenizer: byte-level BPE without a BOS token, as Qwen2's, with ChatML's special tokens."""
-    tokenizer = train_tiny_tokenizer(_SPECIAL_TOKENS, style="byte_level", eos_token="<|im_end|>",
-                                     pad_token="<|endoftext|>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return chatml_tokenizer(_SPECIAL_TOKENS, CHAT_TEMPLATE)
 
 
 def save_tiny_checkpoint(
@@ -93,9 +90,8 @@ def save_tiny_checkpoint(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
-    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in
-           (("video_token_id", "<video>"), ("image_token_id", "<image>"), ("pad_token_id", "<|endoftext|>"),
-            ("eos_token_id", "<|im_end|>"))}
+    ids = special_token_ids(tokenizer, {"video_token_id": "<video>", "image_token_id": "<image>",
+                                        "pad_token_id": "<|endoftext|>", "eos_token_id": "<|im_end|>"})
     config = tiny_config(len(tokenizer), **ids)
     write_random_model(folder, LlavaOnevisionForConditionalGeneration, config, tokenizer, seed=seed, weight_scale=weight_scale)
     side = TINY_IMAGE_SIZE
