@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.models.helpers import adapter, offline_hub, one_cpu_thread, tiny_checkpoint  # noqa: F401  (fixtures)
+from tests.selection.reference import reference_divprune
 from tests.video._server import LocalVideoServer
 
 from divprune_video import divprune
@@ -165,6 +166,39 @@ def test_memory_errors_name_the_problem():
     assert memory.num_tokens == 4 and memory.frame_ids.tolist() == [5] * 4  # failed adds changed nothing
 
 
+@pytest.mark.parametrize("metric", ["cosine", "l2", "l1"])
+@pytest.mark.parametrize("update", ["cached", "recompute"])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_divprune_memory_on_a_static_video_matches_the_float64_reference(metric, update, device):
+    """Static scenes repeat every token exactly: copies are at distance exactly 0 in the cached matrix too, so
+    ties go to the lowest index (the oldest copy) as the reference picks them, not to rounding noise."""
+    generator = torch.Generator().manual_seed(4)
+    scene, passing = torch.randn(2, 16, 24, generator=generator).to(device)
+    stream = [scene] * 6 + [passing] * 3 + [scene] * 4 + [torch.cat([scene[:8], passing[8:]])] * 2
+    budget = 40
+    memory = DiverseTokenMemory(budget, metric=metric, update=update)
+    for frame in stream:
+        candidates = torch.cat([memory.tokens.clone(), frame]) if memory.num_tokens else frame
+        kept = memory.add(frame).kept
+        if candidates.shape[0] > budget:
+            assert kept.tolist() == sorted(reference_divprune(candidates, budget, metric))
+    # The scene's first frame stays: later copies of its tokens lose every tie to it.
+    assert memory.frame_ids[:16].tolist() == [0] * 16
+
+
+def test_memory_takes_tokens_that_require_grad_and_rejects_float8_and_meta():
+    weights = torch.randn(24, 24, requires_grad=True)
+    frames = [frame @ weights for frame in scene_frames(12, dim=24, seed=2)]  # a model's output, with grad
+    memory, plain = DiverseTokenMemory(40, update="cached"), DiverseTokenMemory(40, update="cached")
+    for frame in frames:
+        assert torch.equal(memory.add(frame).kept, plain.add(frame.detach()).kept)
+    assert not memory.tokens.requires_grad and weights.grad is None
+    with pytest.raises(TypeError, match="frame 0: tokens have dtype torch.float8_e4m3fn"):
+        DiverseTokenMemory(8).add(torch.randn(4, 4).to(torch.float8_e4m3fn))
+    with pytest.raises(TypeError, match="frame 0: tokens are on the meta device"):
+        DiverseTokenMemory(8).add(torch.randn(4, 4, device="meta"))
+
+
 # -- StreamingVideoQA on the tiny model --------------------------------------------------------------------------
 
 
@@ -252,6 +286,17 @@ def test_close_stops_a_running_stream_promptly(adapter, paced_video):
     qa.close()  # twice is fine
 
 
+def test_run_on_a_second_source_continues_the_timeline(adapter, paced_video):
+    qa = StreamingVideoQA(adapter, token_budget=40 * TOKENS_PER_FRAME, sample_fps=5.0)  # holds every frame
+    for _ in range(2):  # the same file twice: its own times start at 0 again
+        with qa.run(paced_video):
+            assert qa.wait(timeout=30)
+    qa.ingest(frames(1)[0])  # and a frame given by hand after them
+    stamps = torch.unique_consecutive(qa.memory_timestamps)
+    assert qa.num_frames == 31 and stamps.numel() == 31
+    assert torch.allclose(stamps, torch.arange(31, dtype=torch.float64) / 5.0)  # one timeline, never restarting
+
+
 def test_a_live_stream_that_goes_away_is_reconnected_then_given_up_clearly(adapter, tmp_path):
     ts = write_index_coded_video(tmp_path / "live.ts", 150, height=40, width=32).read_bytes()
     qa = StreamingVideoQA(adapter, token_budget=48, sample_fps=10.0)
@@ -269,9 +314,9 @@ def test_a_live_stream_that_goes_away_is_reconnected_then_given_up_clearly(adapt
 def test_a_slow_model_drops_frames_and_counts_them(adapter, paced_video, monkeypatch):
     encode = adapter.encode_frames
 
-    def slow_encode(images):
+    def slow_encode(images, timing=None):
         time.sleep(0.15)
-        return encode(images)
+        return encode(images, timing)
 
     monkeypatch.setattr(adapter, "encode_frames", slow_encode)
     qa = StreamingVideoQA(adapter, token_budget=32, sample_fps=30.0)
@@ -286,11 +331,11 @@ def test_an_error_in_the_ingestion_thread_is_raised_by_the_next_call(adapter, mo
     encode = adapter.encode_frames
     calls = []
 
-    def failing_encode(images):
+    def failing_encode(images, timing=None):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("vision tower exploded")
-        return encode(images)
+        return encode(images, timing)
 
     monkeypatch.setattr(adapter, "encode_frames", failing_encode)
     qa = StreamingVideoQA(adapter, token_budget=32)

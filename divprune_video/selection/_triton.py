@@ -17,7 +17,8 @@ import triton
 import triton.language as tl
 
 from .api import device_properties
-from .distance import gram, inverse_norms, pairwise_distance
+from .distance import cosine_from_gram, formula_distance, gram, inverse_norms
+from .duplicates import PendingDuplicates, find_duplicates, merge_duplicates
 from .greedy import first_pick_scores
 
 #: Rows up to this many tokens keep their running minima in registers; longer rows stream them through memory.
@@ -358,19 +359,30 @@ def select_full_triton(
     metric: str,
     inv_norms: torch.Tensor | None = None,
     gram_matrix: torch.Tensor | None = None,
+    duplicates: PendingDuplicates | None = None,
 ) -> torch.Tensor:
     """The full path on CUDA: (B, N, D) tokens -> (B, max(counts)) picks, as :mod:`.greedy` would pick them.
 
     ``valid``: (B, N) bool, or None when every token is valid. ``inv_norms`` (B, N): already computed inverse
     norms (cosine). ``gram_matrix`` (B, N, N): the tokens' Gram matrix if already computed (cosine).
+    ``duplicates``: the search for exact duplicates if already queued (:func:`~.duplicates.find_duplicates`).
+
+    Tokens with exact duplicates run from the distance matrix with the duplicates resolved
+    (:mod:`.duplicates`), as every other path does: the Gram kernels would see copies about 1e-7 apart.
     """
-    if uses_gram(tokens, metric):
+    first = (duplicates or find_duplicates(tokens, valid)).resolve()
+    if uses_gram(tokens, metric) and first is None:
         inv = (inverse_norms(tokens) if inv_norms is None else inv_norms).contiguous()
         src = (gram(tokens, tokens) if gram_matrix is None else gram_matrix).contiguous()
         scores = cosine_first_scores(src, inv, valid)
     else:
         inv = None
-        src = pairwise_distance(tokens, metric).float().contiguous()
+        if uses_gram(tokens, metric) and gram_matrix is not None:
+            norms = inverse_norms(tokens) if inv_norms is None else inv_norms
+            raw = cosine_from_gram(gram_matrix, norms, norms)
+        else:
+            raw = formula_distance(tokens, metric, inv_norms)
+        src = merge_duplicates(raw, first).float().contiguous()
         if valid is None:
             valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         scores = first_pick_scores(src, valid)

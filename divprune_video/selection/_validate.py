@@ -9,6 +9,9 @@ from typing import Optional, Sequence, Union
 import torch
 
 METRICS = ("cosine", "l2", "l1")
+#: Token dtypes the selectors compute with. Narrower floats (float8) have no matrix product or cdist on most
+#: devices, and would fail deep inside a path with an unrelated message.
+TOKEN_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def check_metric(metric: str) -> str:
@@ -23,7 +26,8 @@ def describe_token(position: list[int]) -> str:
 
 
 def check_tokens(tokens: torch.Tensor, *, rank: int) -> None:
-    """Raise if ``tokens`` is not a non-empty float tensor of the given rank (2: (N, D), 3: (B, N, D))."""
+    """Raise if ``tokens`` is not a non-empty tensor of the given rank (2: (N, D), 3: (B, N, D)) with a dtype of
+    :data:`TOKEN_DTYPES` and values (not on the meta device)."""
     shape = "(N, D)" if rank == 2 else "(B, N, D)"
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"tokens must be a torch.Tensor of shape {shape}; got {type(tokens).__name__}")
@@ -31,6 +35,12 @@ def check_tokens(tokens: torch.Tensor, *, rank: int) -> None:
         raise ValueError(f"tokens must have shape {shape} (rank {rank}); got shape {tuple(tokens.shape)}")
     if not tokens.is_floating_point():
         raise TypeError(f"tokens must have a floating-point dtype; got {tokens.dtype}")
+    if tokens.dtype not in TOKEN_DTYPES:
+        raise TypeError(f"tokens have dtype {tokens.dtype}; selection takes float16, bfloat16, float32 or float64 "
+                        "tokens (convert them, e.g. tokens.float())")
+    if tokens.is_meta:
+        raise TypeError("tokens are on the meta device, which holds shapes but no values; selection needs the "
+                        "values: move them to the cpu or cuda first")
     if tokens.numel() == 0:
         raise ValueError(f"tokens is empty: got shape {tuple(tokens.shape)}; need N >= 1 tokens of D >= 1 features")
 

@@ -20,7 +20,8 @@ from typing import Any, Optional, Sequence, Union
 import torch
 
 from . import _validate
-from .distance import check_nonzero_norms, gram, inverse_norms, pairwise_distance
+from .distance import check_nonzero_norms, formula_distance, gram, inverse_norms
+from .duplicates import PendingDuplicates, find_duplicates, merge_duplicates
 from .greedy import first_pick_scores, greedy_from_distances
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,12 @@ def divprune(
 ) -> torch.Tensor:
     """Pick the most diverse subset of ``tokens`` (DivPrune: greedy Max-Min diversity).
 
+    Selection is not differentiable: it returns indices, and tokens that require grad (a model's output outside
+    ``torch.no_grad()``) are read without recording an autograd graph. Exact duplicates are one point: at
+    distance 0 from each other, their ties go to the lowest index on every path.
+
     Args:
-        tokens: (N, D) float tensor (any float dtype), on CPU or CUDA.
+        tokens: (N, D) float16, bfloat16, float32 or float64 tensor, on CPU or CUDA.
         keep_ratio: fraction of tokens to keep, in (0, 1]; the count is ``max(1, round(keep_ratio * N))``.
         num_keep: number of tokens to keep, in 1..N. Pass exactly one of ``keep_ratio`` and ``num_keep``.
         metric: ``"cosine"`` (``1 - cosine similarity``, the default), ``"l2"`` or ``"l1"``.
@@ -64,21 +69,23 @@ def divprune(
         (k,) int64 indices into ``tokens`` in selection order, on the tokens' device.
 
     Raises:
-        TypeError: non-tensor or non-float ``tokens``.
+        TypeError: non-tensor ``tokens``, another dtype (float8, integers), or tokens on the meta device.
         ValueError: wrong rank, empty or non-finite tokens, zero-norm tokens under cosine, or a bad
             ``keep_ratio`` / ``num_keep`` / ``metric`` / ``backend`` / ``path``.
     """
     _validate.check_tokens(tokens, rank=2)
+    tokens = tokens.detach()  # the picks are indices: no gradient flows through them
     count = _validate.resolve_num_keep(tokens.shape[0], keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
     batch = tokens.unsqueeze(0)
     early_gram = _early_gram(batch, metric, plan)
+    duplicates = _early_duplicates(batch, plan)
     inv = None
     if metric == "cosine":
         inv = _checked_inverse_norms(tokens, None)
     else:
         _validate.check_finite(tokens)
-    return _select(batch, None, [count], metric, plan, inv, early_gram)[0]
+    return _select(batch, None, [count], metric, plan, inv, early_gram, duplicates)[0]
 
 
 def divprune_batch(
@@ -91,10 +98,11 @@ def divprune_batch(
     backend: str = "auto",
     path: str = "auto",
 ) -> list[torch.Tensor]:
-    """:func:`divprune` over a padded batch.
+    """:func:`divprune` over a padded batch. Not differentiable either: tokens that require grad are read
+    without recording an autograd graph.
 
     Args:
-        tokens: (B, N, D) float tensor.
+        tokens: (B, N, D) float16, bfloat16, float32 or float64 tensor.
         keep_ratio: as in :func:`divprune`, applied to each row's number of valid tokens.
         num_keep: one count for every row, or a sequence of B counts.
         mask: optional (B, N) bool tensor, True for valid tokens; invalid tokens are never picked and do not
@@ -103,18 +111,24 @@ def divprune_batch(
 
     Returns:
         A list of B int64 tensors, row b holding its k_b picks (indices into ``tokens[b]``) in selection order.
+
+    Raises:
+        As :func:`divprune`, and ``ValueError`` / ``TypeError`` for a ``mask`` that is not (B, N) bool with a
+        valid token in every row.
     """
     _validate.check_tokens(tokens, rank=3)
+    tokens = tokens.detach()
     valid = _validate.check_mask(mask, tokens)
     counts = _validate.resolve_batch_num_keep(valid.sum(dim=1).tolist(), keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
     early_gram = _early_gram(tokens, metric, plan)
+    duplicates = _early_duplicates(tokens, plan, None if mask is None else valid)
     inv = None
     if metric == "cosine":
         inv = _checked_inverse_norms(tokens, valid)
     else:
         _validate.check_finite(tokens, valid)
-    picks = _select(tokens, None if mask is None else valid, counts, metric, plan, inv, early_gram)
+    picks = _select(tokens, None if mask is None else valid, counts, metric, plan, inv, early_gram, duplicates)
     return [row[:count] for row, count in zip(picks, counts)]
 
 
@@ -160,6 +174,15 @@ def _early_gram(tokens: torch.Tensor, metric: str, plan: SelectionPlan) -> Optio
     return gram(tokens, tokens) if uses_gram(tokens, metric) else None
 
 
+def _early_duplicates(
+    tokens: torch.Tensor, plan: SelectionPlan, valid: Optional[torch.Tensor] = None
+) -> Optional[PendingDuplicates]:
+    """The full path's search for exact duplicates among the valid tokens (:mod:`.duplicates`), queued before
+    the input checks like :func:`_early_gram`, so that its answer is ready at their host sync. None on the
+    chunked path, which searches each row's valid tokens itself."""
+    return find_duplicates(tokens, valid) if plan.path == "full" else None
+
+
 def _checked_inverse_norms(tokens: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
     """``1 / ||x||`` per token, and the finiteness check folded into the same pass: a token is finite with a
     non-zero norm exactly when its inverse norm is finite and positive (one reduction, one host sync). Only when
@@ -183,9 +206,11 @@ def _select(
     plan: SelectionPlan,
     inv_norms: Optional[torch.Tensor] = None,
     gram_matrix: Optional[torch.Tensor] = None,
+    duplicates: Optional[PendingDuplicates] = None,
 ) -> torch.Tensor:
     """tokens: (B, N, D) (checked); valid: (B, N) bool or None (all valid); inv_norms: (B, N) or (N,) for cosine
-    (computed here when None); gram_matrix: the (B, N, N) Gram matrix if already computed (Triton cosine path).
+    (computed here when None); gram_matrix: the (B, N, N) Gram matrix if already computed (Triton cosine path);
+    duplicates: the search for exact duplicates if already queued (full path; searched here when None).
     Returns (B, max(counts)) picks, -1 padded."""
     if metric == "cosine":
         inv_norms = (inverse_norms(tokens) if inv_norms is None else inv_norms).reshape(tokens.shape[:2])
@@ -194,16 +219,16 @@ def _select(
     if plan.backend == "triton" and plan.path == "full":
         from ._triton import select_full_triton
 
-        return select_full_triton(tokens, valid, counts, metric, inv_norms, gram_matrix)
-    if valid is None:
-        valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        return select_full_triton(tokens, valid, counts, metric, inv_norms, gram_matrix, duplicates)
+    valid_mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if valid is None else valid
     if plan.path == "chunked":
         from .chunked import select_chunked
 
-        return select_chunked(tokens, valid, counts, metric)
-    dist = pairwise_distance(tokens, metric, inv_norms)
-    scores = first_pick_scores(dist, valid)
-    return greedy_from_distances(dist, scores, valid, counts)
+        return select_chunked(tokens, valid_mask, counts, metric)
+    first = (duplicates or find_duplicates(tokens, valid)).resolve()
+    dist = merge_duplicates(formula_distance(tokens, metric, inv_norms), first)  # as pairwise_distance gives it
+    scores = first_pick_scores(dist, valid_mask)
+    return greedy_from_distances(dist, scores, valid_mask, counts)
 
 
 def _total_bytes(device: torch.device) -> Optional[int]:

@@ -22,6 +22,8 @@ from .distance import compute_dtype
 from .metrics import min_pairwise_distance
 
 DEFAULT_SIZES = (576, 2304, 4608, 9216, 18432, 36864, 73728, 147456)
+#: The defaults without a CUDA device: sizes, token dimension and dtype a CPU measures in seconds.
+CPU_SIZES, CPU_DIM, CPU_DTYPE = (576, 1152, 2304), 1024, "float32"
 
 
 def published_style_greedy(tokens: torch.Tensor, num_keep: int) -> torch.Tensor:
@@ -210,14 +212,16 @@ def format_table(rows: Sequence[BenchRow]) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-select",
-        help="time the selector against the published-style greedy and check both pick the same tokens",
+        help="GPU: time the selector against the published-style greedy and check both pick the same tokens "
+             "(without CUDA: small sizes on the CPU)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
-                        help="comma-separated token counts N (default: 576 ... 147456)")
-    parser.add_argument("--dim", type=int, default=4096, help="token dimension D (default 4096)")
-    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    parser.add_argument("--sizes", default=None, help="comma-separated token counts N (default: 576 ... 147456; "
+                        f"on the CPU {','.join(map(str, CPU_SIZES))})")
+    parser.add_argument("--dim", type=int, default=None, help=f"token dimension D (default 4096; CPU {CPU_DIM})")
+    parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
+                        help=f"token dtype (default float16; CPU {CPU_DTYPE})")
     parser.add_argument("--keep-ratio", type=float, default=0.15)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per size up to N=18,432 (median)")
@@ -230,8 +234,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    sizes = [int(size) for size in args.sizes.split(",") if size]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    _cpu_sized_defaults(args, on_cpu=not device.startswith("cuda"))
+    sizes = [int(size) for size in args.sizes.split(",") if size]
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
     print(f"bench-select on {name}, torch {torch.__version__}, D={args.dim}, {args.dtype}, keep {args.keep_ratio}")
     print(HEADER, flush=True)
@@ -246,3 +251,10 @@ def _main(args: argparse.Namespace) -> int:
         with open(args.json_path, "w") as handle:
             json.dump([asdict(row) | {"speedup": row.speedup} for row in rows], handle, indent=2)
     return 0
+
+
+def _cpu_sized_defaults(args: argparse.Namespace, *, on_cpu: bool) -> None:
+    """Fill the options left out: the GPU sizes (up to N = 147,456 in float16), or on the CPU small ones."""
+    args.sizes = args.sizes or ",".join(map(str, CPU_SIZES if on_cpu else DEFAULT_SIZES))
+    args.dim = args.dim or (CPU_DIM if on_cpu else 4096)
+    args.dtype = args.dtype or (CPU_DTYPE if on_cpu else "float16")

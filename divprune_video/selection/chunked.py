@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from .distance import compute_dtype, cosine_from_gram, gram, inverse_norms, minkowski
+from .duplicates import first_occurrences, share_duplicate_distances
 
 #: Bytes of one row tile of the distance matrix while computing the first pick's scores.
 DEFAULT_TILE_BYTES = 512 * 1024 * 1024
@@ -22,13 +23,24 @@ RowFunction = Callable[[torch.Tensor], torch.Tensor]
 def distance_rows(tokens: torch.Tensor, metric: str) -> RowFunction:
     """Return ``rows(index) -> (len(index), N)`` distances from the tokens ``index`` to all N tokens.
 
-    tokens: (N, D). The formulas are those of :func:`~.distance.pairwise_distance`.
+    tokens: (N, D). The formulas are those of :func:`~.distance.pairwise_distance`, exact duplicates included:
+    a token's row is its first occurrence's, with 0 at its copies.
     """
     if metric == "cosine":
         inv = inverse_norms(tokens)
-        return lambda index: cosine_from_gram(gram(tokens.index_select(0, index), tokens), inv[index], inv)
-    x = tokens.to(compute_dtype(tokens.dtype))
-    return lambda index: minkowski(x.index_select(0, index), x, metric)
+
+        def rows(index: torch.Tensor) -> torch.Tensor:
+            return cosine_from_gram(gram(tokens.index_select(0, index), tokens), inv[index], inv)
+    else:
+        x = tokens.to(compute_dtype(tokens.dtype))
+
+        def rows(index: torch.Tensor) -> torch.Tensor:
+            return minkowski(x.index_select(0, index), x, metric)
+
+    first = first_occurrences(tokens)
+    if first is None:
+        return rows
+    return lambda index: share_duplicate_distances(rows(first[index]), first[index], first)
 
 
 def select_chunked(

@@ -7,6 +7,9 @@ paths fed the same Gram matrix produce bit-identical distances:
 * l2, l1: ``||x_i - x_j||_p`` from the differences (``torch.cdist`` without its Gram shortcut, which loses
   accuracy to cancellation for close tokens).
 
+Exact duplicates are then resolved (:mod:`.duplicates`): identical tokens are at distance exactly 0 and share their
+distances to every other token, for every metric.
+
 Half-precision tokens on CUDA are multiplied on the tensor cores with float32 accumulation and float32 output
 (their products are exact in float32); nothing is ever rounded back to half.
 """
@@ -19,6 +22,7 @@ from typing import Iterator, Optional
 import torch
 
 from ._validate import describe_token
+from .duplicates import first_occurrences, merge_duplicates
 
 
 @contextlib.contextmanager
@@ -94,9 +98,18 @@ def pairwise_distance(
 ) -> torch.Tensor:
     """All pairwise distances. tokens: (N, D) or (B, N, D) float -> (N, N) or (B, N, N) in the compute dtype.
 
+    Identical tokens (bitwise equal) are at distance exactly 0 and have equal distances to every other token.
     ``inv_norms`` ((N,) or (B, N), cosine only) reuses already computed inverse norms. Zero-norm tokens give NaN
     cosine distances; the selectors check for them before calling this.
     """
+    return merge_duplicates(formula_distance(tokens, metric, inv_norms), first_occurrences(tokens))
+
+
+def formula_distance(
+    tokens: torch.Tensor, metric: str = "cosine", inv_norms: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """:func:`pairwise_distance` before exact duplicates are resolved: the formulas alone, under which identical
+    cosine tokens come out about 1e-7 apart. For paths that find the duplicates themselves."""
     if metric == "cosine":
         inv = inverse_norms(tokens) if inv_norms is None else inv_norms.reshape(tokens.shape[:-1])
         return cosine_from_gram(gram(tokens, tokens), inv, inv)

@@ -42,6 +42,7 @@ from ..selection.distance import (
     inverse_norms,
     minkowski,
 )
+from ..selection.duplicates import first_occurrences, share_duplicate_distances
 from ..selection.greedy import first_pick_scores, greedy_from_distances
 
 #: ``update`` modes of :class:`DiverseTokenMemory`.
@@ -175,8 +176,9 @@ class TokenMemory:
         """Merge one frame's tokens into the memory.
 
         Args:
-            tokens: (F, D) float tensor, the frame's tokens in grid order; F <= ``token_budget``; the same D, dtype
-                and device as the earlier frames'.
+            tokens: (F, D) float16, bfloat16, float32 or float64 tensor, the frame's tokens in grid order;
+                F <= ``token_budget``; the same D, dtype and device as the earlier frames'. Tokens that require
+                grad are copied without their autograd graph (selection is not differentiable).
             frame_id: the frame's number; default: the number of frames added before (0, 1, 2, ...). Must
                 increase from frame to frame (the memory is in time order).
             timestamp: the frame's time in seconds; default: ``float(frame_id)``.
@@ -185,9 +187,10 @@ class TokenMemory:
             A :class:`MemoryUpdate`; ``kept`` indexes ``[memory before the call ; tokens]``.
 
         Raises:
-            TypeError / ValueError: naming the frame, for tokens that are not a non-empty (F, D) float tensor, that
-                hold NaN / Inf (or an all-zero token under cosine), that do not match the earlier frames, or that
-                outnumber the budget; for a frame_id that does not increase.
+            TypeError / ValueError: naming the frame, for tokens that are not a non-empty (F, D) tensor of those
+                dtypes holding values (float8 tokens and meta tensors are TypeErrors), that hold NaN / Inf (or an
+                all-zero token under cosine), that do not match the earlier frames, or that outnumber the budget;
+                for a frame_id that does not increase.
         """
         frame_id = self._check_frame_id(frame_id)
         self._check_tokens(tokens, frame_id)
@@ -298,9 +301,10 @@ class DiverseTokenMemory(TokenMemory):
             columns), ``"recompute"`` (call :func:`~divprune_video.divprune` on the candidates, which rebuilds the
             matrix: the fused Triton kernel on CUDA) or ``"auto"`` (recompute on CUDA, cached elsewhere). Both pick
             the same tokens wherever the BLAS computes each inner product the same way whatever the matrix shape
-            (MKL on the CPU: tested frame by frame); on CUDA, cuBLAS chooses kernels by shape, so ``"cached"`` can
-            break ties between exact duplicates differently from ``divprune`` (seen on an H100), one more reason
-            ``"auto"`` recomputes there.
+            (MKL on the CPU: tested frame by frame). Exact duplicates (a static scene) tie the same way on both
+            whatever the BLAS: both give them their first occurrence's distances and 0 between copies. On CUDA,
+            cuBLAS chooses kernels by shape, so near-ties between different tokens may still go differently, one
+            more reason ``"auto"`` recomputes there.
 
     Cost per frame with M memory tokens and F new ones (C = M + F <= B + F): cached: O(C F D) for the new
     distances, O(C^2) for the first pick's scores and the compaction, O(B C) for the greedy steps; recompute:
@@ -382,6 +386,20 @@ class DiverseTokenMemory(TokenMemory):
             distances[start:end, :end] = minkowski(new, candidates, self.metric)
             if start:
                 distances[:start, start:end] = minkowski(candidates[:start], new, self.metric)
+        first = first_occurrences(candidates)
+        if first is not None:
+            self._share_duplicates(first, start, end)
+
+    def _share_duplicates(self, first: torch.Tensor, start: int, end: int) -> None:
+        """Give exact duplicates among the candidates (``first``: (end,) first occurrences) the distances of their
+        first occurrence and 0 between them, as divprune's matrix has them (a static scene repeats every token).
+        The old block already has them, so only the new rows and columns change."""
+        block = self._distances[:end, :end]
+        new_first, old_first = first[start:end], first[:start]
+        new_rows = share_duplicate_distances(block.index_select(0, new_first), new_first, first)
+        old_columns = share_duplicate_distances(block.index_select(0, old_first), old_first, new_first)
+        block[start:end] = new_rows
+        block[:start, start:end] = old_columns
 
     def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
         if end <= self.token_budget:

@@ -24,6 +24,7 @@ from .errors import (
     VideoError,
     VideoNotFoundError,
     VideoTimeoutError,
+    VideoTooLargeError,
 )
 from .keyframes import FEATURES, histogram_features, select_keyframes, thumbnail_features
 from .loader import load_video
@@ -54,6 +55,7 @@ __all__ = [
     "VideoReader",
     "VideoSource",
     "VideoTimeoutError",
+    "VideoTooLargeError",
     "available_backends",
     "histogram_features",
     "load_video",

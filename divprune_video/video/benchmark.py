@@ -1,6 +1,6 @@
-"""``divprune-video bench-video``: the decoding backends side by side on generated 720p H.264 videos.
+"""``divprune-video bench-video``: the decoding backends side by side on generated H.264 videos (720p by default).
 
-Videos: a 1-minute 1280x720 30 fps H.264 file (libx264 veryfast, CRF 23, a keyframe every 2 s (``--gop`` frames;
+Videos: a 1-minute 1280x720 (``--height``) 30 fps H.264 file (libx264 veryfast, CRF 23, a keyframe every 2 s (``--gop`` frames;
 x264's own default is 250), 2 B-frames between
 references, a scrolling textured picture with grain, ~2.5 Mbit/s, like camera or web video) is encoded once; longer
 videos repeat its packets with shifted timestamps (no re-encoding), so a 10-minute file costs seconds to make.
@@ -216,7 +216,7 @@ def run_benchmark(videos: Sequence[BenchVideo], backends: Sequence[str], frame_c
 
 LOAD_HEADER = ("| video | backend | frames | time (s, median) | first run (s) | CPU time (s, all threads) | "
                "peak memory (MiB) | right frames |\n|---|---|---:|---:|---:|---:|---:|---|")
-SEQUENTIAL_HEADER = "| backend | sequential decode (frames/s, 720p, RGB) |\n|---|---:|"
+SEQUENTIAL_HEADER = "| backend | sequential decode (frames/s, {resolution}RGB) |\n|---|---:|"
 
 
 def format_load_row(row: LoadRow) -> str:
@@ -230,14 +230,17 @@ def format_sequential_row(row: SequentialRow) -> str:
     return f"| {row.backend} | failed: {row.error} |" if row.error else f"| {row.backend} | {row.fps:.0f} |"
 
 
-def format_tables(loads: Sequence[LoadRow], sequential: Sequence[SequentialRow]) -> str:
-    return "\n".join([LOAD_HEADER, *map(format_load_row, loads), "", SEQUENTIAL_HEADER,
-                      *map(format_sequential_row, sequential)])
+def format_tables(loads: Sequence[LoadRow], sequential: Sequence[SequentialRow], *,
+                  resolution: Optional[str] = None) -> str:
+    """The two Markdown tables; ``resolution`` (e.g. "1280x720") labels the decode rate with what was measured."""
+    header = SEQUENTIAL_HEADER.format(resolution=f"{resolution}, " if resolution else "")
+    return "\n".join([LOAD_HEADER, *map(format_load_row, loads), "", header, *map(format_sequential_row, sequential)])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench-video", help="compare the video decoding backends on generated 720p H.264 videos",
+        "bench-video", help="compare the video decoding backends on generated H.264 videos (1280x720 unless "
+                            "--height)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--minutes", default="1,10", help="video lengths in whole minutes (default 1,10)")
@@ -245,7 +248,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backends", default=None, help="comma-separated backends (default: every installed one)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--seq-frames", type=int, default=900, help="frames for the sequential decode rate")
-    parser.add_argument("--height", type=int, default=720, help="frame height (width = 16/9 of it)")
+    parser.add_argument("--height", type=int, default=720, help="frame height (default 720; width = 16/9 of it)")
     parser.add_argument("--gop", type=int, default=2 * FPS,
                         help=f"frames between keyframes (default {2 * FPS}: 2 s; x264's default is 250)")
     parser.add_argument("--workdir", default=None, help="keep the generated videos here (default: a temp dir)")
@@ -260,8 +263,9 @@ def _main(args: argparse.Namespace) -> int:
     minutes = [int(m) for m in args.minutes.split(",") if m]
     frame_counts = [int(n) for n in args.frames.split(",") if n]
     width = (args.height * 16 // 9) // 2 * 2
-    print(f"bench-video: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"backends {', '.join(backends)}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    resolution = f"{width}x{args.height}"
+    print(f"bench-video: {resolution} {FPS} fps H.264 videos; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, backends {', '.join(backends)}; load average {os.getloadavg()[0]:.2f}", flush=True)
     temporary: Optional[tempfile.TemporaryDirectory] = None
     if args.workdir:
         folder = Path(args.workdir)
@@ -275,7 +279,8 @@ def _main(args: argparse.Namespace) -> int:
         videos = make_videos(folder, minutes, width=width, height=args.height, gop=args.gop,
                              progress=lambda line: print(line, flush=True))
         for video in videos:
-            print(f"{video.minutes:g} min: {video.num_frames} frames, {video.size_mib:.0f} MiB", flush=True)
+            print(f"{video.minutes:g} min at {resolution}: {video.num_frames} frames, {video.size_mib:.0f} MiB",
+                  flush=True)
         print(LOAD_HEADER, flush=True)
         loads, sequential = run_benchmark(videos, backends, frame_counts, repeats=args.repeats,
                                           sequential_frames=args.seq_frames,
@@ -284,7 +289,7 @@ def _main(args: argparse.Namespace) -> int:
         if temporary is not None:
             temporary.cleanup()
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
-    print(format_tables(loads, sequential))
+    print(format_tables(loads, sequential, resolution=resolution))
     if args.json_path:
         with open(args.json_path, "w") as handle:
             json.dump({"videos": [asdict(v) for v in videos], "loads": [asdict(r) for r in loads],

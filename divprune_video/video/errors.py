@@ -56,7 +56,13 @@ class StreamGoneError(VideoError, ConnectionError):
 
 
 class VideoTimeoutError(VideoError, TimeoutError):
-    """A bounded wait ran out (opening, reading or decoding took longer than the allowed time)."""
+    """A bounded wait ran out (opening, reading or decoding took longer than the allowed time, e.g. a URL that
+    stopped sending data mid-body): nothing partial is returned."""
+
+
+class VideoTooLargeError(VideoError, ValueError):
+    """A frame image, or the frames asked for, exceed a size limit (checked before decoding or allocating them);
+    the message names the limit and how to raise it."""
 
 
 class BackendUnavailableError(VideoError, ImportError):
@@ -75,11 +81,13 @@ __all__ = [
     "VideoError",
     "VideoNotFoundError",
     "VideoTimeoutError",
+    "VideoTooLargeError",
 ]
 
 
 class TruncatedVideoWarning(UserWarning):
-    """Part of the video could not be read (truncated or damaged data); what was readable is returned."""
+    """Part of the video could not be read (truncated or damaged data); what was readable is returned, and the
+    clip's ``lost_frames`` say which frames were lost."""
 
 
 __all__ += ["TruncatedVideoWarning"]

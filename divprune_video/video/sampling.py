@@ -91,6 +91,9 @@ def time_window(
     return first, stop, begin, finish
 
 
+Window = tuple[int, int, float, float]
+
+
 def plan_indices(
     timestamps: np.ndarray,
     duration: float,
@@ -101,11 +104,37 @@ def plan_indices(
     end: Optional[float],
     rule: SamplingRule,
     source: str,
+    readable: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """The frame numbers to decode: ``num_frames`` uniform over the window by ``rule``, or one every ``1 / fps``
-    seconds. timestamps: (T,) float seconds of every frame. Returns (n,) int64 in time order."""
-    first, stop, begin, finish = time_window(timestamps, duration, start, end, source=source)
+    seconds. timestamps: (T,) float seconds of every frame. readable: see :func:`sample_window`. Returns (n,)
+    int64 in time order."""
+    window = time_window(timestamps, duration, start, end, source=source)
+    return sample_window(timestamps, window, num_frames=num_frames, fps=fps, rule=rule, readable=readable)
+
+
+def sample_window(
+    timestamps: np.ndarray,
+    window: Window,
+    *,
+    num_frames: Optional[int],
+    fps: Optional[float],
+    rule: SamplingRule,
+    readable: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """The frame numbers to decode in ``window`` (``(first, stop, start, end)`` from :func:`time_window`):
+    ``num_frames`` uniform by ``rule``, or one every ``1 / fps`` seconds.
+
+    readable: (T,) bool, the frames that may be taken (default: all). The rule then runs over the readable frames
+    of the window as if the others were not there: uniform over their count, or at each time the readable frame
+    on screen then. Returns (n,) int64 in time order; empty when no frame of the window is readable."""
+    first, stop, begin, finish = window
+    candidates = np.arange(first, stop, dtype=np.int64)
+    if readable is not None:
+        candidates = candidates[readable[first:stop]]
+    if len(candidates) == 0:
+        return candidates
     if fps is not None:
-        return np.unique(np.clip(rate_indices(timestamps, fps, begin, finish), first, stop - 1))
+        return candidates[rate_indices(timestamps[candidates], fps, begin, finish)]
     assert num_frames is not None
-    return first + uniform_indices(stop - first, num_frames, rule)
+    return candidates[uniform_indices(len(candidates), num_frames, rule)]

@@ -7,6 +7,8 @@ import torch
 
 
 def distance_matrix(tokens: torch.Tensor, metric: str) -> np.ndarray:
+    """Distances in float64; identical tokens are one point: at exactly 0, with the same distances to all others
+    (as computed, float64 would leave cosine copies ~1e-16 apart and break their ties by rounding)."""
     x = tokens.detach().cpu().double().numpy()
     rows = []
     for i in range(len(x)):
@@ -16,7 +18,11 @@ def distance_matrix(tokens: torch.Tensor, metric: str) -> np.ndarray:
             rows.append(np.sqrt(((x - x[i]) ** 2).sum(axis=1)))
         else:
             rows.append(np.abs(x - x[i]).sum(axis=1))
-    return np.stack(rows)
+    _, first_of_group, group = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    first = first_of_group[group.reshape(-1)]  # each token's first identical token
+    dist = np.stack(rows)[first][:, first]
+    dist[first[:, None] == first[None, :]] = 0.0
+    return dist
 
 
 def reference_divprune(tokens: torch.Tensor, num_keep: int, metric: str = "cosine") -> list[int]:

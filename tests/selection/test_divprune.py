@@ -174,12 +174,32 @@ def test_batch_rows_may_keep_different_counts():
          ValueError, "no valid token in batch row(s) [1]"),
         (lambda: divprune_batch(torch.ones(2, 3, 4), num_keep=[1, 2, 3]), ValueError, "3 entries but the batch has 2"),
         (lambda: divprune_batch(torch.ones(3, 4), num_keep=1), ValueError, "shape (B, N, D)"),
+        (lambda: divprune(torch.ones(4, 2).to(torch.float8_e4m3fn), num_keep=1), TypeError, "torch.float8_e4m3fn"),
+        (lambda: divprune(torch.ones(4, 2).to(torch.float8_e5m2), num_keep=1, path="chunked"), TypeError,
+         "torch.float8_e5m2"),
+        (lambda: divprune_batch(torch.ones(1, 4, 2).to(torch.float8_e4m3fn), num_keep=1), TypeError, "float8"),
+        (lambda: divprune(torch.ones(4, 2, device="meta"), num_keep=1), TypeError, "meta device"),
+        (lambda: divprune_batch(torch.ones(1, 4, 2, device="meta"), keep_ratio=0.5), TypeError, "meta device"),
     ],
 )
 def test_bad_input_raises_a_specific_error(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("path", ["full", "chunked"])
+def test_tokens_that_require_grad_are_selected_like_any_others(metric, path):
+    weights = torch.randn(16, 16, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    tokens = clustered_tokens(90, 16, seed=2) @ weights  # a model output outside torch.no_grad()
+    assert tokens.requires_grad
+    expected = reference_divprune(tokens, 20, metric)
+    picks = divprune(tokens, num_keep=20, metric=metric, path=path)
+    assert picks.tolist() == expected and not picks.requires_grad
+    batch = divprune_batch(tokens.unsqueeze(0).repeat(2, 1, 1), num_keep=[20, 5], metric=metric, path=path)
+    assert batch[0].tolist() == expected and batch[1].tolist() == expected[:5]
+    assert weights.grad is None
 
 
 def test_zero_norm_padding_is_fine_under_a_mask():

@@ -89,3 +89,35 @@ def test_cooperative_kernel_equals_torch(num_tokens, block, speculate):
     picks = _triton.greedy_triton_cooperative(g, inv, _triton.cosine_first_scores(g, inv, valid), k, block,
                                               speculate=speculate)
     assert torch.equal(picks[0], divprune(tokens, num_keep=k, backend="torch", path="full"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric", ["cosine", "l2", "l1"])
+def test_duplicates_pick_the_reference_on_every_cuda_path(dtype, metric):
+    from .duplicate_inputs import duplicate_heavy_cases
+    from .reference import reference_divprune
+
+    for name, tokens, num_keep in duplicate_heavy_cases():
+        tokens = tokens.to(dtype)
+        expected = reference_divprune(tokens, num_keep, metric)
+        cuda = tokens.cuda()
+        for backend, path in (("triton", "full"), ("torch", "full"), ("torch", "chunked")):
+            picks = divprune(cuda, num_keep=num_keep, metric=metric, backend=backend, path=path)
+            assert picks.tolist() == expected, (name, backend, path)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_long_static_video_on_cuda(dtype):
+    """32 frames of 144 tokens, every frame the same but one: the cooperative kernel's row length (N = 4608)."""
+    from .duplicate_inputs import static_video_tokens
+
+    tokens = static_video_tokens(32, 144, 1024, seed=8).to(dtype)
+    num_keep = round(0.15 * tokens.shape[0])
+    expected = divprune(tokens.double(), num_keep=num_keep).tolist()  # float64 on the CPU
+    assert sorted(expected[:288]) == list(range(144)) + list(range(16 * 144, 17 * 144))  # the distinct tokens
+    assert expected[288:] == list(range(144, 144 + num_keep - 288))  # then the first copies, in order
+    cuda = tokens.cuda()
+    for backend, path in (("triton", "full"), ("torch", "full"), ("torch", "chunked")):
+        assert divprune(cuda, num_keep=num_keep, backend=backend, path=path).tolist() == expected, (backend, path)
+    batch = divprune_batch(cuda.unsqueeze(0).repeat(2, 1, 1), num_keep=[num_keep, 300], backend="triton")
+    assert batch[0].tolist() == expected and batch[1].tolist() == expected[:300]

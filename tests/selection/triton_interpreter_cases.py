@@ -13,6 +13,8 @@ from divprune_video.selection import _triton
 from divprune_video.selection.distance import gram, inverse_norms, pairwise_distance
 from divprune_video.selection.greedy import first_pick_scores, greedy_from_distances
 from divprune_video.testing import clustered_tokens
+from tests.selection.duplicate_inputs import duplicate_heavy_cases
+from tests.selection.reference import reference_divprune
 
 
 def reference(tokens, valid, counts, metric):
@@ -22,6 +24,7 @@ def reference(tokens, valid, counts, metric):
 
 
 def main() -> int:
+    register_variant = (_triton.MAX_REGISTER_TOKENS, _triton.STREAM_CHUNK)
     cases = [(1, 1, 4, "cosine"), (1, 2, 3, "cosine"), (1, 7, 5, "cosine"), (2, 100, 16, "cosine"),
              (1, 300, 8, "cosine"), (2, 90, 6, "l1"), (1, 120, 12, "l2"), (1, 150, 8, "stream")]
     for seed, (batch, num_tokens, dim, metric) in enumerate(cases):
@@ -50,6 +53,29 @@ def main() -> int:
             return 1
         print(f"ok {batch}x{num_tokens}x{dim} {metric} {counts}")
     print(f"cases passed: {len(cases)}")
+    _triton.MAX_REGISTER_TOKENS, _triton.STREAM_CHUNK = register_variant  # the streamed variant is slow here
+    return duplicate_cases()
+
+
+def duplicate_cases() -> int:
+    """Duplicate-heavy tokens (a static video): the kernels pick what the float64 reference picks, in a masked
+    batch row and in a row of all valid tokens."""
+    passed = 0
+    for name, tokens, num_keep in duplicate_heavy_cases():
+        for metric in ("cosine", "l2", "l1"):
+            expected = reference_divprune(tokens, num_keep, metric)
+            batch = torch.cat([tokens, tokens[:5]]).unsqueeze(0).repeat(2, 1, 1)
+            valid = torch.ones(batch.shape[:2], dtype=torch.bool)
+            valid[0, tokens.shape[0]:] = False  # row 0: the tokens and padding; row 1: five more copies
+            picked = _triton.select_full_triton(batch, valid, [num_keep, num_keep], metric)
+            if picked[0].tolist() != expected:
+                print(f"DUPLICATES MISMATCH {name} {metric}:\n{picked[0].tolist()}\n{expected}")
+                return 1
+            if picked[1].tolist() != reference_divprune(batch[1], num_keep, metric):
+                print(f"DUPLICATES MISMATCH {name} {metric}, row 1: {picked[1].tolist()}")
+                return 1
+            passed += 1
+    print(f"duplicate cases passed: {passed}")
     return 0
 
 

@@ -13,11 +13,18 @@ from typing import Optional
 class LocalVideoServer:
     """``with LocalVideoServer(file_bytes, live_bytes) as server:`` then ``server.url("/file.mp4")``,
     ``server.url("/live.ts")``. The live stream repeats ``live_bytes`` at ``live_rate`` bytes/s, cuts each
-    connection after ``live_seconds``, and answers 503 after ``max_connections`` live connections."""
+    connection after ``live_seconds``, and answers 503 after ``max_connections`` live connections.
+
+    ``stall_after`` (also settable while serving): each file response sends at most this many bytes of its body,
+    then stalls with the connection open (until the server stops, at most 60 s), as a server that hangs
+    mid-body does; ``stalled`` counts those responses."""
 
     def __init__(self, file_bytes: bytes = b"", live_bytes: bytes = b"", *, live_rate: float = 200_000,
-                 live_seconds: float = 1.0, max_connections: Optional[int] = None) -> None:
+                 live_seconds: float = 1.0, max_connections: Optional[int] = None,
+                 stall_after: Optional[int] = None) -> None:
         self.file_bytes = file_bytes
+        self.stall_after = stall_after
+        self.stalled = 0
         self.live_bytes = live_bytes
         self.live_rate = live_rate
         self.live_seconds = live_seconds
@@ -64,8 +71,14 @@ class LocalVideoServer:
         handler.send_header("Accept-Ranges", "bytes")
         handler.send_header("Content-Length", str(end - begin + 1))
         handler.end_headers()
+        body, limit = data[begin:end + 1], self.stall_after
         try:
-            handler.wfile.write(data[begin:end + 1])
+            handler.wfile.write(body if limit is None else body[:limit])
+            if limit is not None and limit < len(body):
+                handler.wfile.flush()
+                with self._lock:
+                    self.stalled += 1
+                self._stopping.wait(60)
         except (BrokenPipeError, ConnectionResetError):
             pass
 

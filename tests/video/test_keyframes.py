@@ -55,3 +55,15 @@ def test_feature_shapes_and_errors():
         select_keyframes(frames, 2, features="clip")
     with pytest.raises(ValueError, match=r"expected \(4, D\)"):
         select_keyframes(frames, 2, features=lambda batch: torch.zeros(3, 2))
+
+
+@pytest.mark.parametrize("features", ["thumbnail", "histogram", "callable"])
+def test_a_static_video_gives_its_distinct_frames_then_the_first_copies(features):
+    """Identical frames have identical features, at distance exactly 0: ties go to the earliest frame."""
+    frames, _ = scenes(lengths=(1, 1), seed=7)
+    static = np.concatenate([frames[:1].repeat(6, axis=0), frames[1:], frames[:1].repeat(33, axis=0)])  # 40 frames
+    def pixels(batch: np.ndarray) -> torch.Tensor:  # compared by cosine distance, as every callable
+        return torch.from_numpy(batch.reshape(len(batch), -1)[:, :64].astype(np.float32))
+
+    extractor = pixels if features == "callable" else features
+    np.testing.assert_array_equal(select_keyframes(static, 8, features=extractor), [0, 1, 2, 3, 4, 5, 6, 7])

@@ -12,6 +12,10 @@ name           library (extra)                        reads
 ``backend="auto"`` takes the first available of :data:`AUTO_ORDER` that reads the source and numbers frames
 exactly in every case the tests cover (see BENCHMARKS.md for the speed comparison behind the order). In-memory
 frames and frame folders need no decoder and ignore ``backend``.
+
+Whatever the backend, data that is no real video (a text file, which FFmpeg's tty demuxer draws as frames; cover
+art of an audio file; a single still image) raises :class:`~..errors.NotAVideoError`: PyAV checks the stream it
+opens, and probes the source before another backend opens it (when PyAV is installed).
 """
 
 from __future__ import annotations
@@ -98,6 +102,10 @@ def open_reader(source: VideoSource, backend: str = "auto", *, threads: Optional
     if source.is_live:
         raise UnsupportedSourceError(source.name, "a live source has no random access; use stream_frames()")
     name = choose_backend(source, backend)
+    if name != "pyav" and backend_problem("pyav") is None:
+        from .pyav import DEFAULT_TIMEOUT, probe_video
+
+        probe_video(source, timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
     module_name, class_name = _READERS[name]
     reader_class = getattr(importlib.import_module(module_name), class_name)
     options = {"threads": threads}

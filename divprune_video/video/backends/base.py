@@ -4,7 +4,9 @@ A :class:`VideoReader` has random access by frame number: ``read(indices)`` retu
 (in the order asked, duplicates allowed) with their timestamps. Frame number ``i`` is the ``i``-th frame in
 presentation order, the same for every backend. Subclasses implement ``_decode(unique_sorted_indices)``, which
 may leave out frames it could not decode; ``read`` then warns and returns what was readable, or raises
-:class:`CorruptVideoError` when nothing was.
+:class:`CorruptVideoError` when nothing was. ``read_available`` returns what was readable without either, for
+callers that choose other frames instead (``load_video``). Frames known to be lost before decoding (found while
+indexing) are in ``info.lost_frames``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ logger = logging.getLogger("divprune_video.video")
 class VideoInfo:
     """What is known about a source before decoding frames.
 
-    timestamps: (num_frames,) float64 seconds of each frame from the first one (which is at 0)."""
+    timestamps: (num_frames,) float64 seconds of each frame from the first one (which is at 0). lost_frames:
+    half-open ``(start, end)`` ranges of frame numbers known to be unreadable (lost or damaged data found while
+    indexing), ascending; the last may pass ``num_frames`` when the container declares more frames than its data
+    holds."""
 
     num_frames: int
     fps: float
@@ -37,6 +42,7 @@ class VideoInfo:
     height: int
     timestamps: np.ndarray
     codec: str = ""
+    lost_frames: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -92,25 +98,30 @@ class VideoReader(ABC):
         Frames that cannot be decoded (truncated or damaged data) are left out with a
         :class:`TruncatedVideoWarning`; when none can be, :class:`CorruptVideoError` is raised."""
         wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        decoded = self.read_available(wanted)
+        keep = np.array([int(i) in decoded for i in wanted], dtype=bool)
+        if not keep.any():
+            raise CorruptVideoError(self.source.name, f"none of the {len(np.unique(wanted))} requested frames "
+                                                      "could be decoded")
+        if not keep.all():
+            missing = {int(i) for i in wanted[~keep]}
+            warn_lost(self.source.name, f"{frame_ranges(missing)} could not be decoded (truncated or damaged data: "
+                                        f"{len(missing)} of the {len(np.unique(wanted))} requested); returning the "
+                                        f"other {int(keep.sum())}", stacklevel=4)
+        kept = wanted[keep]
+        return DecodedFrames(stack_frames(decoded, kept), kept, self.info.timestamps[kept].astype(np.float64))
+
+    def read_available(self, indices: Sequence[int] | np.ndarray) -> dict[int, np.ndarray]:
+        """Decode the frames at ``indices`` ((T,) ints in 0..num_frames-1, any order, repeats allowed) that can
+        be decoded: {frame number: (H, W, 3) uint8 RGB}. Frames lost to truncated or damaged data are absent,
+        silently (:meth:`read` warns)."""
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
         total = self.info.num_frames
         if len(wanted) == 0:
             raise ValueError("indices: expected at least one frame number")
         if wanted.min() < 0 or wanted.max() >= total:
             raise IndexError(f"{self.source.name}: frame numbers must lie in 0..{total - 1}; got {wanted.tolist()}")
-        unique = np.unique(wanted)
-        decoded = self._decode(unique)
-        keep = np.array([int(i) in decoded for i in wanted], dtype=bool)
-        if not keep.any():
-            raise CorruptVideoError(self.source.name, f"none of the {len(unique)} requested frames could be decoded")
-        if not keep.all():
-            missing = {int(i) for i in wanted[~keep]}
-            message = (f"{self.source.name}: {frame_ranges(missing)} could not be decoded (truncated or "
-                       f"damaged data: {len(missing)} of the {len(unique)} requested); returning the other "
-                       f"{int(keep.sum())}")
-            logger.warning(message)
-            warnings.warn(message, TruncatedVideoWarning, stacklevel=3)
-        kept = wanted[keep]
-        return DecodedFrames(_gather(decoded, kept), kept, self.info.timestamps[kept].astype(np.float64))
+        return self._decode(np.unique(wanted))
 
     def close(self) -> None:
         """Release the decoder. Safe to call twice."""
@@ -125,21 +136,34 @@ class VideoReader(ABC):
         return f"{type(self).__name__}({self.source.name!r}, frames={self.info.num_frames}, fps={self.info.fps:.3f})"
 
 
+def warn_lost(source_name: str, problem: str, *, stacklevel: int) -> None:
+    """Log and warn (:class:`TruncatedVideoWarning`) that part of ``source_name`` could not be read."""
+    message = f"{source_name}: {problem}"
+    logger.warning(message)
+    warnings.warn(message, TruncatedVideoWarning, stacklevel=stacklevel)
+
+
+def runs(numbers: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """The half-open ranges ``(start, end)``, ascending, that cover the distinct ints ``numbers`` (any order)."""
+    ranges: list[list[int]] = []
+    for value in sorted({int(i) for i in numbers}):
+        if ranges and value == ranges[-1][1]:
+            ranges[-1][1] = value + 1
+        else:
+            ranges.append([value, value + 1])
+    return tuple((start, end) for start, end in ranges)
+
+
 def frame_ranges(numbers: Iterable[int], limit: int = 6) -> str:
     """``"frames 3, 40-63, 70"`` (``"frame 3"`` for one) for frame ``numbers`` (ints, any order), at most ``limit``
     ranges and then ``", ..."``."""
-    runs: list[list[int]] = []
-    for value in sorted(int(i) for i in numbers):
-        if runs and value == runs[-1][1] + 1:
-            runs[-1][1] = value
-        else:
-            runs.append([value, value])
-    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit])
-    word = "frame" if len(runs) == 1 and runs[0][0] == runs[0][1] else "frames"
-    return f"{word} {text}" + (", ..." if len(runs) > limit else "")
+    found = runs(numbers)
+    text = ", ".join(f"{a}" if b == a + 1 else f"{a}-{b - 1}" for a, b in found[:limit])
+    word = "frame" if len(found) == 1 and found[0][1] == found[0][0] + 1 else "frames"
+    return f"{word} {text}" + (", ..." if len(found) > limit else "")
 
 
-def _gather(decoded: dict[int, np.ndarray], order: np.ndarray) -> np.ndarray:
+def stack_frames(decoded: dict[int, np.ndarray], order: np.ndarray) -> np.ndarray:
     """(len(order), H, W, 3) array of ``decoded[i] for i in order``, emptying ``decoded`` as it goes, so that
     peak memory stays near one copy of the frames (the output's pages are only committed as they are filled)."""
     last_use = {int(i): position for position, i in enumerate(order)}

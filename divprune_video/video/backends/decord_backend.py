@@ -15,6 +15,7 @@ frame number, so MPEG-TS sources are refused (use ``pyav``). ``backend="auto"`` 
 from __future__ import annotations
 
 import io
+import math
 from typing import Iterator
 
 import numpy as np
@@ -71,14 +72,15 @@ class DecordReader(VideoReader):
                                                       "lands on the second keyframe); use backend='pyav'")
         try:
             self._reader = decord.VideoReader(target, ctx=decord.cpu(0), num_threads=threads or default_threads())
-        except decord.DECORDError as error:
+        except (decord.DECORDError, RuntimeError) as error:  # RuntimeError: data no demuxer recognises
             raise NotAVideoError(source.name, f"decord cannot open it: {str(error).splitlines()[0]}") from error
         num_frames = len(self._reader)
         if num_frames == 0:
             raise NoFramesError(source.name, "the video stream holds no frame")
         stamps = np.asarray(self._reader.get_frame_timestamp(np.arange(num_frames)), dtype=np.float64)[:, 0]
         self._keyframes = np.unique(np.asarray(self._reader.get_key_indices() or [0], dtype=np.int64))
-        fps = float(self._reader.get_avg_fps()) or 1.0
+        fps = float(self._reader.get_avg_fps())
+        fps = fps if math.isfinite(fps) and fps > 0 else 1.0  # NaN for a GIF of one frame
         self._reader.seek_accurate(0)
         first = self._reader.next().asnumpy()
         self._position = 1  # number of the frame the next ``next()`` returns

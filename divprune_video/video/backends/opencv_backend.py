@@ -7,24 +7,32 @@ converted to RGB here."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import time
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from ..errors import NoFramesError, NotAVideoError, UnsupportedSourceError
+from ..errors import NoFramesError, NotAVideoError, UnsupportedSourceError, VideoTimeoutError
 from ..sources import VideoSource
 from ._loading import load_backend
 from .base import VideoInfo, VideoReader, timestamps_from_rate
 
 # Grab forwards instead of seeking when the next wanted frame is at most this many frames ahead.
 _GRAB_AHEAD = 48
+#: Seconds to wait on a URL when no timeout is given (as the PyAV backend).
+DEFAULT_TIMEOUT = 10.0
 
 
-def open_capture(source: VideoSource) -> Any:
-    """A ``cv2.VideoCapture`` for a path, URL or webcam, or :class:`NotAVideoError`."""
+def open_capture(source: VideoSource, *, timeout: Optional[float] = None) -> Any:
+    """A ``cv2.VideoCapture`` for a path, URL or webcam, or :class:`NotAVideoError`. ``timeout``: seconds a URL
+    may take to open and to deliver each read (OpenCV's own default otherwise: 30 s)."""
     cv2 = load_backend("opencv")
     if source.kind == "webcam":
         capture = cv2.VideoCapture(source.value)
+    elif source.kind == "url" and timeout is not None:
+        milliseconds = max(1, int(timeout * 1000))
+        capture = cv2.VideoCapture(str(source.value), cv2.CAP_FFMPEG, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds])
     elif source.kind in ("path", "url"):
         capture = cv2.VideoCapture(str(source.value), cv2.CAP_FFMPEG)
     else:
@@ -41,15 +49,23 @@ def to_rgb(image_bgr: np.ndarray) -> np.ndarray:
 
 
 class OpenCVReader(VideoReader):
-    """Random access with OpenCV (exact for constant-frame-rate files)."""
+    """Random access with OpenCV (exact for constant-frame-rate files). ``timeout``: seconds to wait on a URL
+    (default 10): opening or a frame that fails after waiting that long raises :class:`VideoTimeoutError`."""
 
     name = "opencv"
 
-    def __init__(self, source: VideoSource, **_: object) -> None:
+    def __init__(self, source: VideoSource, *, timeout: float = DEFAULT_TIMEOUT, **_: object) -> None:
         super().__init__(source)
         cv2 = load_backend("opencv")
         self._cv2 = cv2
-        self._capture = open_capture(source)
+        self._timeout = timeout
+        began = time.monotonic()
+        self._capture = open_capture(source, timeout=timeout)
+        try:
+            self._check_stalled(began, "opening")  # OpenCV gives a half-read stream when opening times out
+        except VideoTimeoutError:
+            self._capture.release()
+            raise
         num_frames = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if num_frames <= 0:
             self._capture.release()
@@ -61,6 +77,14 @@ class OpenCVReader(VideoReader):
                               "opencv")
         self._position = 0  # number of the frame the next read() returns
 
+    def _check_stalled(self, began: float, doing: str) -> None:
+        """After a failure: raise :class:`VideoTimeoutError` when a URL took the whole timeout since ``began``
+        (``time.monotonic()``), since OpenCV reports a server that stopped sending like lost data (and its seeks
+        wait on regardless of the timeout)."""
+        if self.source.is_network and time.monotonic() - began >= 0.9 * self._timeout:
+            raise VideoTimeoutError(self.source.name, f"no data for {self._timeout:g} s while {doing}; nothing "
+                                                      "partial is returned")
+
     def _number_read(self) -> int:
         """The number of the frame just read, from its timestamp (OpenCV's own count drifts when data is lost)."""
         return int(round(self._capture.get(self._cv2.CAP_PROP_POS_MSEC) * self.info.fps / 1000.0))
@@ -69,7 +93,7 @@ class OpenCVReader(VideoReader):
         cv2, capture = self._cv2, self._capture
         decoded = {}
         for index in indices:
-            index = int(index)
+            index, began = int(index), time.monotonic()
             if not (self._position <= index <= self._position + _GRAB_AHEAD):
                 capture.set(cv2.CAP_PROP_POS_FRAMES, index)
                 self._position = index
@@ -83,6 +107,7 @@ class OpenCVReader(VideoReader):
                 ok, image = capture.read()
                 number = self._number_read() if ok else -1
             if not ok or number != index:
+                self._check_stalled(began, "reading frames")
                 self._position = number + 1 if ok else -_GRAB_AHEAD - 1  # unknown: seek next time
                 continue
             self._position = index + 1
@@ -92,8 +117,10 @@ class OpenCVReader(VideoReader):
     def iter_frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
         self._capture.set(self._cv2.CAP_PROP_POS_FRAMES, 0)
         for index in range(self.info.num_frames):
+            began = time.monotonic()
             ok, image = self._capture.read()
             if not ok:
+                self._check_stalled(began, "reading frames")
                 return
             self._position = index + 1
             yield index, float(self.info.timestamps[index]), to_rgb(image)

@@ -31,11 +31,12 @@ from ..errors import (
     NotAVideoError,
     StreamGoneError,
     TruncatedVideoWarning,
+    VideoError,
     VideoNotFoundError,
     VideoTimeoutError,
 )
 from ..sources import VideoSource
-from .base import VideoInfo, VideoReader, default_threads, frame_ranges, rotate_to_display
+from .base import VideoInfo, VideoReader, default_threads, frame_ranges, rotate_to_display, runs
 
 logger = logging.getLogger("divprune_video.video")
 
@@ -82,8 +83,11 @@ def open_container(source: VideoSource, *, timeout: float = DEFAULT_TIMEOUT) -> 
     ``timeout`` seconds for a network source to open and for each later read."""
     av = load_av()
     target, input_format = _container_target(source)
+    # PyAV's timeout covers opening and demuxing only; FFmpeg's rw_timeout also bounds the reads a seek makes
+    # (new range requests), which otherwise wait as long as the server keeps the connection open.
+    options = {"rw_timeout": str(int(timeout * 1e6))} if source.kind == "url" else {}
     try:
-        return av.open(target, mode="r", format=input_format, timeout=(timeout, timeout))
+        return av.open(target, mode="r", format=input_format, timeout=(timeout, timeout), options=options)
     except (av.error.FileNotFoundError, av.error.HTTPNotFoundError) as error:
         raise VideoNotFoundError(source.name, f"not found ({error.strerror or error})") from error
     except av.error.ExitError as error:
@@ -101,14 +105,61 @@ def open_container(source: VideoSource, *, timeout: float = DEFAULT_TIMEOUT) -> 
         raise NotAVideoError(source.name, f"cannot open: {error}") from error
 
 
+#: FFmpeg demuxers and decoders that draw text as frames: the tty demuxer takes any .txt, .nfo, .asc or .ans
+#: file (plain text or ANSI art) for a 25 fps "video"; bintext, xbin and idf do the same for other text art.
+TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+_ATTACHED_PICTURE = 1024  # AV_DISPOSITION_ATTACHED_PIC: cover art of an audio file
+
+
+def not_a_video(container: Any, stream: Any) -> Optional[str]:
+    """Why the video ``stream`` of ``container`` is no real video (text drawn as frames, cover art, a single
+    still image), or None for a real one."""
+    formats = set(container.format.name.split(","))
+    codec = stream.codec_context.name
+    if formats & TEXT_FORMATS or codec in TEXT_CODECS:
+        return f"text, not a video (FFmpeg's {container.format.name} demuxer would draw it as frames)"
+    if int(getattr(stream, "disposition", 0)) & _ATTACHED_PICTURE:
+        return f"a {codec} picture attached as cover art, not a video"
+    if "image2" in formats or any(name.endswith("_pipe") for name in formats):
+        return f"a single {codec} image, not a video (pass a folder of frame images to read frames)"
+    return None
+
+
 def video_stream(container: Any, source: VideoSource) -> Any:
-    """The container's first video stream, or :class:`NotAVideoError`."""
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams})
-        if not kinds:
-            raise NoFramesError(source.name, "an empty container: no stream, no frame")
-        raise NotAVideoError(source.name, f"no video stream (streams: {', '.join(kinds)})")
-    return container.streams.video[0]
+    """The container's first real video stream, or :class:`NotAVideoError` saying what the data is instead (no
+    video stream, text drawn as frames, cover art, a still image)."""
+    streams = container.streams.video
+    real = [stream for stream in streams if not_a_video(container, stream) is None]
+    if real:
+        return real[0]
+    if streams:
+        raise NotAVideoError(source.name, str(not_a_video(container, streams[0])))
+    kinds = sorted({s.type for s in container.streams})
+    if not kinds:
+        raise NoFramesError(source.name, "an empty container: no stream, no frame")
+    raise NotAVideoError(source.name, f"no video stream (streams: {', '.join(kinds)})")
+
+
+def probe_video(source: VideoSource, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Raise :class:`NotAVideoError` when FFmpeg opens ``source`` and finds no real video in it (see
+    :func:`video_stream`), before another backend decodes it: decord, OpenCV and torchcodec are built on FFmpeg
+    too and would return text or cover art as frames. Silent when ``source`` is a file object that cannot be
+    rewound, or when FFmpeg cannot open it or finds no stream at all (the backend then reports that itself)."""
+    if source.kind == "fileobj" and not getattr(source.value, "seekable", lambda: False)():
+        return
+    try:
+        container = open_container(source, timeout=timeout)
+    except VideoError:
+        return
+    try:
+        video_stream(container, source)
+    except NoFramesError:
+        return
+    finally:
+        container.close()
+        if source.kind == "fileobj":
+            source.value.seek(0)
 
 
 def frame_to_rgb(frame: Any, width: int, height: int) -> np.ndarray:
@@ -126,7 +177,9 @@ class PacketIndex:
     then numbered in the order a decoder outputs them from the start.
 
     ``missing``: frame numbers whose data is lost or damaged (their ``pts`` is where they would be); ``problems``:
-    what was found wrong with the data (empty for an intact file), for the warning."""
+    what was found wrong with the data (empty for an intact file), for the warning; ``declared``: the frame count
+    the container's header declares (0 when it declares none), which is more than ``len(pts)`` when the data
+    was cut."""
 
     pts: np.ndarray
     keyframe_pts: np.ndarray
@@ -134,6 +187,7 @@ class PacketIndex:
     in_order: bool = False
     missing: frozenset = frozenset()
     problems: tuple = ()
+    declared: int = 0
 
 
 #: Holes among the last frames of a constant-rate stream are the mark of a cut file: the B-frames shown before
@@ -201,6 +255,10 @@ def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: 
             if deadline is not None and len(pts) % 256 == 0 and time.monotonic() > deadline:
                 raise VideoTimeoutError(source.name, "reading the stream's index did not finish in time: a live "
                                                      "stream? use stream_frames() for live sources")
+    except (av.error.ExitError, av.error.TimeoutError) as error:
+        # A source that stops sending data is not a shorter video: a half index would give a half clip.
+        raise VideoTimeoutError(source.name, "the data stopped coming while reading the stream (no data within the "
+                                             "timeout); nothing partial is returned") from error
     except av.error.FFmpegError as error:
         problems.append(f"reading stopped at damaged data ({error.strerror or error})")
     if without_pts:
@@ -236,7 +294,7 @@ def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: 
             lost = {i for i in range(len(full)) if i not in present}
             missing = frozenset(lost | {int(numbers[i]) for i in missing})
             ordered = full
-    return PacketIndex(ordered, keys, bool(problems), missing=missing, problems=tuple(problems))
+    return PacketIndex(ordered, keys, bool(problems), missing=missing, problems=tuple(problems), declared=declared)
 
 
 class PyAVReader(VideoReader):
@@ -269,13 +327,20 @@ class PyAVReader(VideoReader):
             logger.warning(message)
             warnings.warn(message, TruncatedVideoWarning, stacklevel=4)
 
+    def _lost_frames(self) -> tuple[tuple[int, int], ...]:
+        """The index's lost frames as ranges, and the frames past the end of the data that the header declares."""
+        lost = runs(self._index.missing)
+        count, declared = len(self._index.pts), self._index.declared
+        return lost + ((count, declared),) if declared > count else lost
+
     def _make_info(self) -> VideoInfo:
         stream, pts = self._stream, self._index.pts
         context = stream.codec_context
         if self._index.in_order:
             fps = float(stream.average_rate or stream.guessed_rate or 25)
             timestamps = np.arange(len(pts), dtype=np.float64) / fps
-            return VideoInfo(len(pts), fps, len(pts) / fps, context.width, context.height, timestamps, context.name)
+            return VideoInfo(len(pts), fps, len(pts) / fps, context.width, context.height, timestamps, context.name,
+                             self._lost_frames())
         time_base = float(stream.time_base)
         timestamps = (pts - pts[0]).astype(np.float64) * time_base
         rate = stream.average_rate or stream.guessed_rate
@@ -286,11 +351,27 @@ class PyAVReader(VideoReader):
         else:
             fps = float(rate) if rate else 1.0
             duration = 1.0 / fps
-        return VideoInfo(len(pts), fps, duration, context.width, context.height, timestamps, context.name)
+        return VideoInfo(len(pts), fps, duration, context.width, context.height, timestamps, context.name,
+                         self._lost_frames())
 
     # --- random access -------------------------------------------------------------------------------------
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:
+        av = load_av()
+        try:
+            return self._decode_frames(indices)
+        except VideoError:  # already named (a worker's reopening failed)
+            raise
+        except (av.error.ExitError, av.error.TimeoutError) as error:
+            raise VideoTimeoutError(self.source.name, f"no data for {self._timeout:g} s while decoding frames; "
+                                                      "nothing partial is returned") from error
+        except (av.error.FFmpegError, OSError) as error:
+            if not self.source.is_network:
+                raise
+            raise StreamGoneError(self.source.name, f"the connection failed while decoding frames: {error}",
+                                  attempts=1, last_error=error) from error
+
+    def _decode_frames(self, indices: np.ndarray) -> dict[int, np.ndarray]:
         if self._index.missing:
             indices = indices[~np.isin(indices, list(self._index.missing))]
             if len(indices) == 0:
@@ -345,7 +426,7 @@ class PyAVReader(VideoReader):
 
     def _decode_groups(self, container: Any, groups: list[tuple[int, np.ndarray]], *, threaded: bool,
                        cancel: Optional[threading.Event] = None) -> dict:
-        stream = container.streams.video[0]
+        stream = container.streams[self._stream.index]
         if not stream.codec_context.is_open:
             stream.thread_type = "AUTO" if threaded else "NONE"
         found: dict[int, np.ndarray] = {}
@@ -416,7 +497,7 @@ class PyAVReader(VideoReader):
         av = load_av()
         try:
             self._container.seek(0, backward=True, any_frame=False)  # a timestamp seek may land a GOP late
-            self._container.streams.video[0].codec_context.flush_buffers()
+            self._container.streams[self._stream.index].codec_context.flush_buffers()
         except av.error.FFmpegError:
             self._container.close()
             self._container = open_container(self.source, timeout=self._timeout)
