@@ -5,10 +5,11 @@ when PyAV is installed, else kept in memory) and the embedded tiny LLaVA-NeXT-Vi
 on the spot (no download). Its answers are gibberish: the point is the mechanics (which visual tokens reach the
 LLM) and the cost (tokens, per-stage timings, unpruned vs pruned). ``--model ID_OR_PATH`` switches to a real
 checkpoint of any supported family (e.g. llava-hf/LLaVA-NeXT-Video-7B-hf,
-llava-hf/llava-onevision-qwen2-7b-ov-hf) and ``--video`` to your own video.
+llava-hf/llava-onevision-qwen2-7b-ov-hf; ``--model tiny`` is the embedded one) and ``--video`` to your own video.
 
 It prints the answer, how many visual tokens were kept (per frame) and the timings, and writes a PNG that lays
-the kept tokens over the sampled frames (dropped tokens dimmed).
+the kept tokens over the sampled frames (dropped tokens dimmed): divprune_demo.png in the system's temporary folder,
+or --output. Bad arguments are refused before any model is built or video read.
 
 ``--tokens-only`` runs the selector alone on synthetic video-like tokens instead (no model): DivPrune vs uniform
 and random on the Max-Min objective, with the selection time.
@@ -18,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
+
+from .cli import argument_error, decoder_layers, device_problem, model_config, model_problem, resolved_model
 
 DEFAULT_QUESTION = "What is happening in this video?"
 #: Brightness of the dropped tokens in the overlay.
@@ -41,18 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", default=None, metavar="ID_OR_PATH",
+    parser.add_argument("--model", default=None, metavar="tiny|ID|PATH",
                         help="a checkpoint of a supported family (LLaVA-NeXT-Video, LLaVA-OneVision / LLaVA-Video; "
-                             "default: the embedded tiny random-weight LLaVA-NeXT-Video)")
+                             "hub id or folder); default, or tiny: the embedded tiny random-weight LLaVA-NeXT-Video")
     parser.add_argument("--video", default=None, help="a video file (default: a generated sample video)")
     parser.add_argument("--question", default=DEFAULT_QUESTION)
     parser.add_argument("--frames", type=int, default=32, help="frames sampled from the video (default 32)")
-    parser.add_argument("--keep-ratio", type=float, default=0.15, help="fraction of tokens to keep (default 0.15)")
-    parser.add_argument("--method", default="divprune", help="divprune, uniform, random, attention (default divprune)")
-    parser.add_argument("--prune-layer", type=int, default=0, help="0: before the LLM; K: after layer K (default 0)")
+    parser.add_argument("--keep-ratio", type=float, default=0.15, help="fraction of tokens to keep, in (0, 1] "
+                        "(default 0.15)")
+    parser.add_argument("--method", default="divprune", help="divprune, uniform, random, attention (needs "
+                        "--prune-layer >= 1), none (default divprune)")
+    parser.add_argument("--prune-layer", type=int, default=0, help="0: before the LLM; K: after decoder layer K, "
+                        "below the model's layer count (default 0)")
     parser.add_argument("--max-new-tokens", type=int, default=24, help="answer length (default 24)")
-    parser.add_argument("--output", default="divprune_demo.png", help="the PNG of kept tokens (default "
-                        "divprune_demo.png)")
+    parser.add_argument("--output", default=None, help="the PNG of kept tokens, in an existing folder (default: "
+                        "divprune_demo.png in the system's temporary folder)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tokens-only", action="store_true",
@@ -63,9 +70,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = check_arguments(args)
+    if problem:
+        return argument_error(problem)
     if args.tokens_only:
         return run_tokens_only(args)
     return run_video_qa(args)
+
+
+def check_arguments(args: argparse.Namespace) -> Optional[str]:
+    """The first bad argument, found before any work (for video QA the model's config is read, the model is not
+    built), or None."""
+    if args.frames < 1:
+        return f"--frames must be at least 1; got {args.frames}"
+    if not 0 < args.keep_ratio <= 1:
+        return f"--keep-ratio must be in (0, 1]; got {args.keep_ratio:g}"
+    if args.tokens_only and min(args.tokens_per_frame, args.dim) < 1:
+        return f"--tokens-per-frame and --dim must be at least 1; got {args.tokens_per_frame} and {args.dim}"
+    if args.max_new_tokens < 1:
+        return f"--max-new-tokens must be at least 1; got {args.max_new_tokens}"
+    return device_problem(args.device) or (None if args.tokens_only else _video_qa_problem(args))
+
+
+def _video_qa_problem(args: argparse.Namespace) -> Optional[str]:
+    from .models import NO_PRUNING
+    from .selection import available_methods
+
+    if args.video is not None and "://" not in args.video and not os.path.exists(args.video):
+        return f"--video: no such file: {args.video}"
+    output = output_path(args)
+    if output.is_dir():
+        return f"--output {args.output} is a folder; give the path of a .png file"
+    if not output.parent.is_dir():
+        return f"--output {args.output}: no such folder: {output.parent}"
+    methods = [NO_PRUNING, *available_methods()]
+    if args.method not in methods:
+        return f"--method must be one of {', '.join(methods)}; got {args.method!r}"
+    if args.method == "attention" and args.prune_layer == 0:
+        return ("--method attention ranks tokens by the attention they get inside the LLM, so it needs "
+                "--prune-layer 1 or more (FastV uses 2)")
+    return model_problem(args.model) or _prune_layer_problem(args)
+
+
+def _prune_layer_problem(args: argparse.Namespace) -> Optional[str]:
+    """--prune-layer against the model's decoder layers, read from its config (the model is not built)."""
+    if args.prune_layer < 0:
+        return f"--prune-layer must be 0 (before the LLM) or more; got {args.prune_layer}"
+    try:
+        layers = decoder_layers(model_config(resolved_model(args.model)))
+    except ValueError as error:
+        return str(error)
+    if args.prune_layer >= layers:
+        return f"--prune-layer {args.prune_layer} is beyond the model's {layers} decoder layers (0 to {layers - 1})"
+    return None
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    """Where the PNG goes: ``--output``, else divprune_demo.png in the system's temporary folder (never the
+    repository)."""
+    if args.output:
+        return Path(args.output).expanduser()
+    return Path(tempfile.gettempdir()) / "divprune_demo.png"
 
 
 # -- video QA ----------------------------------------------------------------------------------------------------
@@ -76,7 +141,7 @@ def run_video_qa(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="divprune-demo-") as workdir:
         video = args.video or sample_video(Path(workdir) / "sample.mp4", seed=args.seed)
-        model = args.model
+        model = resolved_model(args.model)
         if model is None:
             from .testing import save_tiny_llava_next_video
 
@@ -102,9 +167,9 @@ def run_video_qa(args: argparse.Namespace) -> int:
     print(f"answer ({args.method}): {result.answer!r}")
     print(f"answer (unpruned): {unpruned.answer!r}")
     print("\n" + format_timings({"unpruned": unpruned.timings, args.method: result.timings}))
-    image = overlay_kept_tokens(frames, result.kept_indices, encoded.grid)
-    image.save(args.output)
-    print(f"\nwrote {args.output}: the sampled frames with the kept tokens bright and the dropped ones dimmed")
+    output = output_path(args)
+    overlay_kept_tokens(frames, result.kept_indices, encoded.grid).save(output)
+    print(f"\nwrote {output.resolve()}: the sampled frames with the kept tokens bright and the dropped ones dimmed")
     return 0
 
 

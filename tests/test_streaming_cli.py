@@ -2,8 +2,10 @@
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,114 @@ def test_bench_stream_tiny_smoke(capsys):
     assert [row.split("|")[2].strip() for row in rows] == ["30", "60"]
     assert "16-token answer ms" in printed and "# command: divprune-video" in printed
     assert all("cached" in row for row in rows)
+
+
+@pytest.fixture
+def nothing_loaded(monkeypatch):
+    """Fails the test if the command loads a model or writes the tiny one."""
+    from divprune_video.eval import answerers
+    from divprune_video.streaming import StreamingVideoQA
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the arguments were checked")
+
+    monkeypatch.setattr(StreamingVideoQA, "__init__", forbidden)
+    monkeypatch.setattr(answerers, "tiny_model_path", forbidden)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["0", "--budget", "15"], "--budget 15 is below one frame's 16 visual tokens for this model; use at least 16"),
+    (["0", "--model", "tiny", "--budget", "8"], "--budget 8 is below one frame's 16 visual tokens"),
+    (["0", "--question", ""], "--question must not be empty"),
+    (["0", "--question", "Why?", "--question", "   "], "--question must not be empty"),
+    (["no-such-clip.mp4"], "SOURCE: no such file: no-such-clip.mp4"),
+    (["0", "--device", "cuda"], "--device cuda: no CUDA device is available here"),
+    (["0", "--model", "./my-llava"], "--model: no such folder: ./my-llava"),
+    (["0", "--model", "~/no-such-llava"], "--model: no such folder: ~/no-such-llava"),
+])
+def test_bad_arguments_are_one_error_line_before_the_model_loads(arguments, expected, nothing_loaded, capsys):
+    assert main(["stream", *arguments, "--no-stdin"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert expected in captured.err
+
+
+def test_one_frames_tokens_come_from_the_config_as_the_model_encodes_them(tmp_path):
+    from divprune_video.models import available_families, load_adapter
+    from divprune_video.streaming.cli import frame_tokens
+    from divprune_video.testing import moving_shapes_video, save_tiny_model
+
+    families = {family.name: family for family in available_families()}
+    for name in ("llava_next_video", "llava_onevision"):
+        adapter = load_adapter(str(save_tiny_model(tmp_path / name, name)), device="cpu")
+        encoded = adapter.encode_frames(moving_shapes_video(1, 48, 64))
+        assert frame_tokens(adapter.config) == encoded.features.shape[0], name
+        assert frame_tokens(families[name].reference_config()) == {"llava_next_video": 144,
+                                                                   "llava_onevision": 196}[name]
+
+
+def test_a_budget_the_config_cannot_check_is_refused_by_the_first_frame(clip, monkeypatch, capsys):
+    from divprune_video.streaming import cli
+
+    monkeypatch.setattr(cli, "frame_tokens", lambda config: None)  # a family whose frame size the config leaves open
+    assert main(["stream", str(clip), "--budget", "8", "--no-stdin", "--fast", "--question", "Why?"]) == 2
+    captured = capsys.readouterr()
+    assert "error: token_budget=8 is smaller than one frame's 16 visual tokens" in captured.err
+    assert "Traceback" not in captured.err and "Q: Why?" not in captured.out
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """10 s at 30 fps: still playing when the tests press Ctrl-C."""
+    return write_index_coded_video(tmp_path_factory.mktemp("cli") / "long.mp4", 300, height=40, width=32)
+
+
+def test_ctrl_c_joins_the_ingestion_thread_and_says_what_was_ingested(long_clip, monkeypatch, capsys):
+    import threading
+
+    from divprune_video.streaming import StreamingVideoQA
+
+    sessions = []
+    original_run = StreamingVideoQA.run
+
+    def run(qa, *args, **kwargs):
+        sessions.append(qa)
+        return original_run(qa, *args, **kwargs)
+
+    def poll(self, timeout):
+        time.sleep(timeout)
+        if sessions[0].num_frames >= 3:
+            raise KeyboardInterrupt
+        return []
+
+    monkeypatch.setattr(StreamingVideoQA, "run", run)
+    monkeypatch.setattr(TerminalQuestions, "poll", poll)
+    status = main(["stream", str(long_clip), "--budget", "32", "--sample-fps", "10", "--no-stdin",
+                   "--question", "Never asked?"])
+    captured = capsys.readouterr()
+    assert status == 0 and "Traceback" not in captured.err and "error" not in captured.err, captured.err
+    last = captured.out.strip().splitlines()[-1]
+    frames = int(re.fullmatch(r"stopped \(Ctrl-C\): (\d+) frames ingested from .*long\.mp4 \(\d+ dropped, 0 "
+                              r"reconnects\); memory \d+/32 tokens from \d+ frames", last).group(1))
+    assert frames >= 3 and frames == sessions[0].num_frames and "Q: Never asked?" not in captured.out
+    assert not sessions[0].running  # the ingestion thread and the reader's are joined:
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("divprune-stream")]
+
+
+def test_ctrl_c_from_the_terminal_stops_without_a_traceback(long_clip):
+    process = subprocess.Popen([sys.executable, "-m", "divprune_video", "stream", str(long_clip), "--no-stdin",
+                                "--budget", "64", "--sample-fps", "10", "--status-every", "0.2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        for line in process.stdout:  # wait for a status line with frames in it
+            if re.match(r"\[ *[\d.]+ s\] frames [1-9]", line):
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert re.search(r"^stopped \(Ctrl-C\): \d+ frames ingested from .*long\.mp4", out, re.MULTILINE), out

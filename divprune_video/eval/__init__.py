@@ -15,6 +15,7 @@ from .base import (
     BenchmarkError,
     BenchmarkOptions,
     CheckReport,
+    ConfigurationError,
     MissingVideoError,
     Sample,
     SampleError,
@@ -23,13 +24,15 @@ from .base import (
 )
 from .config import RunConfig, Variant, config_from_mapping, expand_variants, read_config_file
 from .mcq import extract_mcq_answer, mvbench_extract, mvbench_match, mvbench_normalize
+from .reasoning import strip_reasoning_blocks
 from .results import ResultsError, load_summary
 from .runner import RunResult, run_benchmark
 
 __all__ = [
     "AnnotationError", "Answer", "Answerer", "Benchmark", "BenchmarkError", "BenchmarkOptions", "CheckReport",
-    "MissingVideoError", "PipelineAnswerer", "PreparedSample", "ReplayAnswerer", "ResultsError", "RunConfig",
-    "RunResult", "Sample", "SampleError", "Variant", "available_benchmarks", "config_from_mapping",
-    "expand_variants", "extract_mcq_answer", "get_benchmark", "load_summary", "make_answerer", "mvbench_extract",
-    "mvbench_match", "mvbench_normalize", "read_config_file", "run_benchmark",
+    "ConfigurationError", "MissingVideoError", "PipelineAnswerer", "PreparedSample", "ReplayAnswerer",
+    "ResultsError", "RunConfig", "RunResult", "Sample", "SampleError", "Variant", "available_benchmarks",
+    "config_from_mapping", "expand_variants", "extract_mcq_answer", "get_benchmark", "load_summary",
+    "make_answerer", "mvbench_extract", "mvbench_match", "mvbench_normalize", "read_config_file", "run_benchmark",
+    "strip_reasoning_blocks",
 ]

@@ -36,13 +36,16 @@ _VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
 
 @dataclass
 class PreparedSample:
-    """A sample after the prefetch stage: its prompt, and the decoded frames when the answerer needs them."""
+    """A sample after the prefetch stage: its prompt, the decoded frames when the answerer needs them, and the
+    half-open ``[start, end)`` source-frame ranges the decoder could not read (``partial``: some were lost)."""
 
     sample: Sample
     prompt: Optional[str]
     frames: Any = None
     error: Optional[str] = None
     timings: dict[str, float] = field(default_factory=dict)
+    lost_frames: tuple[tuple[int, int], ...] = ()
+    partial: bool = False
 
 
 @dataclass
@@ -79,6 +82,11 @@ class Answerer(ABC):
     def describe(self) -> dict[str, Any]:
         """What a run records about the model."""
         return {}
+
+    def check_settings(self, config: "RunConfig", prompts: Sequence[str]) -> None:
+        """Raise :class:`~divprune_video.eval.base.ConfigurationError` when ``config`` cannot work with this
+        answerer's model for any sample; called once, before any video is decoded. ``prompts``: the benchmark
+        texts the run will ask (their longest one sizes the text). Nothing to check by default."""
 
     def close(self) -> None:
         """Release resources."""
@@ -117,7 +125,7 @@ class ReplayAnswerer(Answerer):
 
         if not self.path.is_file():
             raise BenchmarkError(f"replay file not found: {self.path}")
-        entries = read_records(self.path)
+        entries = read_records(self.path, require_id=False)
         for number, entry in enumerate(entries, start=1):
             if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str)
                                                       for k in ("video", "question", "response")):
@@ -288,6 +296,11 @@ class PipelineAnswerer(Answerer):
             answers.append(Answer(result.answer, result.num_visual_tokens, result.num_kept, timings, frames))
         return answers
 
+    def check_settings(self, config: "RunConfig", prompts: Sequence[str]) -> None:
+        from .preflight import check_model_settings
+
+        check_model_settings(self.encoder.adapter, config, prompts)
+
     def describe(self) -> dict[str, Any]:
         import torch
 
@@ -300,6 +313,23 @@ class PipelineAnswerer(Answerer):
                 "attention": getattr(adapter.model.config, "_attn_implementation", None),
                 **({"weights": f"random (seed {self.config.seed}): answers are meaningless"}
                    if self.config.model == RANDOM_7B_MODEL else {})}
+
+
+def model_type_of(model: str) -> Optional[str]:
+    """The transformers ``model_type`` of ``config.model`` without loading weights (``tiny`` and ``random-7b`` are
+    LLaVA-NeXT-Video); None for replays and for checkpoints whose config cannot be read here (loading them later
+    says why)."""
+    if model.startswith(REPLAY_PREFIX):
+        return None
+    if model in (TINY_MODEL, RANDOM_7B_MODEL):
+        return "llava_next_video"
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(model).model_type
+    except (OSError, ValueError, ImportError) as error:
+        logger.info("could not read the config of %s (%s); Video-MME's default prompt applies", model, error)
+        return None
 
 
 def answerer_class(config: "RunConfig") -> type[Answerer]:

@@ -28,12 +28,18 @@ class SampleError(BenchmarkError):
     """Answering one sample failed (decoding, model); the message names the sample and its video."""
 
 
+class ConfigurationError(BenchmarkError):
+    """The run's settings cannot work for any sample (a prune layer the model does not have, a sequence longer
+    than its context ...); raised once, before any video is decoded, whatever ``skip_missing`` says."""
+
+
 @dataclass(frozen=True)
 class BenchmarkOptions:
     """Benchmark-specific switches; each benchmark reads the ones that concern it.
 
     subtitles: Video-MME with subtitles (lmms-eval's ``videomme_w_subtitle``).
-    prompt_variant: "default" or "llava_vid" (Video-MME's post prompt; see docs/benchmarks.md).
+    prompt_variant: Video-MME's prompt: "default", "llava_vid" (its post prompt) or "qwen3_vl" (its format); see
+        docs/benchmarks.md.
     split: MLVU split, "dev" or "test".
     time_bounds: MVBench: sample frames inside the records' ``start``/``end`` (lmms-eval ignores them: off).
     subtitle_frames: Video-MME: frames whose subtitles enter the prompt (lmms-eval's ``frame_num``, 32).
@@ -171,6 +177,7 @@ class Benchmark(ABC):
                 f"{self.data_root} (first: {listed}); run 'divprune-video bench check {self.data_root}' for the "
                 f"full list, or pass --skip-missing to record them as per-sample errors"
             )
+        self.check_inputs(selected)
         if missing and require_videos:
             logger.warning("%s: %d samples have no video and are recorded as errors", self.name, len(missing))
             selected = [
@@ -179,6 +186,10 @@ class Benchmark(ABC):
                 for sample in selected
             ]
         return selected
+
+    def check_inputs(self, samples: Sequence[Sample]) -> None:
+        """Check the files besides the videos that answering ``samples`` will read (subtitles ...), so a bad one
+        stops the run before any work, naming the file; nothing to check by default."""
 
     # -- prompt, parsing, metric -------------------------------------------------------------------------------
     def needs_video_for_prompt(self) -> bool:
@@ -250,6 +261,12 @@ def percent(correct: float, total: float) -> float:
     return 100.0 * correct / total if total > 0 else 0.0
 
 
+def scored_response(record: Mapping[str, Any]) -> str:
+    """The text a record was parsed from: ``filtered_response`` (reasoning blocks removed, stripped), or the raw
+    ``response`` of records written before that field existed."""
+    return record.get("filtered_response", record.get("response", ""))
+
+
 def scored(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Records that carry an answer (no ``error``)."""
     return [record for record in records if not record.get("error")]
@@ -272,14 +289,16 @@ def group_accuracy(
 
 
 def count_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """How many records, how many scored, errors and empty responses."""
+    """How many records, how many scored, errors, empty responses, correct ones, and how many were answered from a
+    partial video (some source frames could not be read)."""
     answered = scored(records)
     return {
         "samples": len(records),
         "scored": len(answered),
         "errors": len(records) - len(answered),
-        "empty_responses": sum(1 for record in answered if record.get("response", "") == ""),
+        "empty_responses": sum(1 for record in answered if scored_response(record) == ""),
         "correct": sum(1 for record in answered if record["correct"]),
+        "partial": sum(1 for record in records if record.get("partial")),
     }
 
 

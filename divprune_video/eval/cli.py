@@ -6,9 +6,10 @@ and plot accuracy against keep ratio.
   torchrun --nproc-per-node 8 -m divprune_video bench videomme --data-root DIR --output OUT
   divprune-video bench check DATA_ROOT [--benchmark videomme]
   divprune-video bench plot OUT1 OUT2 ... -o accuracy.png
+  divprune-video bench fixture mvbench data/smoke --samples 8     (a small data root for smoke tests)
   divprune-video bench scaling --model tiny --nproc 2 --workdir runs/scaling   (1 process vs torchrun, kill/resume)
 
-Rerunning a command resumes it: finished samples are read back from OUT and skipped.
+Rerunning a command resumes it: finished samples are read back from OUT/<variant>/ and skipped.
 """
 
 from __future__ import annotations
@@ -18,9 +19,50 @@ import functools
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .runner import RunResult
 
 BENCHMARK_NAMES = ("mvbench", "videomme", "mlvu")
+RUN_EPILOG = """\
+Rerunning the same command resumes it: finished samples are read back from OUT and skipped, and a keep ratio added
+later reuses what the others already answered. Ctrl-C stops cleanly; every finished sample is kept.
+Settings that cannot work (a prune layer the model lacks, a sequence beyond its context ...) stop the run before any
+video is decoded, whatever --skip-missing says. See docs/benchmarks.md.
+"""
+BENCHMARK_DESCRIPTIONS = {
+    "mvbench": "Run MVBench (OpenGVLab/MVBench, 20 tasks: json/<task>.json and the task video folders under "
+               "--data-root) scored as lmms-eval's mvbench group: mcq_acc parsing, per-task accuracy with empty "
+               "responses left out of the denominator, headline the mean over tasks.",
+    "videomme": "Run Video-MME (lmms-lab/Video-MME: videomme/test-*.parquet, data/<videoID>.mp4, subtitle/*.srt "
+                "under --data-root) scored as lmms-eval's videomme (or videomme_w_subtitle with --subtitles): "
+                "extract_mcq_answer over A-D, micro accuracy with duration, domain and task-type breakdowns.",
+    "mlvu": "Run MLVU multiple choice (sy1998/MLVU_dev or MLVU_Test: mlvu/test-*.parquet and the videos under "
+            "--data-root) scored as lmms-eval's mlvu_dev / mlvu_test: extract_mcq_answer over A-D, headline M-Avg "
+            "(the mean over the split's task types).",
+}
+RUN_DESCRIPTION = ("Run the benchmark a --config YAML file names (pipelines/*.yaml); flags override the file. The "
+                   "benchmark-specific flags apply to their benchmark only (given for another, they are an error).")
+CHECK_DESCRIPTION = ("Report which annotation files and videos are present under DATA_ROOT, per task, and list the "
+                     "missing ones. Exit code 0 when complete, 1 when something is missing, 2 for an error (no such "
+                     "folder ...).")
+PLOT_DESCRIPTION = ("Plot each benchmark's headline accuracy against the fraction of visual tokens kept, one panel "
+                    "per benchmark setting and one line per model and method, over any number of run folders; "
+                    "unpruned and replayed runs are horizontal reference lines. A run reached through several of "
+                    "the given paths is drawn once.")
+FIXTURE_DESCRIPTION = """\
+Write a small data root in a benchmark's released layout (tiny index-coded videos, annotations with known answers)
+for smoke tests, with the package's own fixture writers, and print a command that runs on it (MVBench and MLVU
+fixtures hold a subset of the tasks, which that command selects). --replay also writes a replay file answering every
+question correctly, so a run without a model scores 100:
+
+  divprune-video bench fixture videomme data/vmme-smoke --samples 6 --replay data/vmme-smoke/gold.jsonl
+  divprune-video bench videomme --data-root data/vmme-smoke --model replay:data/vmme-smoke/gold.jsonl \\
+      --output runs/vmme-replay
+  divprune-video bench videomme --data-root data/vmme-smoke --model tiny --num-frames 8 --output runs/vmme-tiny
+"""
 SCALING_DESCRIPTION = """\
 Write a fixture of --samples questions in the benchmark's layout, run one config (WORKDIR/run.yaml) once in a single
 process and once under torchrun --nproc-per-node N, check that the merged results are identical, report samples/s
@@ -35,12 +77,12 @@ logger = logging.getLogger(__name__)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every run setting defaults to None here, so a YAML config supplies it unless given on the command line."""
+    """The flags every run takes. Each defaults to None here, so a YAML config supplies it unless given."""
     parser.add_argument("--config", type=Path, help="YAML run config (pipelines/*.yaml); flags override it")
     parser.add_argument("--data-root", type=Path, help="the benchmark's folder, laid out as the release unpacks")
     parser.add_argument("--model", help="hub id or local folder, 'tiny' (embedded test model), or replay:FILE.jsonl "
                                         "(re-score saved outputs); default llava-hf/LLaVA-NeXT-Video-7B-hf")
-    parser.add_argument("--output", type=Path, help="results folder (rerun to resume)")
+    parser.add_argument("--output", type=Path, help="results folder, one sub-folder per variant (rerun to resume)")
     parser.add_argument("--keep-ratio", type=float, nargs="+", dest="keep_ratios", metavar="R",
                         help="fractions of visual tokens kept; several share decoded frames (1 = unpruned)")
     parser.add_argument("--method", nargs="+", dest="methods", metavar="M",
@@ -55,6 +97,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", help="comma-separated tasks (MVBench tasks, Video-MME durations, MLVU task types)")
     parser.add_argument("--skip-missing", action="store_true", default=None,
                         help="record missing or unreadable videos as per-sample errors instead of stopping")
+    parser.add_argument("--strict-video", action="store_true", default=None,
+                        help="treat a video with unreadable frames (a partial clip) as unreadable: a per-sample "
+                             "error, instead of answering from the frames that were read")
     parser.add_argument("--retry-errors", action="store_true", default=None,
                         help="on resume, answer again the samples recorded with an error")
     parser.add_argument("--overwrite", action="store_true", default=None,
@@ -65,21 +110,34 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefetch", type=int, help="samples prepared ahead of the model (default 4)")
     parser.add_argument("--dtype", help="model dtype (float16, bfloat16, float32; default: the checkpoint's)")
     parser.add_argument("--attn-implementation", help="attention kernels (sdpa, flash_attention_2, eager)")
-    parser.add_argument("--subtitles", action="store_true", default=None, help="Video-MME with subtitles")
-    parser.add_argument("--prompt-variant", choices=["default", "llava_vid"],
-                        help="Video-MME post prompt: lmms-eval's default or its llava_vid variant")
-    parser.add_argument("--split", choices=["dev", "test"], help="MLVU split (default dev)")
-    parser.add_argument("--time-bounds", action="store_true", default=None,
-                        help="MVBench: sample frames inside the records' start/end (lmms-eval ignores them)")
-    parser.add_argument("--subtitle-frames", type=int, help="Video-MME: frames whose subtitles are shown (32)")
     parser.add_argument("--annotations", type=Path, help="annotation file or folder instead of the default place")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_mvbench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--time-bounds", action="store_true", default=None,
+                        help="MVBench: sample frames inside the records' start/end (lmms-eval ignores them)")
+
+
+def _add_videomme_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subtitles", action="store_true", default=None, help="Video-MME with subtitles")
+    parser.add_argument("--prompt-variant", choices=["auto", "default", "llava_vid", "qwen3_vl"],
+                        help="Video-MME prompt: lmms-eval's default, its llava_vid post prompt or its qwen3_vl format; "
+                             "auto (default): the model family's entry when lmms-eval has one (qwen3_vl for Qwen3-VL), "
+                             "else default")
+    parser.add_argument("--subtitle-frames", type=int, help="Video-MME: frames whose subtitles are shown (32)")
+
+
+def _add_mlvu_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", choices=["dev", "test"], help="MLVU split (default dev)")
+
+
+BENCHMARK_ARGUMENTS = {"mvbench": _add_mvbench_arguments, "videomme": _add_videomme_arguments,
+                       "mlvu": _add_mlvu_arguments}
 _RUN_KEYS = ("data_root", "model", "output", "keep_ratios", "methods", "prune_layer", "num_frames", "keyframes",
-             "limit", "tasks", "skip_missing", "retry_errors", "overwrite", "seed", "max_new_tokens", "workers",
-             "prefetch", "dtype", "attn_implementation", "subtitles", "prompt_variant", "split", "time_bounds",
-             "subtitle_frames", "annotations")
+             "limit", "tasks", "skip_missing", "strict_video", "retry_errors", "overwrite", "seed", "max_new_tokens",
+             "workers", "prefetch", "dtype", "attn_implementation", "subtitles", "prompt_variant", "split",
+             "time_bounds", "subtitle_frames", "annotations")
 
 
 def settings_from_args(args: argparse.Namespace, benchmark: Optional[str]) -> dict[str, Any]:
@@ -91,7 +149,7 @@ def settings_from_args(args: argparse.Namespace, benchmark: Optional[str]) -> di
         if settings.get("benchmark", benchmark) != benchmark:
             raise ValueError(f"{args.config} is a {settings['benchmark']} config, not {benchmark}")
         settings["benchmark"] = benchmark
-    given = {key: getattr(args, key) for key in _RUN_KEYS if getattr(args, key) is not None}
+    given = {key: getattr(args, key) for key in _RUN_KEYS if getattr(args, key, None) is not None}
     if "keep_ratios" in given or "methods" in given or "prune_layer" in given:
         for key in ("variants", "keep_ratio", "keep_ratios", "method", "methods", "prune_layer"):
             settings.pop(key, None)
@@ -110,7 +168,7 @@ def _reporting_errors(command: Callable[[argparse.Namespace], int]) -> Callable[
 
         try:
             return command(args)
-        except (BenchmarkError, RankFailedError, ValueError, MissingDependencyError) as error:
+        except (BenchmarkError, RankFailedError, ValueError, MissingDependencyError, OSError) as error:
             print(f"divprune-video bench: error: {error}", file=sys.stderr)
             return 2
 
@@ -130,11 +188,33 @@ def _run(args: argparse.Namespace) -> int:
 @_reporting_errors
 def _run_benchmark_command(args: argparse.Namespace) -> int:
     from .config import config_from_mapping
-    from .runner import format_stage_seconds, run_benchmark
+    from .runner import run_benchmark
 
     benchmark = args.bench_command if args.bench_command in BENCHMARK_NAMES else None
     config = config_from_mapping(settings_from_args(args, benchmark))
-    result = run_benchmark(config, progress=not args.no_progress)
+    try:
+        result = run_benchmark(config, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"divprune-video bench: interrupted: {_finished_count(config)} finished samples are saved under "
+              f"{config.output}; run the same command again to resume", file=sys.stderr)
+        return 130
+    _print_result(config, result)
+    return 0
+
+
+def _finished_count(config: "RunConfig") -> str:
+    """How many samples have a record for every variant, for the interruption message."""
+    from .results import collect_records
+
+    try:
+        return str(min(len(collect_records(config.variant_dir(variant))) for variant in config.variants))
+    except Exception:  # the message must not fail: the records are on disk either way
+        return "the"
+
+
+def _print_result(config: "RunConfig", result: "RunResult") -> None:
+    from .runner import format_stage_seconds
+
     if result.processed or result.skipped_done:
         print(f"answered {result.processed} samples here, {result.skipped_done} were already done")
     if result.stage_seconds:
@@ -144,10 +224,9 @@ def _run_benchmark_command(args: argparse.Namespace) -> int:
         if summary is None:  # not rank 0
             continue
         counts = summary["counts"]
-        print(f"{config.benchmark} {variant.name}: overall {summary['overall']:.2f} "
+        print(f"{config.benchmark} {summary['label']}: overall {summary['overall']:.2f} "
               f"({summary['overall_definition']}); {counts['samples']}/{summary['selected']} samples, "
-              f"{counts['errors']} errors -> {config.variant_dir(variant)}")
-    return 0
+              f"{counts['errors']} errors, {counts['partial']} from partial videos -> {config.variant_dir(variant)}")
 
 
 def _detect_benchmarks(data_root: Path) -> list[str]:
@@ -165,6 +244,8 @@ def _detect_benchmarks(data_root: Path) -> list[str]:
 def _check(args: argparse.Namespace) -> int:
     from .base import BenchmarkOptions, get_benchmark
 
+    if not args.data_root.is_dir():
+        raise ValueError(f"DATA_ROOT {args.data_root} is not a folder")
     names = [args.benchmark] if args.benchmark else _detect_benchmarks(args.data_root)
     if not names:
         print(f"no benchmark layout recognised under {args.data_root} (MVBench: json/<task>.json; Video-MME: "
@@ -184,12 +265,31 @@ def _check(args: argparse.Namespace) -> int:
 
 @_reporting_errors
 def _plot(args: argparse.Namespace) -> int:
-    from .plots import plot_accuracy_vs_keep_ratio
+    from .plots import check_writable, distinct_summaries, plot_accuracy_vs_keep_ratio
     from .results import summaries_under
 
-    found = summaries_under(args.runs)
-    path = plot_accuracy_vs_keep_ratio([summary for _path, summary in found], args.output)
-    print(f"plotted {len(found)} runs -> {path}")
+    check_writable(args.output)
+    summaries = distinct_summaries([summary for _path, summary in summaries_under(args.runs)])
+    path = plot_accuracy_vs_keep_ratio(summaries, args.output)
+    print(f"plotted {len(summaries)} runs -> {path}")
+    return 0
+
+
+@_reporting_errors
+def _fixture(args: argparse.Namespace) -> int:
+    from .fixtures import write_fixture_set, write_replay_file
+
+    if args.root.exists() and (not args.root.is_dir() or any(args.root.iterdir())):
+        raise ValueError(f"{args.root} exists and is not an empty folder; choose a new one")
+    fixture = write_fixture_set(args.benchmark, args.root, args.samples, num_frames=args.num_frames)
+    if args.replay:
+        write_replay_file(args.replay, [{"video": q.video, "question": q.question, "task": q.task,
+                                         "response": q.gold} for q in fixture.questions])
+    tasks = f" --tasks {','.join(fixture.tasks)}" if fixture.tasks else ""
+    model = f"replay:{args.replay}" if args.replay else "tiny"
+    print(f"wrote {len(fixture.questions)} {args.benchmark} questions under {args.root}; try:\n"
+          f"  divprune-video bench {args.benchmark} --data-root {args.root} --model {model}{tasks} "
+          f"--num-frames {min(args.num_frames, 8)} --output runs/{args.benchmark}-smoke")
     return 0
 
 
@@ -236,20 +336,19 @@ def _add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run (default 1800)")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    bench = subparsers.add_parser("bench", help="run MVBench / Video-MME / MLVU scored like lmms-eval; check; plot",
-                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
-    for name in BENCHMARK_NAMES:
-        parser = commands.add_parser(name, help=f"run {name}", description=f"Run {name}. " + (__doc__ or ""),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        _add_run_arguments(parser)
-        parser.set_defaults(func=_run)
-    parser = commands.add_parser("run", help="run the benchmark a --config file names")
+def _add_run_command(commands: argparse._SubParsersAction, name: str, help: str, description: str,
+                     benchmarks: tuple[str, ...]) -> None:
+    parser = commands.add_parser(name, help=help, description=description, epilog=RUN_EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_arguments(parser)
+    for benchmark in benchmarks:
+        BENCHMARK_ARGUMENTS[benchmark](parser)
     parser.set_defaults(func=_run)
 
-    check = commands.add_parser("check", help="report which annotations and videos are present under DATA_ROOT")
+
+def _add_check_command(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser("check", help="report which annotations and videos are present under DATA_ROOT",
+                                description=CHECK_DESCRIPTION)
     check.add_argument("data_root", type=Path, metavar="DATA_ROOT")
     check.add_argument("--benchmark", choices=BENCHMARK_NAMES, help="check this benchmark (default: detect)")
     check.add_argument("--split", choices=["dev", "test"], default="dev", help="MLVU split")
@@ -257,11 +356,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--max-listed", type=int, default=5, help="missing videos listed per task")
     check.set_defaults(func=_check)
 
-    plot = commands.add_parser("plot", help="plot accuracy against keep ratio across run folders")
+
+def _add_plot_command(commands: argparse._SubParsersAction) -> None:
+    plot = commands.add_parser("plot", help="plot accuracy against keep ratio across run folders",
+                               description=PLOT_DESCRIPTION)
     plot.add_argument("runs", nargs="+", type=Path, metavar="OUT", help="run folders or summary.json files")
-    plot.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    plot.add_argument("-o", "--output", type=Path, required=True, help="image file to write (PNG)")
     plot.set_defaults(func=_plot)
 
+
+def _add_fixture_command(commands: argparse._SubParsersAction) -> None:
+    fixture = commands.add_parser("fixture", help="write a small data root in a benchmark's layout for smoke tests",
+                                  description=FIXTURE_DESCRIPTION,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    fixture.add_argument("benchmark", choices=BENCHMARK_NAMES)
+    fixture.add_argument("root", type=Path, metavar="ROOT", help="new (or empty) folder to write it to")
+    fixture.add_argument("--samples", type=int, default=8, help="questions to write (default 8)")
+    fixture.add_argument("--num-frames", type=int, default=16, help="frames per video (default 16)")
+    fixture.add_argument("--replay", type=Path, metavar="FILE",
+                         help="also write a replay file answering every question correctly")
+    fixture.set_defaults(func=_fixture)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="run MVBench / Video-MME / MLVU scored like lmms-eval; check; plot",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    for name in BENCHMARK_NAMES:
+        _add_run_command(commands, name, f"run {name}", BENCHMARK_DESCRIPTIONS[name], (name,))
+    _add_run_command(commands, "run", "run the benchmark a --config file names", RUN_DESCRIPTION, BENCHMARK_NAMES)
+    _add_check_command(commands)
+    _add_plot_command(commands)
+    _add_fixture_command(commands)
     scaling = commands.add_parser(
         "scaling", help="one config in 1 process and under torchrun: identical results, samples/s, kill + resume",
         description=SCALING_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)

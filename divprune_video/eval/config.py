@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from .answerers import REPLAY_PREFIX
 from .base import BenchmarkOptions
 
 UNPRUNED = "none"
 DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
 DTYPES = (None, "float16", "bfloat16", "float32")
+#: Settings that concern one benchmark only: setting one for another benchmark is an error, not silently ignored.
+BENCHMARK_SETTINGS = {"subtitles": "videomme", "prompt_variant": "videomme", "subtitle_frames": "videomme",
+                      "split": "mlvu", "time_bounds": "mvbench"}
 
 
 @dataclass(frozen=True)
@@ -26,21 +32,33 @@ class Variant:
     prune_layer: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if not 0.0 < float(self.keep_ratio) <= 1.0:
-            raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
-        if self.prune_layer is not None and int(self.prune_layer) < 0:
-            raise ValueError(f"prune_layer must be >= 0 or None, got {self.prune_layer}")
+        if not _is_number(self.keep_ratio) or not 0.0 < float(self.keep_ratio) <= 1.0:
+            raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio!r}")
+        if self.prune_layer is not None and (not _is_integer(self.prune_layer) or self.prune_layer < 0):
+            raise ValueError(f"prune_layer must be an integer >= 0 or None, got {self.prune_layer!r}")
+        if not isinstance(self.method, str):
+            raise ValueError(f"method must be a string, got {self.method!r}")
         object.__setattr__(self, "keep_ratio", float(self.keep_ratio))
         if self.method == UNPRUNED or self.keep_ratio == 1.0:
             object.__setattr__(self, "method", UNPRUNED)
             object.__setattr__(self, "keep_ratio", 1.0)
             object.__setattr__(self, "prune_layer", None)
         else:
-            from ..selection import available_methods
+            self._check_pruning()
 
-            if self.method not in available_methods():
-                raise ValueError(f"unknown method {self.method!r}; expected {UNPRUNED!r} or one of "
-                                 f"{', '.join(available_methods())}")
+    def _check_pruning(self) -> None:
+        """The model's own pruning settings must accept this variant (a method that needs a layer >= 1 at layer 0
+        ...): checked here, before anything runs, rather than once per sample."""
+        from ..models.base import PruningConfig
+        from ..selection import available_methods
+
+        if self.method not in available_methods():
+            raise ValueError(f"unknown method {self.method!r}; expected {UNPRUNED!r} or one of "
+                             f"{', '.join(available_methods())}")
+        try:
+            PruningConfig(keep_ratio=self.keep_ratio, method=self.method, prune_layer=self.prune_layer or 0)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"variant {self.name}: {error}") from None
 
     @property
     def pruned(self) -> bool:
@@ -56,6 +74,22 @@ class Variant:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def variant_folder(model: str, variant_name: str) -> str:
+    """The sub-folder of the output folder that holds a variant's results: its name, or for re-scored saved
+    outputs ``replay`` (``replay-<name>`` when the run was given a pruning setting to file them under)."""
+    if not model.startswith(REPLAY_PREFIX):
+        return variant_name
+    return "replay" if variant_name == "unpruned" else f"replay-{variant_name}"
 
 
 def expand_variants(
@@ -92,6 +126,7 @@ class RunConfig:
     prefetch: int = 4
     dtype: Optional[str] = None
     attn_implementation: Optional[str] = None
+    strict_video: bool = False
     options: BenchmarkOptions = BenchmarkOptions()
 
     def __post_init__(self) -> None:
@@ -109,10 +144,26 @@ class RunConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {[d for d in DTYPES if d]} (or unset), got {self.dtype!r}")
+        if self.keyframes is not None and not 1 <= int(self.keyframes) <= int(self.num_frames):
+            raise ValueError(f"keyframes must be between 1 and num_frames ({self.num_frames}): they are chosen among "
+                             f"the num_frames sampled frames; got {self.keyframes}")
+
+    @property
+    def is_replay(self) -> bool:
+        """Whether the run re-scores saved outputs (``replay:FILE``) instead of running a model."""
+        return self.model.startswith(REPLAY_PREFIX)
 
     def variant_dir(self, variant: Variant) -> Path:
-        """Where a variant's results go: the output folder itself for a single variant, else a sub-folder."""
-        return self.output if len(self.variants) == 1 else self.output / variant.name
+        """Where a variant's results go: ``<output>/<variant folder>`` (:func:`variant_folder`), one layout for one
+        variant or many, so a variant added later to an output folder finds the others' results where they are."""
+        return self.output / variant_folder(self.model, variant.name)
+
+    def variant_label(self, variant: Variant) -> str:
+        """What a variant's numbers measure, for people: its name, or for a replay the file re-scored."""
+        if not self.is_replay:
+            return variant.name
+        label = f"replay of {Path(self.model[len(REPLAY_PREFIX):]).name}"
+        return label if not variant.pruned else f"{label} (as {variant.name})"
 
     def fingerprint(self, variant: Variant) -> dict[str, Any]:
         """Settings that change answers or scores: a resumed run must match them (data paths, limits, workers
@@ -120,7 +171,9 @@ class RunConfig:
         keys = ("benchmark", "model", "num_frames", "keyframes", "seed", "max_new_tokens", "dtype",
                 "attn_implementation")
         options = {key: value for key, value in dataclasses.asdict(self.options).items() if key != "annotations"}
-        return {**{key: getattr(self, key) for key in keys}, **options, "variant": variant.to_dict()}
+        # strict_video is recorded only when on, so runs from before the setting existed resume as non-strict runs.
+        strict = {"strict_video": True} if self.strict_video else {}
+        return {**{key: getattr(self, key) for key in keys}, **options, **strict, "variant": variant.to_dict()}
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -134,9 +187,75 @@ _OPTION_KEYS = {f.name for f in dataclasses.fields(BenchmarkOptions)}
 _FILE_KEYS = ({f.name for f in dataclasses.fields(RunConfig)} - {"options"}) | _OPTION_KEYS | {
     "methods", "keep_ratios", "prune_layer", "method", "keep_ratio"}
 
+# What each setting holds: (test, what is expected). Settings holding one value or a list take either.
+_INTEGER = (_is_integer, "an integer")
+_FLAG = (lambda value: isinstance(value, bool), "true or false")
+_TEXT = (lambda value: isinstance(value, str), "a string")
+_PATH = (lambda value: isinstance(value, (str, os.PathLike)), "a path")
+_SETTING_KINDS: dict[str, tuple[Any, str]] = {
+    **dict.fromkeys(("num_frames", "keyframes", "limit", "prune_layer", "seed", "max_new_tokens", "workers",
+                     "prefetch", "subtitle_frames"), _INTEGER),
+    **dict.fromkeys(("skip_missing", "retry_errors", "overwrite", "subtitles", "time_bounds", "strict_video"),
+                    _FLAG),
+    **dict.fromkeys(("benchmark", "model", "dtype", "attn_implementation", "prompt_variant", "split"), _TEXT),
+    **dict.fromkeys(("data_root", "output", "annotations"), _PATH),
+}
+_VARIANT_KINDS: dict[str, tuple[Any, str]] = {"method": _TEXT, "keep_ratio": (_is_number, "a number"),
+                                               "prune_layer": _INTEGER}
+_VARIANT_KEYS = tuple(_VARIANT_KINDS)
+_LIST_KINDS: dict[str, tuple[Any, str]] = {
+    **dict.fromkeys(("keep_ratio", "keep_ratios"), (_is_number, "a number")),
+    **dict.fromkeys(("method", "methods", "tasks"), _TEXT),
+}
+
+
+def _setting_problem(key: str, value: Any) -> Optional[str]:
+    """Why ``value`` cannot be setting ``key`` (None when it can; None is always "unset")."""
+    if value is None:
+        return None
+    if key in _SETTING_KINDS:
+        test, expected = _SETTING_KINDS[key]
+        return None if test(value) else f"setting {key!r} must be {expected}; got {value!r}"
+    if key in _LIST_KINDS:
+        test, expected = _LIST_KINDS[key]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items:
+            return f"setting {key!r} must not be an empty list"
+        return None if all(test(item) for item in items) else \
+            f"setting {key!r} must be {expected} or a list of them; got {value!r}"
+    if key == "variants":
+        return _variants_problem(value)
+    return None
+
+
+def _variants_problem(value: Any) -> Optional[str]:
+    expected = "a non-empty list of {method, keep_ratio, prune_layer} mappings"
+    if not isinstance(value, (list, tuple)) or not value:
+        return f"setting 'variants' must be {expected}; got {value!r}"
+    for number, item in enumerate(value, start=1):
+        if not isinstance(item, Mapping):
+            return f"setting 'variants' item {number} must be a mapping of {', '.join(_VARIANT_KEYS)}; got {item!r}"
+        unknown = sorted(set(item) - set(_VARIANT_KEYS))
+        if unknown:
+            return f"setting 'variants' item {number}: unknown key(s) {unknown}; known: {', '.join(_VARIANT_KEYS)}"
+        for key, (test, expected) in _VARIANT_KINDS.items():
+            if item.get(key) is not None and not test(item[key]):
+                return f"setting 'variants' item {number}: {key!r} must be {expected}; got {item[key]!r}"
+    return None
+
+
+def check_settings(settings: Mapping[str, Any], source: str = "") -> None:
+    """Raise ValueError, naming the setting (and ``source``, e.g. the config file), for a value of the wrong type
+    or an empty list."""
+    for key, value in settings.items():
+        problem = _setting_problem(key, value)
+        if problem:
+            raise ValueError(f"{source}: {problem}" if source else problem)
+
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The mapping of a YAML run config; unknown keys raise ValueError naming the file."""
+    """The mapping of a YAML run config; unknown keys and values of the wrong type raise ValueError naming the
+    file and the setting."""
     from .._optional import require
 
     yaml = require("yaml", "eval", "pyyaml")
@@ -145,13 +264,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ValueError(f"config file not found: {path}") from None
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot parse config file {path}: {error}") from error
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     unknown = sorted(set(data) - _FILE_KEYS)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {', '.join(sorted(_FILE_KEYS))}")
+    check_settings(data, str(path))
     return data
 
 
@@ -161,6 +281,15 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _check_benchmark_settings(settings: Mapping[str, Any]) -> None:
+    """A setting of one benchmark given (with a value other than its default) for another is an error."""
+    defaults = BenchmarkOptions()
+    for key, owner in BENCHMARK_SETTINGS.items():
+        value = settings.get(key)
+        if value is not None and value != getattr(defaults, key) and settings["benchmark"] != owner:
+            raise ValueError(f"setting {key!r} applies to {owner} only, not to {settings['benchmark']}")
+
+
 def config_from_mapping(settings: Mapping[str, Any]) -> RunConfig:
     """A RunConfig from a flat mapping (a YAML file merged with command-line values).
 
@@ -168,14 +297,16 @@ def config_from_mapping(settings: Mapping[str, Any]) -> RunConfig:
     ``keep_ratio(s)`` with one ``prune_layer``.
     """
     settings = dict(settings)
+    check_settings(settings)
     missing = [key for key in ("benchmark", "data_root", "output") if not settings.get(key)]
     if missing:
         raise ValueError(f"missing setting(s): {', '.join(missing)}")
+    _check_benchmark_settings(settings)
     variants_setting = settings.pop("variants", None)
     methods = _as_list(settings.pop("methods", None)) + _as_list(settings.pop("method", None))
     ratios = _as_list(settings.pop("keep_ratios", None)) + _as_list(settings.pop("keep_ratio", None))
     prune_layer = settings.pop("prune_layer", None)
-    if variants_setting:
+    if variants_setting is not None:
         variants = tuple(Variant(**dict(item)) for item in variants_setting)
     else:
         variants = expand_variants([str(m) for m in methods] or (["divprune"] if ratios else [UNPRUNED]),
@@ -183,8 +314,30 @@ def config_from_mapping(settings: Mapping[str, Any]) -> RunConfig:
     if settings.get("tasks") is not None and isinstance(settings["tasks"], str):
         settings["tasks"] = tuple(task for task in settings["tasks"].split(",") if task)
     settings.setdefault("model", DEFAULT_MODEL)
+    if settings.get("prompt_variant") in (None, "auto"):
+        settings.pop("prompt_variant", None)
+        if settings["benchmark"] == "videomme":
+            settings["prompt_variant"] = family_prompt_variant(str(settings["model"]))
     options = BenchmarkOptions(**{key: settings.pop(key) for key in list(settings) if key in _OPTION_KEYS})
     unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(RunConfig)})
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}")
     return RunConfig(variants=variants, options=options, **settings)
+
+
+def family_prompt_variant(model: str) -> str:
+    """Video-MME's prompt variant for ``model``: lmms-eval's entry for the wrapper the family's published scores come
+    from (:attr:`~divprune_video.models.ModelFamily.lmms_eval_model`) when videomme.yaml has one, else "default"."""
+    from .answerers import model_type_of
+    from .videomme import PROMPT_VARIANTS
+
+    model_type = model_type_of(model)
+    if model_type is None:
+        return "default"
+    from ..models import model_family
+
+    try:
+        wrapper = model_family(model_type).lmms_eval_model
+    except ValueError:
+        return "default"
+    return wrapper if wrapper in PROMPT_VARIANTS else "default"

@@ -28,6 +28,7 @@ from .base import (
     percent,
     register_benchmark,
     scored,
+    scored_response,
 )
 from .mcq import mvbench_extract, mvbench_match
 
@@ -183,7 +184,7 @@ class MVBench(Benchmark):
             task_records = [record for record in records if record["task"] == task]
             if not task_records:
                 continue
-            answered = [record for record in scored(task_records) if record.get("response", "") != ""]
+            answered = [record for record in scored(task_records) if scored_response(record) != ""]
             correct = sum(1 for record in answered if record["correct"])
             total = len(scored(task_records))
             per_task[task] = {

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .base import BenchmarkError
 
@@ -30,22 +30,27 @@ def shard_path(output_dir: Path, rank: int) -> Path:
     return Path(output_dir) / f"samples.rank{rank}.jsonl"
 
 
-def _drop_partial_tail(path: Path) -> None:
-    """Cut a last line that a killed writer left without its newline (it never became a finished record)."""
+def _decode_line(line: bytes) -> Any:
+    """One JSONL line's value; ValueError (UnicodeDecodeError, JSONDecodeError) when it is not whole JSON."""
+    return json.loads(line.decode("utf-8"))
+
+
+def _finish_or_drop_tail(path: Path) -> None:
+    """Before appending: a last line without its newline (a writer killed mid-line) is cut, unless it is a whole
+    record that only lacks the newline, which is then added; so the writer keeps exactly what the reader counts."""
     with open(path, "rb+") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        if size == 0:
-            return
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return
-        handle.seek(0)
         data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return
         keep = data.rfind(b"\n") + 1
-        logger.warning("%s: dropping an unfinished last line (%d bytes) left by an interrupted run", path,
-                       size - keep)
-        handle.truncate(keep)
+        try:
+            _decode_line(data[keep:])
+        except ValueError:
+            logger.warning("%s: dropping an unfinished last line (%d bytes) left by an interrupted run", path,
+                           len(data) - keep)
+            handle.truncate(keep)
+            return
+        handle.write(b"\n")
 
 
 class JsonlWriter:
@@ -55,7 +60,7 @@ class JsonlWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            _drop_partial_tail(self.path)
+            _finish_or_drop_tail(self.path)
         self._handle = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -73,25 +78,28 @@ class JsonlWriter:
         self.close()
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSONL file. An unfinished last line (a killed writer) is ignored; a bad line elsewhere raises
-    :class:`ResultsError` naming the file and line."""
+def read_records(path: Path, *, require_id: bool = True) -> list[dict[str, Any]]:
+    """Records of a JSONL file. A last line without its newline that is not whole JSON (a writer killed mid-line,
+    cut anywhere, inside a UTF-8 character too) is dropped with a warning; a bad line elsewhere, or a record that is
+    not an object with an ``id`` (unless not ``require_id``), raises :class:`ResultsError` naming file and line."""
     path = Path(path)
     if not path.exists():
         return []
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
+    lines = path.read_bytes().split(b"\n")
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
+            record = _decode_line(line)
+        except ValueError as error:
             if number == len(lines):  # no newline after it: unfinished
-                logger.warning("%s: ignoring an unfinished last line", path)
+                logger.warning("%s: ignoring an unfinished last line (line %d, %d bytes)", path, number, len(line))
                 continue
             raise ResultsError(f"{path} line {number}: not a JSON record ({error})") from error
+        if not isinstance(record, dict) or (require_id and "id" not in record):
+            raise ResultsError(f"{path} line {number}: expected a JSON object with an 'id', got {line[:80]!r}")
+        records.append(record)
     return records
 
 
@@ -132,6 +140,43 @@ def merge_shards(output_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+def check_results_folder(path: Path) -> None:
+    """``path`` must be a folder or creatable as one: ValueError when it, or a folder above it, is a file."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise ValueError(f"results folder {path}: {place} is a file, not a folder")
+            return
+
+
+#: The files of one variant's results, as :func:`move_results` moves them.
+_RESULT_FILES = (RUN_FILE, SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MD_FILE)
+
+
+def read_run_file(output_dir: Path) -> Optional[dict[str, Any]]:
+    """The ``run.json`` in ``output_dir``, None when there is none."""
+    path = Path(output_dir) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"cannot read {path}: {error}") from error
+
+
+def move_results(source: Path, target: Path) -> None:
+    """Move one variant's result files (``run.json``, ``samples.jsonl``, shards, summaries) from ``source`` into
+    the folder ``target``, which must hold none yet."""
+    source, target = Path(source), Path(target)
+    if (target / RUN_FILE).exists():
+        raise ResultsError(f"{source} and {target} both hold results of a run; move one of them away")
+    target.mkdir(parents=True, exist_ok=True)
+    for path in [*(source / name for name in _RESULT_FILES), *sorted(source.glob(SHARD_PATTERN))]:
+        if path.exists():
+            os.replace(path, target / path.name)
+
+
 def rank_status_path(output_dir: Path, rank: int) -> Path:
     return Path(output_dir) / RANKS_DIR / f"rank{rank}.json"
 
@@ -157,12 +202,18 @@ def read_rank_statuses(output_dir: Path) -> dict[int, dict[str, Any]]:
     return statuses
 
 
+def _holds_results(output_dir: Path) -> bool:
+    files = [output_dir / SAMPLES_FILE, *output_dir.glob(SHARD_PATTERN)]
+    return any(path.exists() and path.stat().st_size > 0 for path in files)
+
+
 def check_run_config(output_dir: Path, fingerprint: Mapping[str, Any], *, overwrite: bool = False) -> None:
-    """Record the run's configuration in ``run.json``; when one is already there (a resumed run) it must match,
-    else :class:`ResultsError` names the settings that differ (``overwrite`` replaces it instead)."""
+    """Record the run's configuration in ``run.json``; when one is already there with results beside it (a resumed
+    run) it must match, else :class:`ResultsError` names the settings that differ (``overwrite`` replaces it
+    instead). A ``run.json`` without results (a run stopped by its settings before answering) is replaced."""
     path = Path(output_dir) / RUN_FILE
     current = json.loads(json.dumps(fingerprint))  # normalise tuples/paths to JSON types
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite and _holds_results(Path(output_dir)):
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
@@ -220,13 +271,14 @@ def format_summary_md(summary: Mapping[str, Any]) -> str:
     variant = summary.get("variant", {})
     counts = summary.get("counts", {})
     lines = [
-        f"# {summary.get('benchmark', '?')}: {variant.get('name', '')}",
+        f"# {summary.get('benchmark', '?')}: {summary.get('label', variant.get('name', ''))}",
         "",
         f"**overall: {summary.get('overall', float('nan')):.2f}** - {summary.get('overall_definition', '')}",
         "",
         f"samples {counts.get('samples', 0)} of {summary.get('selected', '?')} selected; scored "
         f"{counts.get('scored', 0)}, errors {counts.get('errors', 0)}, empty responses "
-        f"{counts.get('empty_responses', 0)}; complete: {summary.get('complete')}",
+        f"{counts.get('empty_responses', 0)}, from partial videos {counts.get('partial', 0)}; complete: "
+        f"{summary.get('complete')}",
         "",
         f"model `{summary.get('config', {}).get('model')}`, frames {summary.get('config', {}).get('num_frames')}, "
         f"method {variant.get('method')}, keep ratio {variant.get('keep_ratio')}, prune layer "
@@ -248,17 +300,20 @@ def format_summary_md(summary: Mapping[str, Any]) -> str:
 
 
 def summaries_under(paths: Sequence[Path], depth: int = 2) -> list[tuple[Path, dict[str, Any]]]:
-    """Every ``summary.json`` in the given run folders (searching ``depth`` levels down) or files."""
-    found: list[tuple[Path, dict[str, Any]]] = []
+    """Every ``summary.json`` in the given run folders (searching ``depth`` levels down) or files, each file once
+    however many of the given paths lead to it."""
+    found: dict[Path, dict[str, Any]] = {}
     for path in map(Path, paths):
         if path.is_file():
-            found.append((path, load_summary(path)))
-            continue
-        if not path.is_dir():
+            candidates = [path]
+        elif path.is_dir():
+            patterns = ["/".join(["*"] * level + [SUMMARY_FILE]) for level in range(1, depth + 1)]
+            candidates = [path / SUMMARY_FILE] + [found for pattern in patterns for found in sorted(path.glob(pattern))]
+        else:
             raise ResultsError(f"no such run folder or summary file: {path}")
-        candidates = [path / SUMMARY_FILE] + [p for level in range(1, depth + 1)
-                                               for p in sorted(path.glob("/".join(["*"] * level) + "/" + SUMMARY_FILE))]
-        found.extend((candidate, load_summary(candidate)) for candidate in candidates if candidate.exists())
+        for candidate in candidates:
+            if candidate.exists() and candidate.resolve() not in found:
+                found[candidate.resolve()] = load_summary(candidate)
     if not found:
         raise ResultsError(f"no summary.json under {', '.join(map(str, paths))}")
-    return found
+    return list(found.items())

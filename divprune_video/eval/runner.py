@@ -2,9 +2,15 @@
 torchrun ranks, prepare them in prefetch workers, answer every variant, append each record as it finishes, then
 merge the shards and write the summaries (rank 0).
 
+Every variant's results live in ``<output>/<variant folder>/`` (:meth:`RunConfig.variant_dir`), however many variants
+a run has. Settings that would fail every sample are checked before any video is decoded (the configuration when
+it is built; the loaded model through :meth:`Answerer.check_settings`) and stop the run whatever ``skip_missing``
+says. Responses are parsed after lmms-eval's reasoning-block filter (:mod:`.reasoning`).
+
 Crash safety: every finished record is flushed to disk before the next sample starts; a rerun of the same command
-reads what is there and continues. Determinism: each sample gets the seed ``config.seed + sample.index``, so a
-sharded run answers exactly as a single process does.
+reads what is there and continues; on Ctrl-C the prefetch workers are stopped and the rank's status says
+``interrupted``. Determinism: each sample gets the seed ``config.seed + sample.index``, so a sharded run answers
+exactly as a single process does.
 
 Each process keeps ``<output>/ranks/rank<r>.json`` up to date: its pid, host and device, how long the model took to
 load, and once its shard is answered the answering phase's wall-clock start and end, its seconds per stage and
@@ -28,16 +34,22 @@ from typing import Any, Mapping, Optional, Sequence
 
 from .answerers import Answer, Answerer, PreparedSample, answerer_class, make_answerer
 from .._optional import require
-from .base import Benchmark, Sample, SampleError, get_benchmark
-from .config import RunConfig, Variant
+from .base import Benchmark, ConfigurationError, Sample, SampleError, get_benchmark
+from .config import RunConfig, Variant, variant_folder
 from .distributed import DistributedContext
 from .prefetch import Prefetcher
+from .reasoning import describe_reasoning_filter, strip_reasoning_blocks
 from .results import (
+    RUN_FILE,
     SAMPLES_FILE,
     JsonlWriter,
+    ResultsError,
+    check_results_folder,
     check_run_config,
     collect_records,
     merge_shards,
+    move_results,
+    read_run_file,
     shard_path,
     write_rank_status,
     write_summary,
@@ -52,6 +64,9 @@ LMMS_EVAL_REFERENCE = {
               "lmms_eval/tasks/_task_utils/mcq_extract.py", "lmms_eval/models/model_utils/load_video.py"],
 }
 FRAME_SAMPLING = "uniform: numpy.linspace(0, total_frames - 1, num_frames, dtype=int)"
+#: Failures of the model on this many samples in a row, all with the same message and none answered, stop a run
+#: even under ``skip_missing``: that is a setting that fails every sample, not a few bad videos.
+REPEATED_FAILURE_LIMIT = 3
 
 
 @dataclass
@@ -69,17 +84,19 @@ class RunResult:
 
 def build_record(
     benchmark: Benchmark,
-    sample: Sample,
+    prepared: PreparedSample,
     variant: Variant,
-    prompt: Optional[str],
     answer: Optional[Answer],
     error: Optional[str],
     timings: Mapping[str, float],
 ) -> dict[str, Any]:
-    """One line of ``samples.jsonl``."""
+    """One line of ``samples.jsonl``. The response is parsed and scored after its reasoning blocks are removed
+    (``filtered_response``, as lmms-eval's command line does); ``response`` keeps the raw text."""
+    sample = prepared.sample
     response = answer.response if answer is not None and error is None else ""
-    parsed = benchmark.parse(response) if error is None else ""
-    correct = error is None and benchmark.is_correct(response, parsed, sample.gold)
+    filtered = strip_reasoning_blocks(response)
+    parsed = benchmark.parse(filtered) if error is None else ""
+    correct = error is None and benchmark.is_correct(filtered, parsed, sample.gold)
     record: dict[str, Any] = {
         "id": sample.id,
         "index": sample.index,
@@ -90,14 +107,17 @@ def build_record(
         "question": sample.question,
         "options": list(sample.options),
         "gold": sample.gold,
-        "prompt": prompt,
+        "prompt": prepared.prompt,
         "response": response,
+        "filtered_response": filtered,
         "parsed": parsed,
         "correct": bool(correct),
         "visual_tokens_total": answer.num_visual_tokens if answer is not None else None,
         "visual_tokens_kept": answer.num_kept if answer is not None else None,
         "timings": {key: round(float(value), 6) for key, value in timings.items()},
         "error": error,
+        "partial": prepared.partial,
+        "lost_frames": [list(span) for span in prepared.lost_frames],
         "fields": {key: value for key, value in sample.fields.items() if key != "expected_path"},
         "details": dict(answer.details) if answer is not None else {},
     }
@@ -110,6 +130,17 @@ def _describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def lost_frames_of(frames: Any) -> tuple[tuple[tuple[int, int], ...], bool]:
+    """(lost source-frame ranges as half-open ``(start, end)`` pairs, partial) of decoded frames: a
+    :class:`~divprune_video.video.VideoClip` says both (``lost_frames``, ``partial``); anything else is whole."""
+    lost = tuple((int(start), int(end)) for start, end in getattr(frames, "lost_frames", ()) or ())
+    return lost, bool(getattr(frames, "partial", False)) or bool(lost)
+
+
+def _format_ranges(ranges: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(f"[{start}, {end})" for start, end in ranges) or "some"
+
+
 class _SampleProcessor:
     """Prepares (worker threads) and answers (main thread) samples for one process."""
 
@@ -118,6 +149,7 @@ class _SampleProcessor:
         self.answerer = answerer
         self.config = config
         self.stage_seconds: dict[str, float] = defaultdict(float)
+        self.failures: list[str] = []  # the model's failures since it last answered a sample
 
     def prepare(self, sample: Sample) -> PreparedSample:
         if sample.error:
@@ -134,30 +166,64 @@ class _SampleProcessor:
                 timings["decode"] = time.perf_counter() - started
         except Exception as error:  # becomes a per-sample error (or a SampleError without --skip-missing)
             return PreparedSample(sample, None, error=_describe_error(error), timings=timings)
-        return PreparedSample(sample, prompt, frames, timings=timings)
+        lost, partial = lost_frames_of(frames)
+        if partial and self.config.strict_video:
+            return PreparedSample(sample, prompt, error=f"partial video (--strict-video): source frames "
+                                  f"{_format_ranges(lost)} could not be read", timings=timings, lost_frames=lost,
+                                  partial=True)
+        return PreparedSample(sample, prompt, frames, timings=timings, lost_frames=lost, partial=partial)
+
+    def _note_failure(self, sample: Sample, message: str) -> None:
+        """Under ``skip_missing`` a failure is the sample's error, unless the same failure has now stopped
+        :data:`REPEATED_FAILURE_LIMIT` samples in a row with none answered between them: that is a setting or a
+        missing dependency failing every sample, not a few bad videos, and it stops the run."""
+        self.failures.append(message)
+        recent = self.failures[-REPEATED_FAILURE_LIMIT:]
+        if len(recent) == REPEATED_FAILURE_LIMIT and len(set(recent)) == 1:
+            raise ConfigurationError(f"{REPEATED_FAILURE_LIMIT} samples in a row failed with the same error, which "
+                                     f"--skip-missing does not cover (a setting or a missing dependency that fails "
+                                     f"every sample?); last: sample {sample.id} ({sample.video_path}): {message}")
+
+    def _model_failed(self, sample: Sample, failure: Exception) -> str:
+        """The model's failure on ``sample`` as its error; raised instead unless ``skip_missing``, and always for a
+        configuration error."""
+        message = _describe_error(failure)
+        if isinstance(failure, ConfigurationError):
+            raise failure
+        if not self.config.skip_missing:
+            raise SampleError(f"sample {sample.id} ({sample.video_path}): {message}") from failure
+        self._note_failure(sample, message)
+        return message
+
+    def _answers(self, prepared: PreparedSample, variants: Sequence[Variant]) -> tuple[list[Optional[Answer]],
+                                                                                      Optional[str], float]:
+        """(one answer per variant or Nones, the error, seconds the model took)."""
+        sample = prepared.sample
+        started = time.perf_counter()
+        try:
+            answers: list[Optional[Answer]] = list(
+                self.answerer.answer(prepared, variants, self.config.seed + sample.index))
+        except Exception as failure:
+            return [None] * len(variants), self._model_failed(sample, failure), time.perf_counter() - started
+        if len(answers) != len(variants):
+            raise SampleError(f"answerer returned {len(answers)} answers for {len(variants)} variants")
+        self.failures.clear()
+        return answers, None, time.perf_counter() - started
 
     def answer(self, prepared: PreparedSample, variants: Sequence[Variant]) -> list[dict[str, Any]]:
         sample = prepared.sample
         for stage, seconds in prepared.timings.items():
             self.stage_seconds[stage] += seconds
-        if prepared.error and sample.error is None and not self.config.skip_missing:
-            raise SampleError(f"sample {sample.id} ({sample.video_path}): {prepared.error}")
+        if prepared.error and sample.error is None:
+            if not self.config.skip_missing:
+                raise SampleError(f"sample {sample.id} ({sample.video_path}): {prepared.error}")
+            if not prepared.partial:  # a decoding failure, not --strict-video's verdict on a partial clip
+                self._note_failure(sample, prepared.error)
         answers: list[Optional[Answer]] = [None] * len(variants)
-        error = prepared.error
-        elapsed = 0.0
+        error, elapsed = prepared.error, 0.0
         if error is None:
-            started = time.perf_counter()
-            try:
-                answers = list(self.answerer.answer(prepared, variants, self.config.seed + sample.index))
-            except Exception as failure:
-                if not self.config.skip_missing:
-                    raise SampleError(f"sample {sample.id} ({sample.video_path}): {_describe_error(failure)}") \
-                        from failure
-                error = _describe_error(failure)
-            elapsed = time.perf_counter() - started
+            answers, error, elapsed = self._answers(prepared, variants)
             self.stage_seconds["model"] += elapsed
-            if len(answers) != len(variants):
-                raise SampleError(f"answerer returned {len(answers)} answers for {len(variants)} variants")
         started = time.perf_counter()
         records = []
         for variant, answer in zip(variants, answers):
@@ -165,7 +231,7 @@ class _SampleProcessor:
             if answer is not None:
                 timings.update(answer.timings)
                 timings.setdefault("model", elapsed / len(variants))
-            records.append(build_record(self.benchmark, sample, variant, prepared.prompt, answer, error, timings))
+            records.append(build_record(self.benchmark, prepared, variant, answer, error, timings))
         self.stage_seconds["score"] += time.perf_counter() - started
         return records
 
@@ -176,7 +242,13 @@ def _done_ids(records: Mapping[str, Mapping[str, Any]], retry_errors: bool) -> s
 
 def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, progress: bool = True) -> RunResult:
     """Run (or resume) ``config``; see the module docstring. ``answerer`` overrides the one ``config.model``
-    names (tests pass their own)."""
+    names (tests pass their own).
+
+    Everything that can make every sample fail is checked before the model answers anything: the output folders,
+    the data (annotations, missing videos, subtitle files), the results already on disk, then, once the model is
+    loaded, the settings against it (:meth:`Answerer.check_settings`)."""
+    for variant in config.variants:
+        check_results_folder(config.variant_dir(variant))
     context = DistributedContext.from_environment()
     own_answerer = answerer is None
     try:
@@ -188,14 +260,16 @@ def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, pro
         # Data problems surface before any weights are loaded.
         samples = benchmark.load(config.tasks, config.limit, skip_missing=config.skip_missing,
                                  require_videos=kind.needs_frames or benchmark.needs_video_for_prompt())
-        context.on_main(lambda: [check_run_config(config.variant_dir(v), config.fingerprint(v),
-                                                  overwrite=config.overwrite) for v in config.variants])
+        context.on_main(lambda: _prepare_output(config))
         context.barrier()
+        done = {v: _done_ids(collect_records(config.variant_dir(v)), config.retry_errors) for v in config.variants}
         load_started = time.perf_counter()
         if answerer is None:
             answerer = make_answerer(config, local_rank=context.local_rank)
         load_seconds = time.perf_counter() - load_started
-        result = _answer_shard(config, context, benchmark, answerer, samples, progress, load_seconds)
+        answerer.check_settings(config, [sample.prompt or "\n".join([sample.question, *sample.options])
+                                         for sample in samples])
+        result = _answer_shard(config, context, benchmark, answerer, samples, done, progress, load_seconds)
         context.barrier()
         summaries = context.on_main(lambda: _finish(config, benchmark, answerer, samples, context.world_size))
         result.summaries = summaries or {}
@@ -207,9 +281,31 @@ def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, pro
         context.close()
 
 
+def _prepare_output(config: RunConfig) -> None:
+    """Adopt a results folder of the older single-variant layout, then record or check each variant's settings."""
+    _adopt_single_variant_layout(config.output)
+    for variant in config.variants:
+        check_run_config(config.variant_dir(variant), config.fingerprint(variant), overwrite=config.overwrite)
+
+
+def _adopt_single_variant_layout(output: Path) -> None:
+    """Runs with one variant used to keep their files in the output folder itself; move them into the variant's
+    sub-folder, where this and every later run (with more variants or not) looks for them."""
+    previous = read_run_file(output)
+    if previous is None:
+        return
+    name = (previous.get("variant") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise ResultsError(f"{output / RUN_FILE} names no variant; move it away to start afresh")
+    target = output / variant_folder(str(previous.get("model", "")), name)
+    logger.warning("%s: moving a single-variant run's results into %s (one layout for any number of variants)",
+                   output, target)
+    move_results(output, target)
+
+
 def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Benchmark, answerer: Answerer,
-                  samples: Sequence[Sample], progress: bool, load_seconds: float = 0.0) -> RunResult:
-    done = {v: _done_ids(collect_records(config.variant_dir(v)), config.retry_errors) for v in config.variants}
+                  samples: Sequence[Sample], done: Mapping[Variant, set[str]], progress: bool,
+                  load_seconds: float = 0.0) -> RunResult:
     mine = samples[context.rank::context.world_size]
     pending = [s for s in mine if any(s.id not in done[v] for v in config.variants)]
     result = RunResult(skipped_done=len(mine) - len(pending))
@@ -227,7 +323,8 @@ def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Ben
     try:
         _answer_pending(config, context, answerer, benchmark, pending, done, result, progress)
     except BaseException as error:
-        write_rank_status(config.output, context.rank, {**status, "state": "failed", "processed": result.processed,
+        state = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        write_rank_status(config.output, context.rank, {**status, "state": state, "processed": result.processed,
                                                         "error": _describe_error(error)})
         raise
     write_rank_status(config.output, context.rank, {
@@ -308,12 +405,14 @@ def build_summary(benchmark: Benchmark, answerer: Answerer, config: RunConfig, v
     scores = benchmark.summarize(records)
     return {
         "benchmark": benchmark.name,
+        "label": config.variant_label(variant),
         "variant": variant.to_dict(),
         **scores,
         "selected": selected,
         "complete": len(records) == selected,
         "config": {**config.to_dict(), "frame_sampling": FRAME_SAMPLING, "world_size": world_size},
         "benchmark_settings": benchmark.describe(),
+        "response_filter": describe_reasoning_filter(),
         "model": answerer.describe(),
         "lmms_eval_reference": LMMS_EVAL_REFERENCE,
         "versions": package_versions(),

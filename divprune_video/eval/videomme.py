@@ -61,6 +61,12 @@ POST_PROMPTS = {
     "default": "\nAnswer with the option's letter from the given choices directly.",
     "llava_vid": "The best answer is:",
 }
+#: lmms-eval's ``qwen3_vl`` entry (its ``format: qwen3_vl``): ``pre_prompt + question + "\nOptions:\n" + options +
+#: "\n" + post_prompt``, from VLMEvalKit's Qwen3-VL prompt.
+QWEN3_VL_PRE_PROMPT = "Question: "
+QWEN3_VL_POST_PROMPT = "Answer with the option letter only."
+#: The prompt variants: lmms-eval's entries for model wrappers in videomme.yaml that we reproduce.
+PROMPT_VARIANTS = (*POST_PROMPTS, "qwen3_vl")
 SUBTITLE_HEADER = "This video's subtitles are listed below: \n"
 NO_SUBTITLES = "No subtitles available"
 SUBTITLE_POST_PROMPT = "The best answer is:"
@@ -77,6 +83,15 @@ def build_prompt(question: str, options: Sequence[str], post_prompt: str = POST_
     return OPTION_PROMPT + "\n" + question + "\n" + "\n".join(options) + "\n" + post_prompt
 
 
+def variant_prompt(question: str, options: Sequence[str], variant: str) -> str:
+    """The prompt of :data:`PROMPT_VARIANTS` ``variant`` (lmms-eval's videomme_doc_to_text, or its
+    videomme_doc_to_text_qwen3vl for ``"qwen3_vl"``)."""
+    if variant == "qwen3_vl":
+        return (QWEN3_VL_PRE_PROMPT + question + "\nOptions:\n" + "\n".join(options) + "\n"
+                + QWEN3_VL_POST_PROMPT)
+    return build_prompt(question, options, POST_PROMPTS[variant])
+
+
 def build_subtitle_prompt(question: str, options: Sequence[str], subtitles: str) -> str:
     """lmms-eval's videomme_doc_to_text_subtitle given the subtitle text."""
     return (SUBTITLE_HEADER + subtitles + "\n" + OPTION_PROMPT + "\n" + question + "\n" + "\n".join(options) + "\n"
@@ -89,11 +104,26 @@ def _srt_seconds(stamp: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(millis) / 1000
 
 
+def _not_utf8(path: Path) -> AnnotationError:
+    """The error for a subtitle file that is not UTF-8, naming the file and the first bad byte's offset."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as error:
+        where = f" (byte {data[error.start]:#04x} at offset {error.start})"
+    return AnnotationError(f"subtitle file {path} is not UTF-8 text{where}; lmms-eval reads subtitles as UTF-8: "
+                           f"convert it (e.g. iconv -f CP1252 -t UTF-8)")
+
+
 def read_srt(path: Path) -> list[tuple[float, float, str]]:
     """Subtitle blocks (start s, end s, text with lines joined by spaces) in file order; blocks with the same time
     span keep the last text, as lmms-eval's dict does."""
-    with open(path, encoding="utf-8") as handle:
-        blocks = handle.read().split("\n\n")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            blocks = handle.read().split("\n\n")
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     spans: dict[tuple[float, float], str] = {}
     for block in blocks:
         if not block.strip():
@@ -169,9 +199,12 @@ class VideoMME(LetterExtractionScoring, Benchmark):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.options.prompt_variant not in POST_PROMPTS:
-            raise ValueError(f"videomme prompt_variant must be one of {sorted(POST_PROMPTS)}, "
+        if self.options.prompt_variant not in PROMPT_VARIANTS:
+            raise ValueError(f"videomme prompt_variant must be one of {sorted(PROMPT_VARIANTS)}, "
                              f"got {self.options.prompt_variant!r}")
+        if not (self.options.subtitle_frames == -1 or self.options.subtitle_frames >= 1):
+            raise ValueError(f"videomme subtitle_frames must be >= 1, or -1 for every frame; got "
+                             f"{self.options.subtitle_frames}")
 
     def annotation_path(self) -> Path:
         return find_annotation_file(self.data_root, ANNOTATION_PATTERNS, self.options.annotations)
@@ -206,8 +239,8 @@ class VideoMME(LetterExtractionScoring, Benchmark):
         fields = {column: row[column] for column in _CATEGORICAL}
         if video_path is None:
             fields["expected_path"] = str(self.data_root / "data" / f"{row['videoID']}.mp4")
-        prompt = None if self.options.subtitles else build_prompt(
-            row["question"], options, POST_PROMPTS[self.options.prompt_variant])
+        prompt = None if self.options.subtitles else variant_prompt(row["question"], options,
+                                                                    self.options.prompt_variant)
         return Sample(
             id=row["question_id"], benchmark=self.name, task=row["duration"], index=row_index, video=row["videoID"],
             question=row["question"], options=tuple(options), gold=row["answer"], prompt=prompt,
@@ -231,12 +264,25 @@ class VideoMME(LetterExtractionScoring, Benchmark):
             text = subtitles_at_frames(read_srt(subtitle_file), total_frames, fps, self.options.subtitle_frames)
         return build_subtitle_prompt(sample.question, sample.options, text)
 
+    def check_inputs(self, samples: Sequence[Sample]) -> None:
+        """With subtitles, every selected video's ``.srt`` file must read as UTF-8 with valid time lines."""
+        if not self.options.subtitles:
+            return
+        for video in dict.fromkeys(sample.video for sample in samples):
+            if self.subtitle_path(video).exists():
+                read_srt(self.subtitle_path(video))
+
     def check(self) -> CheckReport:
         report = super().check()
         if not report.problems:
-            all_videos = {sample.video for sample in self.read_samples()}
-            with_subtitles = sum(1 for video in all_videos if self.subtitle_path(video).exists())
-            report.extras["subtitles"] = f"{with_subtitles}/{len(all_videos)} videos have subtitle/<videoID>.srt"
+            all_videos = sorted({sample.video for sample in self.read_samples()})
+            subtitled = [self.subtitle_path(video) for video in all_videos if self.subtitle_path(video).exists()]
+            report.extras["subtitles"] = f"{len(subtitled)}/{len(all_videos)} videos have subtitle/<videoID>.srt"
+            for path in subtitled:
+                try:
+                    read_srt(path)
+                except AnnotationError as error:
+                    report.problems.append(str(error))
         return report
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -258,6 +304,6 @@ class VideoMME(LetterExtractionScoring, Benchmark):
             "subtitles": self.options.subtitles,
             "prompt_variant": self.options.prompt_variant,
             "post_prompt": (SUBTITLE_POST_PROMPT if self.options.subtitles
-                            else POST_PROMPTS[self.options.prompt_variant]),
+                            else POST_PROMPTS.get(self.options.prompt_variant, QWEN3_VL_POST_PROMPT)),
             "subtitle_frames": self.options.subtitle_frames if self.options.subtitles else None,
         }

@@ -15,7 +15,7 @@ vision tower, and reports:
 The model is built from its configuration with random weights exactly as ``bench-model`` builds it (nothing is
 downloaded; the compute does not depend on the weight values), float16 on CUDA. Timings synchronize the GPU around
 each stage. ``--tiny`` runs the same on the tiny test model on the CPU in seconds (a smoke test, not a
-measurement).
+measurement); it is the default on a machine without a CUDA device (unless ``--device`` is given).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-stream",
         help="GPU: streaming video QA throughput, memory-update cost, answer latency, flat memory (a family's 7B, "
-             "random weights)",
+             "random weights; without CUDA: the tiny model on the CPU)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,8 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text-tokens", type=int, default=40, help="question tokens around the video (default 40)")
     parser.add_argument("--repeats", type=int, default=None, help="timed answers per budget, median (default 3; "
                         "tiny 1)")
-    parser.add_argument("--tiny", action="store_true", help="the tiny test model on the CPU (smoke test)")
-    parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny)")
+    parser.add_argument("--tiny", action="store_true", help="the tiny test model on the CPU (smoke test; the "
+                        "default when there is no CUDA device and no --device)")
+    parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny or without CUDA)")
     parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
     parser.set_defaults(func=run)
 
@@ -104,6 +105,9 @@ class BudgetResult:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import cpu_smoke_test_default
+
+    cpu_smoke_test_default(args, "bench-stream")
     threads = torch.get_num_threads()
     if args.tiny:
         torch.set_num_threads(1)  # the tiny model's operations are too small to share among threads
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..models.benchmark import reference_adapter
+    from ..models.benchmark import native_frame_size, reference_adapter
 
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -129,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         print("budgets, frame counts, --sample-every, --repeats and --answer-tokens must be >= 1", file=sys.stderr)
         return 2
     adapter = reference_adapter(args.model_type, device, args.attn, tiny=args.tiny)
-    size = args.frame_size or int(adapter.config.vision_config.image_size)
+    size = args.frame_size or native_frame_size(adapter.config)
     pool = synthetic_frames(args.frame_kind, size)
     print(_header(args, device, adapter, size), flush=True)
     results = []
@@ -200,7 +204,7 @@ def _answer_latency(qa: Any, adapter: Any, args: argparse.Namespace, repeats: in
     """Median ms of (snapshot + generate 1 token) and (snapshot + generate ``--answer-tokens`` tokens), on prompt
     ids of random text around the memory's tokens (the benchmark model has no tokenizer)."""
     from ..models import PruningConfig
-    from ..models.benchmark import prompt_ids
+    from ..models.benchmark import TEXT_ID, prompt_ids
 
     unpruned = PruningConfig(method="none")
 
@@ -209,7 +213,7 @@ def _answer_latency(qa: Any, adapter: Any, args: argparse.Namespace, repeats: in
             torch.cuda.synchronize(adapter.device)
         start = time.perf_counter()
         video, _ = qa.encoded_memory()
-        ids, mask = prompt_ids(video.num_placeholders, args.text_tokens, adapter.video_token_id)
+        ids, mask = prompt_ids(adapter.placeholder_ids(video, TEXT_ID), args.text_tokens)
         adapter.generate_from_ids(ids, mask, [video], unpruned, max_new_tokens=new_tokens,
                                   min_new_tokens=new_tokens, do_sample=False)
         if adapter.device.type == "cuda":

@@ -7,8 +7,10 @@ diverse tokens of everything seen so far), so memory and per-frame cost stay con
 
 Type a question and press Enter at any time; --question asks one at the end (or every --ask-every seconds). A
 status line shows frames ingested and dropped, reconnects, the memory and the per-frame times. Ctrl-C, the end of
-the stream or --duration stops it cleanly. A network stream that drops is reopened with backoff (--max-retries);
-when it does not come back the command says so and exits with status 1.
+the stream or --duration stops it cleanly (Ctrl-C: one line says what was ingested). A network stream that drops
+is reopened with backoff (--max-retries); when it does not come back the command says so and exits with status 1.
+Bad arguments (a missing file, a --budget below one frame's tokens, an empty --question, ...) are refused with
+status 2 before the model is loaded.
 
 Without --model the embedded tiny random-weight model runs (no download): its answers are gibberish; use e.g.
 --model llava-hf/LLaVA-NeXT-Video-7B-hf for real answers (a GPU recommended).
@@ -22,6 +24,8 @@ import sys
 import threading
 import time
 from typing import Any, Optional, TextIO, Union
+
+from ..cli import argument_error, device_problem, model_config, model_problem, resolved_model
 
 TINY_NOTICE = ("Note: no --model given, so the embedded tiny LLaVA-NeXT-Video runs; it has random weights and its "
                "answers are gibberish. The point is the mechanics (a bounded, diverse token memory of a live feed); "
@@ -80,30 +84,73 @@ def parse_source(text: str) -> Union[int, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit status (0: done or Ctrl-C, 1: the source failed, 2: bad arguments)."""
+    problem = check_arguments(args)
+    if problem:
+        return argument_error(problem)
+    try:
+        qa = _load(args)
+    except (ValueError, TypeError, OSError) as error:
+        return argument_error(str(error))
+    except KeyboardInterrupt:
+        print("\nstopped (Ctrl-C) while loading the model: nothing ingested", flush=True)
+        return 0
+    return StreamSession(qa, args).run(parse_source(args.source))
+
+
+def _load(args: argparse.Namespace) -> Any:
     from . import StreamingVideoQA
 
-    problem = _check_arguments(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    model: Any = args.model
-    if model in (None, "tiny"):
+    model = resolved_model(args.model)
+    if model is None:
         from ..eval.answerers import tiny_model_path
 
         print(TINY_NOTICE, flush=True)
         model = str(tiny_model_path())
+    return StreamingVideoQA(model, token_budget=args.budget, sample_fps=args.sample_fps, method=args.method,
+                            device=args.device, timestamps_in_prompt=args.timestamps)
+
+
+def check_arguments(args: argparse.Namespace) -> Optional[str]:
+    """The first bad argument, found before any work (the model's config is read, the model is not loaded), or
+    None."""
+    problem = (_check_options(args) or source_problem(args.source) or device_problem(args.device)
+               or model_problem(args.model))
+    if problem:
+        return problem
     try:
-        qa = StreamingVideoQA(model, token_budget=args.budget, sample_fps=args.sample_fps, method=args.method,
-                              device=args.device, timestamps_in_prompt=args.timestamps)
-    except (ValueError, TypeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return StreamSession(qa, args).run(parse_source(args.source))
+        per_frame = frame_tokens(model_config(resolved_model(args.model)))
+    except ValueError as error:
+        return str(error)
+    if per_frame is not None and args.budget < per_frame:
+        return (f"--budget {args.budget} is below one frame's {per_frame} visual tokens for this model; use at "
+                f"least {per_frame}")
+    return None
 
 
-def _check_arguments(args: argparse.Namespace) -> Optional[str]:
+def source_problem(source: str) -> Optional[str]:
+    """A SOURCE naming a local file or folder that is not there (webcams, devices and URLs are tried when opened,
+    with their own messages)."""
+    if source.strip().isdigit() or "://" in source or source.startswith("/dev/"):
+        return None
+    return None if os.path.exists(source) else f"SOURCE: no such file: {source}"
+
+
+def frame_tokens(config: Any) -> Optional[int]:
+    """Visual tokens one frame becomes under checkpoint ``config``, when its family can tell from the config alone
+    (None otherwise: the first frame checks the budget)."""
+    from ..models import adapter_class
+
+    try:
+        return adapter_class(config.model_type).frame_tokens(config)
+    except ValueError:  # a model type no family serves: loading it says so
+        return None
+
+
+def _check_options(args: argparse.Namespace) -> Optional[str]:
     if args.budget < 1:
         return f"--budget must be at least 1; got {args.budget}"
+    if any(not question.strip() for question in args.question):
+        return "--question must not be empty"
     if not args.sample_fps > 0:
         return f"--sample-fps must be positive; got {args.sample_fps}"
     for name in ("ask_every", "duration"):
@@ -127,8 +174,7 @@ class StreamSession:
     def run(self, source: Union[int, str]) -> int:
         from ..video import VideoError
 
-        args, status = self.args, 0
-        interrupted = False
+        args, status, interrupted = self.args, 0, False
         stdin = TerminalQuestions(enabled=not args.no_stdin)
         try:
             self.qa.run(source, realtime=not args.fast, max_queue=args.max_queue, max_retries=args.max_retries,
@@ -136,29 +182,47 @@ class StreamSession:
             self._say(f"streaming {self.qa.source_name}: {args.sample_fps:g} frame/s into a {args.method} memory of "
                       f"{args.budget} tokens. " + ("Type a question and press Enter; " if stdin.enabled else "")
                       + "Ctrl-C stops.")
-            reason = self._loop(stdin)
-            self._say(f"stopped: {reason}")
+            self._say(f"stopped: {self._loop(stdin)}")
         except KeyboardInterrupt:
             interrupted = True
-            self._say("\nstopped (Ctrl-C)")
         except VideoError as error:
             status = self._source_failed(error, source)
+        except ValueError as error:  # what the first frame found wrong (a --budget below its tokens)
+            status = argument_error(str(error))
         finally:
             stdin.close()
+            status, stopped = self._stop_ingestion(source, status)
+        interrupted = interrupted or stopped or not self._final_answers(status)  # no questions after a Ctrl-C
+        self._say(f"\nstopped (Ctrl-C): {self.ingested()}" if interrupted else self.status_line())
+        return status
+
+    def _stop_ingestion(self, source: Union[int, str], status: int) -> tuple[int, bool]:
+        """Close the source and join the ingestion thread, through further Ctrl-Cs (the thread ends with the frame
+        it is encoding). Returns the exit status (1 when the source had failed) and whether Ctrl-C was pressed."""
+        from ..video import VideoError
+
+        interrupted = False
+        while True:
             try:
                 self.qa.close()
-            except VideoError as error:
-                status = self._source_failed(error, source)
+                return status, interrupted
             except KeyboardInterrupt:
                 interrupted = True
-        if not interrupted and status == 0 and args.question and not args.ask_every:
-            try:
-                for question in args.question:
-                    self.answer(question)
-            except KeyboardInterrupt:
-                self._say("\nstopped (Ctrl-C)")
-        self._say(self.status_line())
-        return status
+            except VideoError as error:
+                return self._source_failed(error, source), interrupted
+            except ValueError as error:
+                return argument_error(str(error)), interrupted
+
+    def _final_answers(self, status: int) -> bool:
+        """Ask the --question(s) at the end (unless --ask-every asked them already); False on Ctrl-C."""
+        if status != 0 or not self.args.question or self.args.ask_every:
+            return True
+        try:
+            for question in self.args.question:
+                self.answer(question)
+        except KeyboardInterrupt:
+            return False
+        return True
 
     def _loop(self, stdin: "TerminalQuestions") -> str:
         args = self.args
@@ -205,6 +269,13 @@ class StreamSession:
                 f"{stats.reconnects}) | memory {stats.memory_tokens}/{stats.token_budget} tokens from "
                 f"{stats.memory_frames} frames | per frame: encode {1e3 * stats.last_encode_seconds:.1f} ms, update "
                 f"{stats.last_update_ms:.1f} ms")
+
+    def ingested(self) -> str:
+        """What was ingested, in one line (said when Ctrl-C stops the command)."""
+        stats = self.qa.stats
+        return (f"{stats.frames_ingested} frames ingested from {self.qa.source_name or self.args.source} "
+                f"({stats.frames_dropped} dropped, {stats.reconnects} reconnects); memory {stats.memory_tokens}/"
+                f"{stats.token_budget} tokens from {stats.memory_frames} frames")
 
     def _source_failed(self, error: BaseException, source: Union[int, str]) -> int:
         print(f"error: {error}", file=sys.stderr)

@@ -228,3 +228,21 @@ def test_mlvu_unknown_task_type_and_missing_video(tmp_path):
     pq.write_table(pyarrow.Table.from_pylist(rows), path)
     with pytest.raises(AnnotationError, match=f"{path} row 0: unknown task_type 'subPlot'"):
         get_benchmark("mlvu")(tmp_path).load()
+
+
+def test_videomme_prompt_variant_follows_the_model_family(tmp_path):
+    """lmms-eval's videomme.yaml has a ``qwen3_vl`` entry (its own format); other families get the default."""
+    from divprune_video.eval.config import config_from_mapping, family_prompt_variant
+    from divprune_video.eval.videomme import variant_prompt
+    from divprune_video.testing import save_tiny_model
+
+    qwen3 = save_tiny_model(tmp_path / "qwen3", "qwen3_vl")
+    assert family_prompt_variant(str(qwen3)) == "qwen3_vl"
+    assert family_prompt_variant("tiny") == family_prompt_variant("replay:x.jsonl") == "default"
+    assert family_prompt_variant(str(tmp_path / "missing")) == "default"
+    settings = {"benchmark": "videomme", "data_root": str(tmp_path), "output": str(tmp_path / "out")}
+    assert config_from_mapping({**settings, "model": str(qwen3)}).options.prompt_variant == "qwen3_vl"
+    explicit = config_from_mapping({**settings, "model": str(qwen3), "prompt_variant": "default"})
+    assert explicit.options.prompt_variant == "default"
+    assert variant_prompt("Why?", ["A. x", "B. y"], "qwen3_vl") == \
+        "Question: Why?\nOptions:\nA. x\nB. y\nAnswer with the option letter only."

@@ -29,14 +29,15 @@ def test_two_ranks_merge_to_the_single_process_result(replay_files, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     half = len(questions) // 2
     assert done.stdout.count(f"answered {half} samples here") == 2, done.stdout
-    assert not list(sharded.glob("samples.rank*.jsonl")), "rank 0 folds the shards into samples.jsonl"
+    assert not list(sharded.glob("*/samples.rank*.jsonl")), "rank 0 folds the shards into samples.jsonl"
 
     single = tmp_path / "single"
     subtitles = BenchmarkOptions(subtitles=True)
     result = run_benchmark(RunConfig(benchmark="videomme", data_root=root, model=f"replay:{replay}", output=single,
                                      options=subtitles), progress=False)
-    assert _without_timings(sharded / "samples.jsonl") == _without_timings(single / "samples.jsonl")
-    merged = json.loads((sharded / "summary.json").read_text())
+    merged_records = _without_timings(sharded / "replay" / "samples.jsonl")
+    assert merged_records == _without_timings(single / "replay" / "samples.jsonl")
+    merged = json.loads((sharded / "replay" / "summary.json").read_text())
     assert merged["config"]["world_size"] == 2
     for key in ("overall", "per_duration", "per_domain", "per_task_type", "counts"):
         assert merged[key] == result.summaries["unpruned"][key]

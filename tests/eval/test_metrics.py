@@ -30,7 +30,8 @@ def test_mvbench_leaves_empty_responses_out_of_the_denominator(tmp_path):
     assert summary["overall"] == 75.0                                # mean over tasks
     assert summary["overall_plain"] == pytest.approx((100 / 3 + 100) / 2)
     assert summary["micro_accuracy"] == 50.0
-    assert summary["counts"] == {"samples": 5, "scored": 4, "errors": 1, "empty_responses": 1, "correct": 2}
+    assert summary["counts"] == {"samples": 5, "scored": 4, "errors": 1, "empty_responses": 1, "correct": 2,
+                                 "partial": 0}
 
 
 def test_mvbench_task_without_answers_scores_zero(tmp_path):

@@ -59,6 +59,7 @@ def test_replay_run_scores_like_lmms_eval(replay_files, tmp_path, name):
     result = run_benchmark(replay_config(replay_files, name, tmp_path), progress=False)
     summary = result.summaries["unpruned"]
     assert summary["overall"] == pytest.approx(expected_overall(name, questions, responses))
+    tmp_path = tmp_path / "replay"  # a replayed run's folder says what it holds
     records = read_records(tmp_path / "samples.jsonl")
     assert [r["response"] for r in records] == responses
     assert all(REQUIRED_KEYS <= set(r) for r in records)
@@ -76,7 +77,8 @@ def test_same_config_same_results(replay_files, tmp_path):
     subtitles = BenchmarkOptions(subtitles=True)
     runs = [run_benchmark(replay_config(replay_files, "videomme", tmp_path / str(i), options=subtitles),
                           progress=False) for i in range(2)]
-    strip = [[{k: v for k, v in r.items() if k != "timings"} for r in read_records(tmp_path / str(i) / "samples.jsonl")]
+    strip = [[{k: v for k, v in r.items() if k != "timings"}
+              for r in read_records(tmp_path / str(i) / "replay" / "samples.jsonl")]
              for i in range(2)]
     assert strip[0] == strip[1]
     assert runs[0].summaries["unpruned"]["per_duration"] == runs[1].summaries["unpruned"]["per_duration"]
@@ -104,7 +106,7 @@ def test_resume_after_kill(replay_files, tmp_path):
     output = tmp_path / "out"
     process = subprocess.Popen([sys.executable, str(script), str(root), str(replay), str(output)],
                                cwd=Path(__file__).parents[2])
-    samples = output / "samples.jsonl"
+    samples = output / "replay" / "samples.jsonl"
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline and len(read_records(samples)) < 5:
@@ -124,7 +126,8 @@ def test_resume_after_kill(replay_files, tmp_path):
     assert len(records) == len(questions)
     clean = run_benchmark(replay_config(replay_files, "mvbench", tmp_path / "clean"), progress=False)
     assert result.summaries["unpruned"]["per_task"] == clean.summaries["unpruned"]["per_task"]
-    assert [r["id"] for r in records] == [r["id"] for r in read_records(tmp_path / "clean" / "samples.jsonl")]
+    clean_records = read_records(tmp_path / "clean" / "replay" / "samples.jsonl")
+    assert [r["id"] for r in records] == [r["id"] for r in clean_records]
 
     again = run_benchmark(replay_config(replay_files, "mvbench", output), progress=False)
     assert again.processed == 0 and again.skipped_done == len(questions)
@@ -207,7 +210,7 @@ def test_missing_and_unreadable_videos(tmp_path):
                            progress=False)
     summary = result.summaries["unpruned"]
     assert summary["counts"]["errors"] == 2 and summary["counts"]["scored"] == 2
-    errors = {r["id"]: r["error"] for r in read_records(tmp_path / "out" / "samples.jsonl") if r["error"]}
+    errors = {r["id"]: r["error"] for r in read_records(tmp_path / "out" / "unpruned" / "samples.jsonl") if r["error"]}
     assert "missing video" in errors["action_count/0001"] and "cannot decode" in errors["object_shuffle/0001"]
 
     from divprune_video.eval.fixtures import write_tiny_video
@@ -215,7 +218,7 @@ def test_missing_and_unreadable_videos(tmp_path):
     retried = run_benchmark(RunConfig(**base, skip_missing=True, retry_errors=True), answerer=FakeModel(),
                             progress=False)
     assert retried.processed == 2 and retried.summaries["unpruned"]["counts"]["errors"] == 0
-    assert len(read_records(tmp_path / "out" / "samples.jsonl")) == 4
+    assert len(read_records(tmp_path / "out" / "unpruned" / "samples.jsonl")) == 4
 
 
 def test_replay_without_a_response_names_the_sample(mvbench_data, tmp_path):

@@ -14,6 +14,8 @@ from divprune_video.eval.fixtures import write_fixture_set
 from divprune_video.eval.results import SAMPLES_FILE, read_rank_statuses, read_records, write_jsonl_atomic
 from divprune_video.eval.scaling import MULTICAST_OFF, ScalingOptions, child_environment
 
+VARIANT = "divprune-keep0.15"  # each variant's results are in its own sub-folder of the run's output
+
 
 @pytest.mark.slow
 def test_scaling_command_on_cpu(tmp_path, capsys):
@@ -26,12 +28,12 @@ def test_scaling_command_on_cpu(tmp_path, capsys):
     assert report.strip() in out  # the printed block is the file
 
     # Identical merged results, checked here independently of the tool's own comparison.
-    single = read_records(workdir / "single" / SAMPLES_FILE)
-    sharded = read_records(workdir / "torchrun" / SAMPLES_FILE)
+    single = read_records(workdir / "single" / VARIANT / SAMPLES_FILE)
+    sharded = read_records(workdir / "torchrun" / VARIANT / SAMPLES_FILE)
     strip = [[{k: v for k, v in record.items() if k != "timings"} for record in records]
              for records in (single, sharded)]
     assert len(single) == 16 and strip[0] == strip[1]
-    summaries = [json.loads((workdir / run / "summary.json").read_text()) for run in ("single", "torchrun")]
+    summaries = [json.loads((workdir / run / VARIANT / "summary.json").read_text()) for run in ("single", "torchrun")]
     assert summaries[0]["config"]["world_size"] == 1 and summaries[1]["config"]["world_size"] == 2
     assert summaries[0]["overall"] == summaries[1]["overall"] and summaries[0]["counts"] == summaries[1]["counts"]
     statuses = read_rank_statuses(workdir / "torchrun")
@@ -40,10 +42,10 @@ def test_scaling_command_on_cpu(tmp_path, capsys):
                for s in statuses.values())
 
     # Kill and resume: every sample once, same answers, the rerun answered exactly what the kill left undone.
-    killed = read_records(workdir / "killed" / SAMPLES_FILE)
+    killed = read_records(workdir / "killed" / VARIANT / SAMPLES_FILE)
     assert sorted(r["id"] for r in killed) == sorted(r["id"] for r in single)
     assert [{k: v for k, v in r.items() if k != "timings"} for r in killed] == strip[0]
-    assert json.loads((workdir / "killed" / "summary.json").read_text())["counts"]["samples"] == 16
+    assert json.loads((workdir / "killed" / VARIANT / "summary.json").read_text())["counts"]["samples"] == 16
     resumed = read_rank_statuses(workdir / "killed")
     skipped = sum(s["skipped_done"] for s in resumed.values())
     assert 3 <= skipped < 16 and sum(s["processed"] for s in resumed.values()) == 16 - skipped
