@@ -129,3 +129,20 @@ def test_model_argument_types(tiny_checkpoint):
     assert pipe.adapter.device.type == "cpu"
     with pytest.raises(TypeError, match="model must be"):
         VideoQAPipeline(42)
+
+
+@pytest.mark.parametrize("model_type", ["llava_onevision", "qwen2_5_vl", "qwen3_vl"])
+def test_every_family_answers_about_a_video_file(tmp_path, model_type):
+    """VideoQAPipeline(checkpoint folder)(video file, question) for each family, frames in pairs for Qwen."""
+    pytest.importorskip("av")
+    from divprune_video.demo import sample_video
+    from divprune_video.testing import save_tiny_model
+
+    checkpoint = save_tiny_model(tmp_path / model_type, model_type)
+    path = sample_video(tmp_path / "shapes.mp4", num_frames=24)
+    result = VideoQAPipeline(str(checkpoint), keep_ratio=0.15, num_frames=8, device="cpu")(str(path), QUESTION,
+                                                                                           max_new_tokens=3)
+    pairs = model_type.startswith("qwen")
+    assert result.frames_per_group == (2 if pairs else 1) and result.num_frames == (4 if pairs else 8)
+    assert result.num_kept == round(0.15 * result.num_visual_tokens)
+    assert sum(result.kept_per_frame()) == result.num_kept and len(result.kept_per_frame()) == result.num_frames

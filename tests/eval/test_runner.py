@@ -233,3 +233,23 @@ def test_replay_without_a_response_names_the_sample(mvbench_data, tmp_path):
                       progress=False)
     # Replay needs no video: a data folder without them still re-scores.
     assert ReplayAnswerer(replay).needs_frames is False
+
+
+@pytest.mark.parametrize("model_type", ["llava_onevision", "qwen2_5_vl", "qwen3_vl"])
+def test_every_family_runs_through_the_runner(tmp_path, model_type):
+    """A checkpoint folder of any family answers a benchmark as LLaVA-NeXT-Video does (its tiny checkpoint here)."""
+    pytest.importorskip("av")
+    from divprune_video.testing import save_tiny_model
+
+    root = tmp_path / "data"
+    write_mvbench_fixture(root, tasks=["action_count"], questions_per_task=2)
+    checkpoint = save_tiny_model(tmp_path / model_type, model_type)
+    config = RunConfig(benchmark="mvbench", data_root=root, model=str(checkpoint), output=tmp_path / "out",
+                       variants=(Variant(), Variant("divprune", 0.25)), num_frames=6, tasks=("action_count",))
+    result = run_benchmark(config, progress=False)
+    for name in ("unpruned", "divprune-keep0.25"):
+        records = read_records(tmp_path / "out" / name / "samples.jsonl")
+        assert len(records) == 2 and all(record["error"] is None for record in records)
+        assert result.summaries[name]["counts"]["errors"] == 0
+    kept = read_records(tmp_path / "out" / "divprune-keep0.25" / "samples.jsonl")[0]
+    assert kept["visual_tokens_kept"] == round(0.25 * kept["visual_tokens_total"])
