@@ -32,6 +32,7 @@ _LAZY = {
     "select_keyframes": "divprune_video.video",
     "VideoQAPipeline": "divprune_video.pipeline",
     "VideoQAResult": "divprune_video.pipeline",
+    "ContextLengthError": "divprune_video.models.context",
     "StreamingVideoQA": "divprune_video.streaming",
     "DiverseTokenMemory": "divprune_video.streaming",
 }

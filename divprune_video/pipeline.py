@@ -14,17 +14,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import numbers
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Hashable, Optional, Sequence, Union
+from typing import Any, Hashable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from ._optional import require
 from .models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
 
 logger = logging.getLogger(__name__)
@@ -53,9 +56,13 @@ class VideoQAResult:
         grid: (rows, cols) of visual tokens per frame (group).
         frames_per_group: frames encoded together (1 for the LLaVA families, 2 for models with temporal patches):
             ``kept_per_frame`` and ``kept_indices // tokens_per_frame`` count frame groups.
+        lost_frames: source frame ranges ``(start, end)`` of the video lost to damaged or missing data (the clip's
+            :attr:`~divprune_video.VideoClip.lost_frames`); empty for an intact video.
+        error: ``"ExceptionType: message"`` when this pair failed in a list run with ``errors="record"``; the
+            answer is then None and the token counts are 0.
     """
 
-    answer: str
+    answer: Optional[str]
     num_visual_tokens: int
     num_kept: int
     kept_indices: torch.Tensor
@@ -64,6 +71,18 @@ class VideoQAResult:
     num_frames: int = 0
     grid: tuple[int, int] = (0, 0)
     frames_per_group: int = 1
+    lost_frames: tuple[tuple[int, int], ...] = ()
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the question was answered (False: see :attr:`error`)."""
+        return self.error is None
+
+    @property
+    def partial(self) -> bool:
+        """Whether frames of the video were lost to damaged or missing data (see :attr:`lost_frames`)."""
+        return bool(self.lost_frames)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -127,10 +146,16 @@ class VideoQAPipeline:
         self.adapter = resolve_adapter(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
 
     def __call__(
-        self, video: Union[VideoInput, Sequence[tuple[VideoInput, str]]], question: Optional[str] = None,
+        self,
+        video: Union[VideoInput, Sequence[tuple[VideoInput, str]]],
+        question: Optional[str] = None,
+        *,
+        errors: str = "raise",
+        progress: Optional[bool] = None,
         **generate_kwargs: Any,
     ) -> Union[VideoQAResult, list[VideoQAResult]]:
-        """``pipe(video, question)`` -> one :class:`VideoQAResult`; ``pipe([(video, question), ...])`` -> a list.
+        """``pipe(video, question)`` -> one :class:`VideoQAResult`; ``pipe([(video, question), ...])`` -> a list, in
+        the order of the pairs (see :meth:`run_batch` for ``errors`` and ``progress``).
 
         ``generate_kwargs`` go to transformers' ``generate()`` (``max_new_tokens`` defaults to 64; greedy unless
         ``do_sample=True``).
@@ -138,38 +163,79 @@ class VideoQAPipeline:
         if question is None:
             if not isinstance(video, (list, tuple)) or not video:
                 raise TypeError("call with (video, question) or with a non-empty list of (video, question) pairs")
-            return self.run_batch(video, **generate_kwargs)
-        return self.run_batch([(video, question)], **generate_kwargs)[0]
+            return self.run_batch(video, errors=errors, progress=progress, **generate_kwargs)
+        return self.run_batch([(video, question)], errors=errors, progress=False, **generate_kwargs)[0]
 
-    def run_batch(self, pairs: Sequence[tuple[VideoInput, str]], **generate_kwargs: Any) -> list[VideoQAResult]:
-        """Answer (video, question) pairs, ``batch_size`` per ``generate()`` call; each distinct video is read and
-        encoded once."""
+    def run_batch(
+        self,
+        pairs: Sequence[tuple[VideoInput, str]],
+        *,
+        errors: str = "raise",
+        progress: Optional[bool] = None,
+        **generate_kwargs: Any,
+    ) -> list[VideoQAResult]:
+        """Answer (video, question) pairs, ``batch_size`` per ``generate()`` call.
+
+        Pairs about the same video (the same path or URL, or the same object) are answered together and the video is
+        read and encoded once; it is released after its last question, so memory holds at most one batch of
+        videos however long the list. Results come back in the order of ``pairs``.
+
+        Args:
+            pairs: (video, question) pairs.
+            errors: ``"raise"`` (default): the first failure raises its own exception, which carries the results
+                finished before it as ``exception.results`` (a list in the order of ``pairs``, None where not
+                answered) and the failing pair's index as ``exception.pair_index``; an interrupt (Ctrl-C) carries
+                them too. ``"record"``: a failing pair's result has ``error`` set and no answer, and every other
+                pair is answered (a failing batch is retried pair by pair).
+            progress: a progress bar over the pairs (tqdm); None shows one for lists longer than ``batch_size``.
+
+        Raises:
+            ContextLengthError: a prompt longer than the model's context, before its video is read (and, for
+                families whose frames keep their own resolution, again once the tokens are counted, before the LLM
+                runs).
+        """
+        if errors not in ("raise", "record"):
+            raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}")
         pairs = [self._check_pair(pair) for pair in pairs]
         if generate_kwargs.get("num_return_sequences", 1) != 1:
             raise ValueError("VideoQAPipeline returns one answer per question; num_return_sequences must be 1")
         if "max_new_tokens" not in generate_kwargs and "max_length" not in generate_kwargs:
             generate_kwargs["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
-        encoded: dict[Hashable, tuple[EncodedVideo, float]] = {}
-        prepared = []
-        for video, question in pairs:
-            key = _video_key(video)
-            if key not in encoded:
-                encoded[key] = self._encode_timed(video)
-            prepared.append((encoded[key], question))
-        results = []
-        for start in range(0, len(prepared), self.batch_size):
-            chunk = prepared[start: start + self.batch_size]
-            videos = [video for (video, _), _ in chunk]
-            questions = [question for _, question in chunk]
-            output = self.adapter.generate(videos, questions, self.pruning, **generate_kwargs)
-            for ((video, decode_seconds), question), text, record in zip(chunk, output.texts, output.records):
-                timings = {"decode": decode_seconds, "encode": video.seconds, **output.timings}
-                results.append(VideoQAResult(
-                    answer=text, num_visual_tokens=record.num_visual_tokens, num_kept=record.num_kept,
-                    kept_indices=record.kept_indices, timings=timings, question=question,
-                    num_frames=video.num_frames, grid=video.grid, frames_per_group=video.frames_per_group,
-                ))
-        return results
+        if errors == "raise":
+            for index, (video, question) in enumerate(pairs):
+                self.check_context(video, question, generate_kwargs, source=f"pair {index}" if len(pairs) > 1
+                                   else "the prompt")
+        run = _BatchRun(self, pairs, errors, generate_kwargs)
+        with _progress_bar(len(pairs), self.batch_size, progress) as bar:
+            try:
+                for chunk in run.chunks():
+                    run.answer(chunk)
+                    bar.update(len(chunk))
+            except BaseException as exc:
+                run.attach(exc)
+                raise
+        return run.results  # type: ignore[return-value]
+
+    def check_context(self, video: VideoInput, question: str, generate_kwargs: Optional[dict[str, Any]] = None,
+                      source: str = "the prompt") -> None:
+        """Raise :class:`~divprune_video.models.context.ContextLengthError` when ``question`` about ``video`` cannot
+        fit the model's context, without reading the video: its visual tokens are counted from the frames asked
+        for where the family fixes the tokens per frame (the LLaVA families), else only the text and the new tokens
+        are counted here and the adapter checks the rest once the video is encoded."""
+        adapter = self.adapter
+        text = adapter.text_tokens(question)
+        if text is None or adapter.context_length is None:
+            return
+        if isinstance(video, EncodedVideo):
+            visual, unframed = video.num_tokens, video.num_unframed
+        else:
+            per_group = type(adapter).frame_tokens(getattr(adapter, "config", None))
+            frames = min(self.keyframes or self.num_frames, self.num_frames)
+            groups = -(-frames // adapter.frames_per_group)
+            visual = groups * per_group if per_group else 0
+            extra = adapter.unframed_tokens() if per_group else None
+            unframed = 0 if extra is None else int(extra.shape[0])
+        adapter.check_context([text + visual + unframed], [visual], self.pruning, generate_kwargs, [source])
 
     def load_clip(self, video: VideoInput) -> tuple[Any, float]:
         """The :class:`~divprune_video.VideoClip` the pipeline uses for ``video`` and the seconds reading it took.
@@ -193,12 +259,14 @@ class VideoQAPipeline:
         """The video's visual tokens; pass the result back as ``video`` to ask more questions without re-encoding."""
         return self._encode_timed(video)[0]
 
-    def _encode_timed(self, video: VideoInput) -> tuple[EncodedVideo, float]:
+    def _encode_timed(self, video: VideoInput) -> tuple[EncodedVideo, float, tuple[tuple[int, int], ...]]:
+        """(visual tokens, seconds reading the video, the clip's lost frame ranges)."""
         if isinstance(video, EncodedVideo):
-            return dataclasses.replace(video, seconds=0.0), 0.0
+            return dataclasses.replace(video, seconds=0.0), 0.0, ()
         clip, decode_seconds = self.load_clip(video)
         timing = FrameTiming.of_clip(clip) if hasattr(clip, "timestamps") else None
-        return self.adapter.encode_frames(np.asarray(clip.frames), timing), decode_seconds
+        lost = tuple(getattr(clip, "lost_frames", ()))
+        return self.adapter.encode_frames(np.asarray(clip.frames), timing), decode_seconds, lost
 
     @staticmethod
     def _check_pair(pair: Any) -> tuple[VideoInput, str]:
@@ -216,3 +284,133 @@ def _video_key(video: VideoInput) -> Hashable:
         return ("source", os.fspath(video))
     return ("object", id(video))
 
+
+
+class _BatchRun:
+    """One :meth:`VideoQAPipeline.run_batch` call: the pairs grouped by video, each video encoded when its first
+    batch comes and released after its last, and the results in the order of the pairs."""
+
+    def __init__(self, pipe: VideoQAPipeline, pairs: list[tuple[VideoInput, str]], errors: str,
+                 generate_kwargs: dict[str, Any]) -> None:
+        self.pipe, self.pairs, self.errors, self.generate_kwargs = pipe, pairs, errors, generate_kwargs
+        self.results: list[Optional[VideoQAResult]] = [None] * len(pairs)
+        self.keys = [_video_key(video) for video, _ in pairs]
+        first: dict[Hashable, int] = {}
+        for index, key in enumerate(self.keys):
+            first.setdefault(key, index)
+        self.order = sorted(range(len(pairs)), key=lambda index: (first[self.keys[index]], index))
+        self.remaining = Counter(self.keys)
+        self.encoded: dict[Hashable, Union[tuple[EncodedVideo, float, tuple[tuple[int, int], ...]], BaseException]] = {}
+        self.current: Optional[int] = None
+
+    def chunks(self) -> Iterator[list[int]]:
+        """Pair indices, ``batch_size`` at a time, grouped by video."""
+        size = self.pipe.batch_size
+        for start in range(0, len(self.order), size):
+            yield self.order[start: start + size]
+
+    def answer(self, chunk: list[int]) -> None:
+        """Encode what ``chunk`` needs, answer it in one ``generate()`` call, and release finished videos."""
+        ready = [index for index in chunk if self._prepare(index)]
+        if ready:
+            try:
+                self._generate(ready)
+            except Exception as exc:
+                if self.errors == "raise" or len(ready) == 1:
+                    self._fail(ready[0] if len(ready) == 1 else None, exc)
+                else:
+                    logger.warning("a batch of %d pairs failed (%s); answering them one at a time", len(ready), exc)
+                    for index in ready:
+                        try:
+                            self._generate([index])
+                        except Exception as single:
+                            self._fail(index, single)
+        for index in chunk:
+            key = self.keys[index]
+            self.remaining[key] -= 1
+            if not self.remaining[key]:
+                self.encoded.pop(key, None)
+
+    def attach(self, exc: BaseException) -> None:
+        """Put the finished results on an exception leaving :meth:`VideoQAPipeline.run_batch`."""
+        if getattr(exc, "results", None) is None:
+            try:
+                exc.results = list(self.results)  # type: ignore[attr-defined]
+                exc.pair_index = self.current  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type with __slots__
+                return
+            done = sum(result is not None for result in self.results)
+            where = "" if self.current is None else f" at pair {self.current}"
+            exc.add_note(f"VideoQAPipeline: stopped{where}; {done} of {len(self.results)} pairs were answered "
+                         f"before it and are in this exception's .results (or pass errors='record')")
+
+    def _prepare(self, index: int) -> bool:
+        """Check pair ``index``'s prompt against the context and encode its video (once per video)."""
+        self.current = index
+        video, question = self.pairs[index]
+        key = self.keys[index]
+        try:
+            if self.errors == "record":  # "raise" checked every pair before the first video was read
+                self.pipe.check_context(video, question, self.generate_kwargs, source=f"pair {index}")
+            if key not in self.encoded:
+                try:
+                    self.encoded[key] = self.pipe._encode_timed(video)
+                except Exception as exc:
+                    self.encoded[key] = exc
+            cached = self.encoded[key]
+            if isinstance(cached, BaseException):
+                raise cached
+        except Exception as exc:
+            self._fail(index, exc)
+            return False
+        return True
+
+    def _generate(self, indices: list[int]) -> None:
+        self.current = indices[0] if len(indices) == 1 else None
+        encoded = [self.encoded[self.keys[index]] for index in indices]
+        videos = [entry[0] for entry in encoded]  # type: ignore[index]
+        questions = [self.pairs[index][1] for index in indices]
+        output = self.pipe.adapter.generate(videos, questions, self.pipe.pruning, **self.generate_kwargs)
+        for index, (video, decode_seconds, lost), question, text, record in zip(
+                indices, encoded, questions, output.texts, output.records):  # type: ignore[misc]
+            timings = {"decode": decode_seconds, "encode": video.seconds, **output.timings}
+            self.results[index] = VideoQAResult(
+                answer=text, num_visual_tokens=record.num_visual_tokens, num_kept=record.num_kept,
+                kept_indices=record.kept_indices, timings=timings, question=question, num_frames=video.num_frames,
+                grid=video.grid, frames_per_group=video.frames_per_group, lost_frames=lost,
+            )
+
+    def _fail(self, index: Optional[int], exc: Exception) -> None:
+        """Raise ``exc`` (errors="raise") or record it as pair ``index``'s result."""
+        if self.errors == "raise":
+            self.current = index
+            raise exc
+        assert index is not None
+        logger.warning("pair %d failed: %s: %s", index, type(exc).__name__, exc)
+        self.results[index] = VideoQAResult(
+            answer=None, num_visual_tokens=0, num_kept=0, kept_indices=torch.zeros(0, dtype=torch.int64),
+            timings={}, question=self.pairs[index][1], error=f"{type(exc).__name__}: {exc}",
+        )
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int, batch_size: int, progress: Optional[bool]) -> Iterator[Any]:
+    """A tqdm bar over ``total`` pairs when asked for (None: lists longer than one batch, when tqdm is
+    installed); otherwise an object whose ``update`` does nothing."""
+    show = total > batch_size if progress is None else bool(progress)
+    if show:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            if progress:
+                require("tqdm.auto", "model", "tqdm")
+        else:
+            with tqdm(total=total, unit="pair", desc="VideoQAPipeline") as bar:
+                yield bar
+            return
+    yield _NoBar()
+
+
+class _NoBar:
+    def update(self, count: int) -> None:
+        """Nothing to show."""

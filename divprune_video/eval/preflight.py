@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
+from ..models.context import context_length as model_context_length
 from .base import ConfigurationError
 
 if TYPE_CHECKING:
@@ -22,27 +23,10 @@ logger = logging.getLogger(__name__)
 _PROBE_SIZE = 64
 
 
-def _text_config(adapter: Any) -> Any:
-    config = getattr(adapter, "config", None) or adapter.model.config
-    return config.get_text_config() if hasattr(config, "get_text_config") else getattr(config, "text_config", config)
-
-
 def context_length(adapter: Any) -> Optional[int]:
-    """Positions the model's text decoder takes: ``max_position_embeddings``, stretched by the factor of a RoPE
-    scaling (LLaVA-NeXT-Video-7B: 4096 with linear factor 2, so 8192; lmms-eval runs it unpruned at 32 x 144
-    visual tokens, beyond 4096). None when the configuration does not say."""
-    text = _text_config(adapter)
-    positions = getattr(text, "max_position_embeddings", None)
-    if not isinstance(positions, int):
-        return None
-    scaling = getattr(text, "rope_parameters", None) or getattr(text, "rope_scaling", None)
-    if not isinstance(scaling, dict) or scaling.get("rope_type", scaling.get("type")) in (None, "default"):
-        return positions
-    factor = scaling.get("factor")
-    if not isinstance(factor, (int, float)) or factor <= 1:
-        return positions
-    base = scaling.get("original_max_position_embeddings") or positions
-    return max(positions, int(base * factor))
+    """The loaded model's context (:func:`divprune_video.models.context.context_length` of its configuration)."""
+    config = getattr(adapter, "config", None) or adapter.model.config
+    return model_context_length(config)
 
 
 def visual_tokens(adapter: Any, num_frames: int) -> tuple[int, int]:

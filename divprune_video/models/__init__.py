@@ -22,6 +22,7 @@ from .base import (
     PruneRecord,
     PruningConfig,
 )
+from .context import ContextLengthError, context_length
 from .registry import (
     ModelFamily,
     adapter_class,
@@ -36,6 +37,7 @@ from .registry import (
 
 __all__ = [
     "NO_PRUNING",
+    "ContextLengthError",
     "POSITION_MODES",
     "EncodedVideo",
     "FrameTiming",
@@ -47,6 +49,7 @@ __all__ = [
     "adapter_class",
     "available_adapters",
     "available_families",
+    "context_length",
     "load_adapter",
     "model_family",
     "register_adapter",

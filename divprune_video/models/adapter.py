@@ -30,6 +30,7 @@ import torch
 
 from .._optional import require
 from .base import EncodedVideo, FrameTiming, GenerationResult, ModelAdapter, PruneRecord, PruningConfig
+from .context import check_fits, context_length
 from .decoder import DecoderAccess, LlamaStyleDecoder
 from .decoder_pruning import FirstForwardTimer, VisualTokenPruning
 from .preprocess import FramePreprocessor, check_frames, load_frame_preprocessor
@@ -298,6 +299,8 @@ class TransformersVideoAdapter(ModelAdapter):
         """:meth:`generate` on prepared (B, L) left-padded input ids and mask (row i holding video i's tokens)."""
         if generate_kwargs.get("use_cache") is False and pruning.enabled:
             raise ValueError("pruning works on the KV cache: use_cache=False is not supported")
+        self.check_context(attention_mask.sum(dim=1).tolist(), [video.num_tokens for video in videos], pruning,
+                           generate_kwargs)
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         embeds, visual_mask = self.embed(input_ids, videos)
         if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
@@ -329,6 +332,51 @@ class TransformersVideoAdapter(ModelAdapter):
             timings={"select": select, "prefill": first_forward - select, "generate": total - first_forward},
             raw=output,
         )
+
+    @property
+    def context_length(self) -> Optional[int]:
+        """Positions the text decoder takes (:func:`~divprune_video.models.context.context_length`); None when the
+        checkpoint's configuration does not say."""
+        return context_length(self.config)
+
+    def check_context(
+        self,
+        prompt_lengths: Sequence[int],
+        visual_tokens: Sequence[int],
+        pruning: PruningConfig,
+        generate_kwargs: Optional[dict[str, Any]] = None,
+        sources: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Raise :class:`~divprune_video.models.context.ContextLengthError` when a prompt of ``prompt_lengths[i]``
+        tokens holding ``visual_tokens[i]`` visual tokens, pruned as ``pruning`` says, plus the answer's
+        ``max_new_tokens`` would run past :attr:`context_length`. ``sources[i]`` names prompt ``i`` in the message.
+
+        Only pruning before the LLM with renumbered positions shortens the positions the decoder reaches; pruning
+        after layer K runs the first K layers on every token, and original positions keep the full numbering.
+        """
+        context = self.context_length
+        if context is None:
+            return
+        kwargs = generate_kwargs or {}
+        new_tokens = kwargs.get("max_new_tokens")
+        if new_tokens is None and "max_length" not in kwargs:
+            new_tokens = getattr(getattr(self.model, "generation_config", None), "max_new_tokens", None)
+        positions = pruning.positions or self.decoder.position_modes[0]
+        prunable = pruning.prune_layer == 0 and positions == "renumber"
+        for row, (length, visual) in enumerate(zip(prompt_lengths, visual_tokens)):
+            reached = pruning.num_keep(visual) if prunable else visual
+            source = sources[row] if sources is not None else (f"prompt {row}" if len(prompt_lengths) > 1
+                                                               else "the prompt")
+            check_fits(context, visual=visual, reached_visual=reached,
+                       fixed=int(length) - visual + int(new_tokens or 0), prunable=prunable, source=source)
+
+    def text_tokens(self, question: str) -> Optional[int]:
+        """Tokens of the chat prompt for ``question`` without the video's visual tokens (its placeholder and
+        markers around it counted); None without a tokenizer."""
+        if self.tokenizer is None:
+            return None
+        ids = self.tokenizer(self.build_prompt(question))["input_ids"]
+        return len(ids) - sum(1 for token in ids if token == self.video_token_id)
 
     def prompt_positions(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, videos: Sequence[EncodedVideo]

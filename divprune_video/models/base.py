@@ -333,6 +333,28 @@ class ModelAdapter(ABC):
         """(E, D) tokens the model puts after every video's frame tokens (None for most families)."""
         return None
 
+    @property
+    def context_length(self) -> Optional[int]:
+        """Positions the model's text decoder takes; None (the default) when unknown, and nothing is checked."""
+        return None
+
+    def check_context(
+        self,
+        prompt_lengths: Sequence[int],
+        visual_tokens: Sequence[int],
+        pruning: PruningConfig,
+        generate_kwargs: Optional[dict[str, Any]] = None,
+        sources: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Raise :class:`~divprune_video.models.context.ContextLengthError` when prompt ``i`` (``prompt_lengths[i]``
+        tokens, ``visual_tokens[i]`` of them visual), pruned as ``pruning`` says, with the answer's new tokens,
+        exceeds :attr:`context_length`. The default checks nothing."""
+
+    def text_tokens(self, question: str) -> Optional[int]:
+        """Tokens of the prompt for ``question`` other than the video's visual tokens; None (the default) when the
+        adapter cannot count them before encoding."""
+        return None
+
     def video_from_tokens(
         self,
         features: torch.Tensor,

@@ -472,6 +472,35 @@ class AdapterContract:
 
     # -- bad input ---------------------------------------------------------------------------------------------
 
+    def test_a_prompt_longer_than_the_context_raises_before_the_llm_runs(self, adapter, monkeypatch):
+        """The decoder's positions are the prompt (visual tokens as the decoder numbers them) plus the new tokens:
+        exactly that many fit; one fewer raises ContextLengthError before any forward pass."""
+        from divprune_video.models import ContextLengthError
+
+        video = adapter.encode_frames(self.frames(4 * self.frames_per_group))
+        prompt_length = self.prompt_ids(adapter, QUESTION, video).shape[1]
+        text = adapter.config.get_text_config()
+        monkeypatch.setattr(text, "rope_parameters", {"rope_type": "default", "rope_theta": 10000.0}, raising=False)
+        forward = adapter.model.forward
+        for pruning in (PruningConfig(method="none"), PruningConfig(keep_ratio=0.5, positions="renumber"),
+                        PruningConfig(keep_ratio=0.5, positions="original"), PruningConfig(keep_ratio=0.5,
+                                                                                          prune_layer=1)):
+            if pruning.positions and pruning.positions not in adapter.decoder.position_modes:
+                continue
+            renumbered = pruning.enabled and pruning.prune_layer == 0 and (
+                pruning.positions or adapter.decoder.position_modes[0]) == "renumber"
+            needed = prompt_length - video.num_tokens + pruning.num_keep(video.num_tokens) if renumbered \
+                else prompt_length
+            monkeypatch.setattr(text, "max_position_embeddings", needed + 2)
+            assert adapter.context_length == needed + 2
+            adapter.generate([video], [QUESTION], pruning, max_new_tokens=2)
+            monkeypatch.setattr(text, "max_position_embeddings", needed + 1)
+            monkeypatch.setattr(adapter.model, "forward", lambda *args, **kwargs: pytest.fail("the LLM ran"))
+            with pytest.raises(ContextLengthError, match=f"needs {needed + 2} positions"):
+                adapter.generate([video], [QUESTION], pruning, max_new_tokens=2)
+            monkeypatch.setattr(adapter.model, "forward", forward)
+
+
     def test_bad_input_errors(self, adapter):
         video = adapter.encode_frames(self.frames(2 * self.frames_per_group))
         layers = adapter.decoder.num_layers
