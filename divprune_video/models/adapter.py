@@ -33,8 +33,10 @@ from .base import EncodedVideo, FrameTiming, GenerationResult, ModelAdapter, Pru
 from .context import check_fits, context_length
 from .decoder import DecoderAccess, LlamaStyleDecoder
 from .decoder_pruning import FirstForwardTimer, VisualTokenPruning
+from .decoding import StaticDecoder, resolve_decode_mode, static_decoding_unsupported
 from .preprocess import FramePreprocessor, check_frames, load_frame_preprocessor
 from .runtime import default_attention, reproducible_attention, resolve_device, resolve_dtype, synchronize
+from .video_context import VideoContext, answer_from_context, generate_static, prefill_context
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,10 @@ class TransformersVideoAdapter(ModelAdapter):
         self.system_prompt = self.default_system_prompt if system_prompt == FAMILY_DEFAULT else system_prompt
         self.frame_preprocessor = frame_preprocessor or self.default_frame_preprocessor()
         self._decoder: Optional[DecoderAccess] = None
+        self._static_decoder: Optional[Any] = None
+        #: How answers are decoded: ``"auto"`` (CUDA graphs on a preallocated cache on CUDA, ``generate()``
+        #: elsewhere), ``"static"`` or ``"generate"`` (see :mod:`.decoding`).
+        self.decoding = "auto"
         self.fast_vision = bool(fast_vision)
         if fast_vision:
             self.speed_up_vision()
@@ -301,10 +307,12 @@ class TransformersVideoAdapter(ModelAdapter):
             raise ValueError("pruning works on the KV cache: use_cache=False is not supported")
         self.check_context(attention_mask.sum(dim=1).tolist(), [video.num_tokens for video in videos], pruning,
                            generate_kwargs)
-        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
-        embeds, visual_mask = self.embed(input_ids, videos)
         if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
             generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
+        if self.static_decoding_for(generate_kwargs):
+            return generate_static(self, input_ids, attention_mask, videos, pruning, generate_kwargs)
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        embeds, visual_mask = self.embed(input_ids, videos)
         positions = self.prompt_positions(input_ids, attention_mask, videos)
         layer_features = _layer_features(videos)
         pruner = None
@@ -332,6 +340,45 @@ class TransformersVideoAdapter(ModelAdapter):
             timings={"select": select, "prefill": first_forward - select, "generate": total - first_forward},
             raw=output,
         )
+
+    # -- decoding on a preallocated cache, and one prefill per video ----------------------------------------------
+
+    @property
+    def static_decoder(self) -> StaticDecoder:
+        """The adapter's :class:`~.decoding.StaticDecoder` (created on first use; holds the captured graphs)."""
+        if self._static_decoder is None:
+            self._static_decoder = StaticDecoder(self.model, self.decoder)
+        return self._static_decoder
+
+    def static_decoding_for(self, generate_kwargs: dict[str, Any]) -> bool:
+        """Whether a call with ``generate_kwargs`` decodes on the static decoder (:attr:`decoding` and the
+        arguments allow it; see :func:`~.decoding.static_decoding_unsupported`)."""
+        if resolve_decode_mode(self.decoding, self.device) != "static":
+            return False
+        reason = static_decoding_unsupported(self.model, generate_kwargs)
+        if reason is not None:
+            logger.debug("decoding with generate(): %s", reason)
+        return reason is None
+
+    @torch.inference_mode()
+    def prefill(self, video: EncodedVideo, pruning: PruningConfig) -> VideoContext:
+        """Prefill ``video``'s prompt up to its last token once, pruned as ``pruning`` says; answer questions about
+        it with :meth:`answer` (see :mod:`.video_context` for the methods that can share a prefill)."""
+        return prefill_context(self, video, pruning)
+
+    @torch.inference_mode()
+    def answer(self, context: VideoContext, questions: Sequence[str], **generate_kwargs: Any) -> GenerationResult:
+        """Answer ``questions`` about a :class:`~.video_context.VideoContext`'s video from its shared prefill.
+
+        ``generate_kwargs`` as for :meth:`generate`, within what the static decoder implements (greedy or sampled
+        with temperature / top-k / top-p / repetition penalty); others raise ValueError.
+        """
+        if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
+            generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
+        reason = static_decoding_unsupported(self.model, generate_kwargs)
+        if reason is not None:
+            raise ValueError(f"answers from a shared video prefill cannot use {reason}; ask with the video itself")
+        return answer_from_context(self, context, questions, generate_kwargs)
 
     @property
     def context_length(self) -> Optional[int]:

@@ -43,6 +43,7 @@ def build_layout(
     kept: Sequence[torch.Tensor],
     positions: str,
     prompt_positions: torch.Tensor,
+    ends_with_text: bool = True,
 ) -> PrunedLayout:
     """The layout of the pruned sequence.
 
@@ -53,6 +54,8 @@ def build_layout(
         kept: per row, the kept visual tokens as indices into that row's prunable visual tokens (ascending).
         positions: ``"renumber"`` or ``"original"``.
         prompt_positions: the full prompt's positions (:meth:`~.decoder.DecoderAccess.prompt_positions`).
+        ends_with_text: require the sequence's last token to be kept (a prompt whose last logits are read); a
+            video context's prefix may end with a dropped visual token.
     """
     if not bool(attention_mask[:, -1].all()):
         raise ValueError("pruning needs left-padded inputs: the last column of the attention mask must be valid")
@@ -62,7 +65,7 @@ def build_layout(
         dropped = torch.ones(visual_positions.numel(), dtype=torch.bool, device=keep.device)
         dropped[kept_row.to(keep.device)] = False
         keep[row, visual_positions[dropped]] = False
-    if not bool(keep[:, -1].all()):
+    if ends_with_text and not bool(keep[:, -1].all()):
         raise ValueError("the prompt must end with a text token, not a visual one")
     counts = keep.sum(dim=1)
     length = int(counts.max())
@@ -127,6 +130,10 @@ class VisualTokenPruning:
         layer_features: per decoder layer k (from 0), per row, (N_row, D) features added to that row's visual
             tokens' hidden states after layer k in the prefill (Qwen3-VL's DeepStack): to every visual token before
             the pruning point, to the kept ones at their new places after it.
+        prefix: the call prefills a video context's prefix (the prompt up to the video's last token, see
+            :mod:`.video_context`): its last token may be dropped, and with ``prune_layer = K >= 1`` the first K
+            layers' cache keeps every position (the question, added later, must see them there as it would in one
+            prefill); :attr:`layout` then describes the later layers.
 
     After the call: :attr:`kept` (per sample, the kept visual-token indices, ascending, CPU) and
     :attr:`select_seconds`. ``generate()`` may expand the batch (``num_return_sequences``, beams); the selection
@@ -135,7 +142,7 @@ class VisualTokenPruning:
 
     def __init__(self, decoder: DecoderAccess, visual_mask: torch.Tensor, config: PruningConfig,
                  prompt_positions: Optional[torch.Tensor] = None,
-                 layer_features: Sequence[Sequence[torch.Tensor]] = ()) -> None:
+                 layer_features: Sequence[Sequence[torch.Tensor]] = (), prefix: bool = False) -> None:
         if config.prune_layer >= decoder.num_layers:
             raise ValueError(f"prune_layer must be below the decoder's {decoder.num_layers} layers; "
                              f"got {config.prune_layer}")
@@ -154,6 +161,7 @@ class VisualTokenPruning:
         if len(layer_features) > decoder.num_layers:
             raise ValueError(f"layer_features for {len(layer_features)} layers; the decoder has {decoder.num_layers}")
         self._layer_features = [list(level) for level in layer_features]
+        self.prefix = prefix
         self._in_prefill = False
         self._kept_rows: list[torch.Tensor] = []
         # Where each row's visual tokens sit, read once here (not inside the timed prefill): a contiguous span
@@ -170,6 +178,11 @@ class VisualTokenPruning:
         self._pruned_layer_kwargs: dict[str, Any] = {}
         self._last_query_input: Optional[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = None
         self._handles: list[Any] = []
+
+    @property
+    def layout(self) -> Optional[PrunedLayout]:
+        """The pruned sequence's layout once the prefill ran (None before)."""
+        return self._layout
 
     def __enter__(self) -> "VisualTokenPruning":
         module, layers, layer = self.decoder.module, self.decoder.layers, self.config.prune_layer
@@ -230,7 +243,8 @@ class VisualTokenPruning:
         scores = self._attention_scores(cache) if self._last_query_input is not None else None
         layout = self._select_and_layout(hidden, scores)
         pruned = layout.gather(hidden)
-        self.decoder.prune_cache(cache, self.config.prune_layer, layout, hidden.shape[1])
+        if not self.prefix:
+            self.decoder.prune_cache(cache, self.config.prune_layer, layout, hidden.shape[1])
         self._pruned_masks = self.decoder.layer_masks(pruned, layout.attention_mask, layout.position_ids)
         self._pruned_layer_kwargs = {
             "position_ids": layout.position_ids,
@@ -330,7 +344,7 @@ class VisualTokenPruning:
         self._kept_rows = kept
         self.kept = [row.cpu() for row in kept[:: self._repeats]]
         self._layout = build_layout(self.decoder, self._full_mask, self.visual_mask, kept, self.positions,
-                                    self._prompt_positions)
+                                    self._prompt_positions, ends_with_text=not self.prefix)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("pruned %s visual tokens to %s at layer %d", self.visual_mask.sum(1).tolist(),
                          [row.numel() for row in kept], self.config.prune_layer)

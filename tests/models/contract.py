@@ -455,6 +455,104 @@ class AdapterContract:
         assert len(pruned.sequences) == 6 and len(pruned.records) == 2
         assert [record.num_kept for record in pruned.records] == [round(0.25 * each.num_tokens) for each in videos]
 
+    # -- static decoding and shared video prefills --------------------------------------------------------------
+
+    def pruning_cases(self, adapter):
+        """Pruning settings the decoding tests run: unpruned, layer 0, layer K, and original positions where the
+        family also renumbers."""
+        cases = [PruningConfig(method="none"), PruningConfig(keep_ratio=0.25),
+                 PruningConfig(keep_ratio=0.3, method="uniform", prune_layer=2)]
+        if "renumber" in adapter.decoder.position_modes:
+            cases.append(PruningConfig(keep_ratio=0.25, prune_layer=1, positions="original"))
+        return cases
+
+    def generate_with(self, adapter, monkeypatch, decoding, *args, **kwargs):
+        monkeypatch.setattr(adapter, "decoding", decoding)
+        return adapter.generate(*args, **kwargs)
+
+    def test_static_decoding_answers_like_generate(self, adapter, monkeypatch):
+        """The preallocated-cache decoder gives generate()'s greedy tokens, padded rows and kept tokens included."""
+        videos = [adapter.encode_frames(self.frames(8)), adapter.encode_frames(self.frames(4, seed=3))] * 2
+        questions = [QUESTION, "Why?", "Which shape moves fastest in this clip?", "How many?"]
+        for pruning in self.pruning_cases(adapter):
+            dynamic = self.generate_with(adapter, monkeypatch, "generate", videos, questions, pruning,
+                                         max_new_tokens=10, do_sample=False)
+            static = self.generate_with(adapter, monkeypatch, "static", videos, questions, pruning,
+                                        max_new_tokens=10, do_sample=False)
+            assert dynamic.raw is not None and static.raw is None
+            assert [row.tolist() for row in static.sequences] == [row.tolist() for row in dynamic.sequences]
+            assert static.texts == dynamic.texts
+            for ours, theirs in zip(static.records, dynamic.records):
+                assert torch.equal(ours.kept_indices, theirs.kept_indices)
+            assert set(static.timings) == {"select", "prefill", "generate"}
+
+    def test_static_decoding_stops_and_samples_like_generate(self, adapter, monkeypatch):
+        video = adapter.encode_frames(self.frames(6))
+        pruning = PruningConfig(keep_ratio=0.3)
+        greedy = self.generate_with(adapter, monkeypatch, "generate", [video, video], [QUESTION, "Why?"], pruning,
+                                    max_new_tokens=10, do_sample=False)
+        stop = int(greedy.sequences[0][3])  # an end-of-sequence token the first row reaches at its 4th token
+        for extra in ({"eos_token_id": stop}, {"max_length": 0}):
+            if "max_length" in extra:  # generate() counts max_length over the whole (unpruned) prompt
+                ids, _ = adapter.tokenize([video, video], [QUESTION, "Why?"])
+                extra = {"max_length": ids.shape[1] + 5}
+            else:
+                extra = {**extra, "max_new_tokens": 10}
+            dynamic = self.generate_with(adapter, monkeypatch, "generate", [video, video], [QUESTION, "Why?"],
+                                         pruning, do_sample=False, **extra)
+            static = self.generate_with(adapter, monkeypatch, "static", [video, video], [QUESTION, "Why?"],
+                                        pruning, do_sample=False, **extra)
+            assert [row.tolist() for row in static.sequences] == [row.tolist() for row in dynamic.sequences]
+        assert static.sequences[0].numel() == 5
+        sampling = {"max_new_tokens": 12, "do_sample": True, "temperature": 0.8, "top_k": 30, "top_p": 0.9,
+                    "repetition_penalty": 1.3}
+        torch.manual_seed(3)
+        dynamic = self.generate_with(adapter, monkeypatch, "generate", [video], [QUESTION], pruning, **sampling)
+        torch.manual_seed(3)
+        static = self.generate_with(adapter, monkeypatch, "static", [video], [QUESTION], pruning, **sampling)
+        assert static.sequences[0].tolist() == dynamic.sequences[0].tolist()
+
+    def test_calls_the_static_decoder_does_not_implement_use_generate(self, adapter, monkeypatch):
+        video = adapter.encode_frames(self.frames(4))
+        result = self.generate_with(adapter, monkeypatch, "static", [video], [QUESTION], PruningConfig(),
+                                    max_new_tokens=3, num_beams=2)
+        assert result.raw is not None
+        with pytest.raises(ValueError, match="decode must be one of"):
+            self.generate_with(adapter, monkeypatch, "fast", [video], [QUESTION], PruningConfig(), max_new_tokens=2)
+
+    def test_a_shared_prefill_answers_like_the_whole_prompt(self, adapter, monkeypatch):
+        """One context per video, questions answered in a batch or one by one: the tokens of a whole-prompt
+        generate() and the same kept tokens, at prune layer 0 and K, in every position mode."""
+        video = adapter.encode_frames(self.frames(8, seed=4))
+        questions = [QUESTION, "Why?", "Which shape moves fastest in this clip?"]
+        for pruning in self.pruning_cases(adapter):
+            whole = self.generate_with(adapter, monkeypatch, "generate", [video] * 3, questions, pruning,
+                                       max_new_tokens=10, do_sample=False)
+            context = adapter.prefill(video, pruning)
+            batched = adapter.answer(context, questions, max_new_tokens=10, do_sample=False)
+            assert [row.tolist() for row in batched.sequences] == [row.tolist() for row in whole.sequences]
+            for index, question in enumerate(questions):
+                alone = adapter.answer(context, [question], max_new_tokens=10, do_sample=False)
+                assert alone.texts[0] == whole.texts[index]
+                assert torch.equal(alone.records[0].kept_indices, whole.records[index].kept_indices)
+            assert context.num_kept == whole.records[0].num_kept
+
+    def test_a_video_context_holds_the_pruned_prefix(self, adapter):
+        video = adapter.encode_frames(self.frames(8))
+        pruning = PruningConfig(keep_ratio=0.25, prune_layer=2)
+        context = adapter.prefill(video, pruning)
+        ids, _ = adapter.tokenize([video], [QUESTION])
+        length = context.prefix_length
+        assert torch.equal(ids[0, :length], context.prefix_ids) and ids[0, length - 1] == adapter.video_token_id
+        kept_length = length - video.num_tokens + context.num_kept
+        assert [keys.shape[-2] for keys, _ in context.cache] == \
+            [length] * 2 + [kept_length] * (adapter.decoder.num_layers - 2)
+        assert context.nbytes == sum(keys.nbytes * 2 for keys, _ in context.cache)
+        with pytest.raises(ValueError, match="cannot be shared"):
+            adapter.prefill(video, PruningConfig(method="attention", prune_layer=1))
+        with pytest.raises(ValueError, match="num_beams"):
+            adapter.answer(context, [QUESTION], max_new_tokens=2, num_beams=2)
+
     # -- streaming ---------------------------------------------------------------------------------------------
 
     def test_streaming_memory_holding_everything_answers_like_the_unpruned_model(self, adapter):
