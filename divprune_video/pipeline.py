@@ -29,6 +29,8 @@ import torch
 
 from ._optional import require
 from .models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
+from .models.decoding import DECODE_MODES, static_decoding_unsupported
+from .models.video_context import VideoContext, shares_prefill
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +121,13 @@ class VideoQAPipeline:
         batch_size: pairs per ``generate()`` call when called with a list.
         attn_implementation: transformers attention backend (default: flash-attention 2 when installed, else
             sdpa).
+        decode: how answers are decoded: ``"auto"`` (default: a preallocated KV cache with CUDA-graph steps on
+            CUDA, transformers' ``generate()`` on its dynamic cache elsewhere), ``"static"`` or ``"generate"``.
+            Calls the static decoder does not implement (beam search, several sequences, streamers, other logits
+            processors) use ``generate()`` either way. Sets the adapter's ``decoding``.
+        share_prefill: in a list, prefill each video asked several questions once and answer them all from that
+            :class:`~divprune_video.models.VideoContext` (only for question-independent methods: not
+            ``"attention"``); answers equal those of whole-prompt prefills.
     """
 
     def __init__(
@@ -136,7 +145,11 @@ class VideoQAPipeline:
         seed: int = 0,
         batch_size: int = 8,
         attn_implementation: Optional[str] = None,
+        decode: str = "auto",
+        share_prefill: bool = True,
     ) -> None:
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {DECODE_MODES}; got {decode!r}")
         self.pruning = PruningConfig(keep_ratio=keep_ratio, method=method, prune_layer=prune_layer,
                                      positions=positions, seed=seed)
         for name, value in (("num_frames", num_frames), ("batch_size", batch_size)):
@@ -144,6 +157,8 @@ class VideoQAPipeline:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
         self.num_frames, self.keyframes, self.batch_size = int(num_frames), keyframes, int(batch_size)
         self.adapter = resolve_adapter(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
+        self.adapter.decoding = decode
+        self.share_prefill = bool(share_prefill)
 
     def __call__(
         self,
@@ -165,6 +180,29 @@ class VideoQAPipeline:
                 raise TypeError("call with (video, question) or with a non-empty list of (video, question) pairs")
             return self.run_batch(video, errors=errors, progress=progress, **generate_kwargs)
         return self.run_batch([(video, question)], errors=errors, progress=False, **generate_kwargs)[0]
+
+    def prefill(self, video: VideoInput) -> VideoContext:
+        """Read, encode and prefill ``video`` once: ``ctx = pipe.prefill(video)``, then ``pipe(ctx, question)`` for
+        each question prefills only the question's tokens (the pipeline's pruning must be question-independent: not
+        ``"attention"``). The context holds the pruned prefix's KV cache (``ctx.nbytes``)."""
+        encoded, _, _ = self._encode_timed(video)
+        return self.adapter.prefill(encoded, self.pruning)
+
+    def warmup(self, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, size: tuple[int, int] = (360, 640)
+               ) -> dict[str, float]:
+        """Answer one question about a blank video of ``num_frames`` frames, whole-prompt and from a shared prefill,
+        so that the first real call pays no one-time costs (CUDA-graph capture of the decoding step for this prompt
+        size, kernel selection). Returns seconds: ``total`` and ``capture`` (graph capture within it)."""
+        frames = np.zeros((self.num_frames, *size, 3), dtype=np.uint8)
+        static = getattr(self.adapter, "static_decoder", None)
+        captured = static.capture_seconds if static is not None else 0.0
+        start = time.perf_counter()
+        video = self.encode(frames)
+        self(video, "Describe the video.", max_new_tokens=max_new_tokens)
+        if self.share_prefill and shares_prefill(self.pruning) and hasattr(self.adapter, "prefill"):
+            self(self.adapter.prefill(video, self.pruning), "Describe the video.", max_new_tokens=max_new_tokens)
+        capture = (static.capture_seconds - captured) if static is not None else 0.0
+        return {"total": time.perf_counter() - start, "capture": capture}
 
     def run_batch(
         self,
@@ -226,6 +264,8 @@ class VideoQAPipeline:
         text = adapter.text_tokens(question)
         if text is None or adapter.context_length is None:
             return
+        if isinstance(video, VideoContext):
+            video = video.video
         if isinstance(video, EncodedVideo):
             visual, unframed = video.num_tokens, video.num_unframed
         else:
@@ -261,6 +301,8 @@ class VideoQAPipeline:
 
     def _encode_timed(self, video: VideoInput) -> tuple[EncodedVideo, float, tuple[tuple[int, int], ...]]:
         """(visual tokens, seconds reading the video, the clip's lost frame ranges)."""
+        if isinstance(video, VideoContext):
+            return dataclasses.replace(video.video, seconds=0.0), 0.0, ()
         if isinstance(video, EncodedVideo):
             return dataclasses.replace(video, seconds=0.0), 0.0, ()
         clip, decode_seconds = self.load_clip(video)
@@ -302,6 +344,18 @@ class _BatchRun:
         self.remaining = Counter(self.keys)
         self.encoded: dict[Hashable, Union[tuple[EncodedVideo, float, tuple[tuple[int, int], ...]], BaseException]] = {}
         self.current: Optional[int] = None
+        # Videos asked several questions share one prefill (and a context passed in is always used).
+        adapter = pipe.adapter
+        self.can_share = (hasattr(adapter, "prefill") and static_decoding_unsupported(adapter.model, generate_kwargs)
+                          is None) if hasattr(adapter, "model") else False
+        counts = Counter(self.keys)
+        self.shared = {key for key, count in counts.items()
+                       if self.can_share and pipe.share_prefill and shares_prefill(pipe.pruning) and count >= 2}
+        self.contexts: dict[Hashable, Union[VideoContext, BaseException]] = {}
+        self.context_cost: dict[Hashable, tuple[float, float]] = {}
+        for key, (video, _) in zip(self.keys, pairs):
+            if isinstance(video, VideoContext):
+                self.contexts[key] = video
 
     def chunks(self) -> Iterator[list[int]]:
         """Pair indices, ``batch_size`` at a time, grouped by video."""
@@ -330,6 +384,7 @@ class _BatchRun:
             self.remaining[key] -= 1
             if not self.remaining[key]:
                 self.encoded.pop(key, None)
+                self.contexts.pop(key, None)
 
     def attach(self, exc: BaseException) -> None:
         """Put the finished results on an exception leaving :meth:`VideoQAPipeline.run_batch`."""
@@ -360,24 +415,53 @@ class _BatchRun:
             cached = self.encoded[key]
             if isinstance(cached, BaseException):
                 raise cached
+            if key in self.shared and key not in self.contexts:
+                try:
+                    context = self.pipe.adapter.prefill(cached[0], self.pipe.pruning)
+                    self.contexts[key] = context
+                    self.context_cost[key] = (context.select_seconds, context.prefill_seconds)
+                except Exception as exc:
+                    self.contexts[key] = exc
+            context = self.contexts.get(key)
+            if isinstance(context, BaseException):
+                raise context
         except Exception as exc:
             self._fail(index, exc)
             return False
         return True
 
     def _generate(self, indices: list[int]) -> None:
+        """Answer ``indices``: the pairs of each shared context in one call on it, the others in one
+        ``generate()`` call."""
         self.current = indices[0] if len(indices) == 1 else None
-        encoded = [self.encoded[self.keys[index]] for index in indices]
-        videos = [entry[0] for entry in encoded]  # type: ignore[index]
-        questions = [self.pairs[index][1] for index in indices]
-        output = self.pipe.adapter.generate(videos, questions, self.pipe.pruning, **self.generate_kwargs)
-        for index, (video, decode_seconds, lost), question, text, record in zip(
-                indices, encoded, questions, output.texts, output.records):  # type: ignore[misc]
+        by_context: dict[Hashable, list[int]] = {}
+        plain = []
+        for index in indices:
+            key = self.keys[index]
+            (by_context.setdefault(key, []) if key in self.contexts else plain).append(index)
+        for key, group in by_context.items():
+            context = self.contexts[key]
+            output = self.pipe.adapter.answer(context, [self.pairs[index][1] for index in group],
+                                              **self.generate_kwargs)
+            select, prefill = self.context_cost.pop(key, (0.0, 0.0))  # the first answer carries the shared cost
+            output.timings = {**output.timings, "select": output.timings["select"] + select,
+                              "prefill": output.timings["prefill"] + prefill}
+            self._store(group, output)
+        if plain:
+            videos = [self.encoded[self.keys[index]][0] for index in plain]  # type: ignore[index]
+            questions = [self.pairs[index][1] for index in plain]
+            self._store(plain, self.pipe.adapter.generate(videos, questions, self.pipe.pruning,
+                                                          **self.generate_kwargs))
+
+    def _store(self, indices: list[int], output: Any) -> None:
+        for index, text, record in zip(indices, output.texts, output.records):
+            video, decode_seconds, lost = self.encoded[self.keys[index]]  # type: ignore[misc]
             timings = {"decode": decode_seconds, "encode": video.seconds, **output.timings}
             self.results[index] = VideoQAResult(
                 answer=text, num_visual_tokens=record.num_visual_tokens, num_kept=record.num_kept,
-                kept_indices=record.kept_indices, timings=timings, question=question, num_frames=video.num_frames,
-                grid=video.grid, frames_per_group=video.frames_per_group, lost_frames=lost,
+                kept_indices=record.kept_indices, timings=timings, question=self.pairs[index][1],
+                num_frames=video.num_frames, grid=video.grid, frames_per_group=video.frames_per_group,
+                lost_frames=lost,
             )
 
     def _fail(self, index: Optional[int], exc: Exception) -> None:

@@ -8,6 +8,7 @@ import gc
 import weakref
 
 import pytest
+from torch import equal as torch_equal
 
 from tests.models.helpers import (  # noqa: F401  (fixtures)
     adapter,
@@ -115,12 +116,27 @@ def test_a_failing_batch_is_retried_pair_by_pair(adapter, monkeypatch):
 
     monkeypatch.setattr(adapter, "generate", fragile)
     pipe = VideoQAPipeline(adapter, num_frames=4, batch_size=3)
-    video = _videos(1)[0]
-    results = pipe([(video, "Why?"), (video, "Boom?"), (video, "Who?")], errors="record", max_new_tokens=2)
+    videos = _videos(3)
+    results = pipe(list(zip(videos, ["Why?", "Boom?", "Who?"])), errors="record", max_new_tokens=2)
     assert [result.ok for result in results] == [True, False, True]
     assert results[1].error == "RuntimeError: CUDA error: an illegal memory access was encountered"
     monkeypatch.setattr(adapter, "generate", generate)
-    assert results[2].answer == pipe(video, "Who?", max_new_tokens=2).answer
+    assert results[2].answer == pipe(videos[2], "Who?", max_new_tokens=2).answer
+
+
+def test_a_failing_question_on_a_shared_prefill_costs_only_itself(adapter, monkeypatch):
+    answer = adapter.answer
+
+    def fragile(context, questions, **kwargs):
+        if "Boom?" in questions:
+            raise RuntimeError("out of memory")
+        return answer(context, questions, **kwargs)
+
+    monkeypatch.setattr(adapter, "answer", fragile)
+    video = _videos(1)[0]
+    results = VideoQAPipeline(adapter, num_frames=4, batch_size=3)(
+        [(video, "Why?"), (video, "Boom?"), (video, "Who?")], errors="record", max_new_tokens=2)
+    assert [result.ok for result in results] == [True, False, True]
 
 
 def test_an_interrupt_carries_the_finished_results(adapter, monkeypatch):
@@ -242,3 +258,47 @@ def test_check_fits_is_silent_when_it_fits():
     check_fits(None, visual=10 ** 9, reached_visual=10 ** 9, fixed=0, prunable=True)
     with pytest.raises(ContextLengthError, match="101 positions"):
         check_fits(100, visual=50, reached_visual=50, fixed=51, prunable=True)
+
+
+# -- one prefill per video ---------------------------------------------------------------------------------------
+
+
+def test_a_prefilled_context_answers_like_the_video(adapter):
+    pipe = VideoQAPipeline(adapter, num_frames=6, keep_ratio=0.3)
+    frames = sample_frames(6, seed=2)
+    context = pipe.prefill(frames)
+    assert context.nbytes > 0 and context.num_kept == round(0.3 * context.video.num_tokens)
+    for question in ("Why?", "Which shape moves fastest?", "What colour is the background of this clip?"):
+        shared, alone = pipe(context, question, max_new_tokens=8), pipe(frames, question, max_new_tokens=8)
+        assert shared.answer == alone.answer and torch_equal(shared.kept_indices, alone.kept_indices)
+        assert shared.timings["decode"] == shared.timings["encode"] == 0
+
+
+def test_a_list_prefills_each_video_asked_several_questions_once(adapter, monkeypatch):
+    calls = []
+    prefill = adapter.prefill
+    monkeypatch.setattr(adapter, "prefill", lambda *args: calls.append(1) or prefill(*args))
+    first, second, third = _videos(3)
+    pairs = [(first, "Why?"), (second, "Who?"), (first, "Where?"), (third, "When?"), (first, "How?"),
+             (second, "What?")]
+    shared = VideoQAPipeline(adapter, num_frames=4, batch_size=2)(pairs, max_new_tokens=6)
+    assert len(calls) == 2, "the first and second videos are prefilled once each; the third has one question"
+    plain = VideoQAPipeline(adapter, num_frames=4, batch_size=2, share_prefill=False)(pairs, max_new_tokens=6)
+    assert len(calls) == 2
+    assert [result.answer for result in shared] == [result.answer for result in plain]
+    attention = VideoQAPipeline(adapter, num_frames=4, method="attention", prune_layer=1)
+    attention(pairs[:3], max_new_tokens=2)
+    assert len(calls) == 2, "FastV-style selection reads the question: no shared prefill"
+    with pytest.raises(ValueError, match="cannot be shared"):
+        attention.prefill(first)
+
+
+def test_decode_modes_and_warmup(adapter):
+    with pytest.raises(ValueError, match="decode must be one of"):
+        VideoQAPipeline(adapter, decode="compiled")
+    pipe = VideoQAPipeline(adapter, num_frames=4, decode="static")
+    frames = sample_frames(4)
+    static = pipe(frames, "Why?", max_new_tokens=6).answer
+    assert VideoQAPipeline(adapter, num_frames=4, decode="generate")(frames, "Why?", max_new_tokens=6).answer == static
+    seconds = VideoQAPipeline(adapter, num_frames=2, decode="auto").warmup(max_new_tokens=4, size=(72, 96))
+    assert seconds["total"] > 0 and seconds["capture"] == 0  # no CUDA graphs on the CPU

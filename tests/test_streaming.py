@@ -226,6 +226,29 @@ def test_ingest_keeps_the_budget_and_ask_answers_from_the_memory_in_time_order(a
     assert result.answer == plain.texts[0]
 
 
+def test_questions_reuse_the_memory_prefill_until_a_new_frame_arrives(adapter, monkeypatch):
+    calls = []
+    prefill = adapter.prefill
+    monkeypatch.setattr(adapter, "prefill", lambda *args: calls.append(1) or prefill(*args))
+    qa = StreamingVideoQA(adapter, token_budget=48, sample_fps=2.0, timestamps_in_prompt=True)
+    for frame in frames(6):
+        qa.ingest(frame)
+    assert not qa.reuses_prefill
+    answers = [qa.ask(question, max_new_tokens=6) for question in ("What is happening?", "Why?", "Who moves?")]
+    assert len(calls) == 1 and qa.reuses_prefill
+    video, snapshot = qa.encoded_memory()
+    for question, result in zip(("What is happening?", "Why?", "Who moves?"), answers):
+        plain = adapter.generate([video], [timestamp_preamble(snapshot) + question], PruningConfig(method="none"),
+                                 max_new_tokens=6)
+        assert result.answer == plain.texts[0]
+    qa.ingest(frames(7)[-1])
+    assert not qa.reuses_prefill
+    qa.ask("And now?", max_new_tokens=2)
+    assert len(calls) == 2
+    qa.ask("Beams?", max_new_tokens=2, num_beams=2)  # generate() answers what the static decoder does not do
+    assert len(calls) == 2
+
+
 def test_timestamps_in_the_prompt_say_when_the_frames_in_memory_were_taken(adapter):
     qa = StreamingVideoQA(adapter, token_budget=32, sample_fps=2.0, timestamps_in_prompt=True)
     for frame in frames(5):

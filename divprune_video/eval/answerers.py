@@ -233,7 +233,14 @@ def random_llava_next_video_7b(device: str, *, seed: int = 0, dtype: str = "floa
 class PipelineAnswerer(Answerer):
     """A model run through :class:`~divprune_video.pipeline.VideoQAPipeline`, one pipeline per variant over one
     loaded adapter. Frames come from :func:`~divprune_video.video.load_video` in the prefetch workers; each sample
-    is encoded once (``pipe.encode``) and every variant generates from those shared visual tokens."""
+    is encoded once (``pipe.encode``) and every variant generates from those shared visual tokens.
+
+    Consecutive samples on the same frames (Video-MME's three questions per video, MLVU's several) share more: the
+    video is encoded once, and each variant whose selection does not depend on the question or the sample's seed
+    (every method but ``"attention"`` and ``"random"``) prefills the video once and answers each question from that
+    :class:`~divprune_video.models.VideoContext` (answers equal those of whole-prompt prefills). The first question
+    of a video carries the shared encode and prefill in its timings.
+    """
 
     needs_frames = True
 
@@ -265,6 +272,10 @@ class PipelineAnswerer(Answerer):
             self.pipelines[variant] = pipe
             model = pipe.adapter  # the other variants share the loaded model
         self.encoder = next(iter(self.pipelines.values()))
+        # The last video's frames, visual tokens and per-variant contexts (see the class text).
+        self._last_frames: Any = None
+        self._last_encoded: Any = None
+        self._contexts: dict["Variant", Any] = {}
 
     def decode(self, sample: Sample) -> Any:
         from ..video import load_video, resolve_source
@@ -280,20 +291,44 @@ class PipelineAnswerer(Answerer):
 
         import torch
 
+        import numpy as np
+
+        from ..models.decoding import static_decoding_unsupported
+        from ..models.video_context import shares_prefill
+
         clip = prepared.frames
-        encoded = self.encoder.encode(clip)
+        same_video = self._last_frames is not None and np.array_equal(self._last_frames, clip.frames)
+        if same_video:
+            encoded, encode_seconds = self._last_encoded, 0.0
+        else:
+            self._contexts.clear()
+            encoded = self.encoder.encode(clip)
+            encode_seconds = encoded.seconds
+            self._last_frames, self._last_encoded = clip.frames, encoded
         frames = {"frame_indices": [int(i) for i in clip.indices],
                   "frame_times": [round(float(t), 4) for t in clip.timestamps], "video_frames": clip.total_frames}
+        generate = {"max_new_tokens": self.config.max_new_tokens, "do_sample": False}
         answers = []
         for variant in variants:
             pipe = self.pipelines[variant]
             pipe.pruning = dataclasses.replace(pipe.pruning, seed=seed)  # the "random" method's draw, per sample
             torch.manual_seed(seed)
             started = time.perf_counter()
-            result = pipe(encoded, prepared.prompt, max_new_tokens=self.config.max_new_tokens, do_sample=False)
-            timings = {**{k: float(v) for k, v in result.timings.items() if k not in ("decode", "encode")},
-                       "encode": encoded.seconds, "model": time.perf_counter() - started + encoded.seconds}
-            answers.append(Answer(result.answer, result.num_visual_tokens, result.num_kept, timings, frames))
+            shared = {"select": 0.0, "prefill": 0.0}
+            video: Any = encoded
+            if pipe.share_prefill and pipe.pruning.method != "random" and shares_prefill(pipe.pruning) \
+                    and hasattr(pipe.adapter, "prefill") \
+                    and static_decoding_unsupported(pipe.adapter.model, generate) is None:
+                video = self._contexts.get(variant)
+                if video is None:
+                    video = self._contexts[variant] = pipe.adapter.prefill(encoded, pipe.pruning)
+                    shared = {"select": video.select_seconds, "prefill": video.prefill_seconds}
+            result = pipe(video, prepared.prompt, **generate)
+            timings = {**{k: float(v) + shared.get(k, 0.0) for k, v in result.timings.items()
+                          if k not in ("decode", "encode")},
+                       "encode": encode_seconds, "model": time.perf_counter() - started + encode_seconds}
+            answers.append(Answer(result.answer, result.num_visual_tokens, result.num_kept, timings,
+                                  {**frames, "shared_prefill": video is not encoded}))
         return answers
 
     def check_settings(self, config: "RunConfig", prompts: Sequence[str]) -> None:

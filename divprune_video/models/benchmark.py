@@ -29,6 +29,19 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from .bench_decoding import (
+    AGREEMENT_PROMPTS,
+    DecodeRow,
+    SharedRow,
+    agreement,
+    format_decoding,
+    format_shared,
+    measure_compiled,
+    measure_path,
+    measure_shared,
+    prompts_after_video,
+)
+
 logger = logging.getLogger(__name__)
 #: The text token id used inside a video's span (timestamps) in prompts built without a tokenizer.
 TEXT_ID = 200
@@ -61,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pixels", choices=("keep", "default"), default="keep",
                         help="families of any resolution (Qwen): keep the frames' size (default) or apply the "
                              "processor's default pixel limits")
+    parser.add_argument("--decode-tokens", type=int, default=16,
+                        help="new tokens per answer in the decoding tables (default 16; 0 skips them): ms per new "
+                             "token of generate() and of the static decoder, their greedy-token agreement, and a "
+                             "later question's time to first token on a shared video prefill")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time transformers' own static cache + torch.compile decoding (CUDA; compiles "
+                             "first, which takes a while)")
     parser.set_defaults(func=run)
 
 
@@ -112,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         plain[frames] = _measure_plain(stock, frames, size, args.text_tokens, repeats)
     adapter = family.adapter(model, frame_preprocessor=preprocessor)
     print(_header(args, device, adapter, family, size))
-    rows = []
+    rows: list[Row] = []
+    decode_rows: list[DecodeRow] = []
+    shared_rows: list[SharedRow] = []
     for frames in frame_counts:
         rows.append(plain[frames])
         _size_frames(adapter, preprocessor, size, frames, args.pixels)
@@ -128,8 +150,53 @@ def run(args: argparse.Namespace) -> int:
                             pruning.keep_ratio if pruning.enabled else 1.0, pruning.num_keep(video.num_tokens),
                             encode_ms, select_ms, prefill_ms, peak))
             logger.info("measured %s", rows[-1])
+        if args.decode_tokens > 0:
+            decoded = [configs[0]] + [PruningConfig(keep_ratio=min(keep_ratios), method=args.method, prune_layer=layer)
+                                      for layer in prune_layers]
+            ttft = {(row.prune_layer, row.keep_ratio): row.ttft_ms for row in rows if row.frames == frames}
+            _measure_decoding(args, adapter, video, ids, decoded, encode_ms, ttft, repeats, frames, decode_rows,
+                              shared_rows)
     print(format_table(rows))
+    if decode_rows:
+        print("\n" + format_decoding(decode_rows))
+        print("\n" + format_shared(shared_rows))
     return 0
+
+
+def _measure_decoding(args: argparse.Namespace, adapter: Any, video: Any, ids: torch.Tensor, configs: list[Any],
+                      encode_ms: float, ttft: dict[Any, float], repeats: int, frames: int,
+                      decode_rows: list[DecodeRow], shared_rows: list[SharedRow]) -> None:
+    """The decoding rows of ``configs`` (see :mod:`.bench_decoding`), appended to ``decode_rows`` and
+    ``shared_rows``."""
+    tokens, cuda = args.decode_tokens, adapter.device.type == "cuda"
+    mask = torch.ones_like(ids)
+    prompts = prompts_after_video(ids, AGREEMENT_PROMPTS if cuda else 2, max(1, args.text_tokens // 2))
+    for pruning in configs:
+        setting = (f"{pruning.method} {pruning.keep_ratio:.0%}, layer {pruning.prune_layer}" if pruning.enabled
+                   else "unpruned")
+        kept = None
+        for mode in ("generate", "static"):
+            per_token, answer_ms, sequences = measure_path(adapter, video, ids, mask, pruning, tokens, repeats, mode)
+            agree, note = ("-", "reference") if mode == "generate" else \
+                agreement(adapter, video, prompts, pruning, tokens, mode)
+            label = "generate(), dynamic cache" if mode == "generate" else \
+                ("static cache + CUDA graphs" if cuda else "static cache (eager on the CPU)")
+            decode_rows.append(DecodeRow(frames, setting, label, per_token, encode_ms + answer_ms, agree, note))
+            logger.info("measured %s", decode_rows[-1])
+        if args.compiled and cuda and pruning.enabled and pruning.prune_layer == 0:
+            try:
+                adapter.decoding = "generate"
+                kept = adapter.generate_from_ids(ids, mask, [video], pruning, max_new_tokens=1).records[0].kept_indices
+                per_token, compile_seconds = measure_compiled(adapter, video, ids, pruning, tokens, repeats, kept)
+                decode_rows.append(DecodeRow(frames, setting, "transformers static cache + torch.compile", per_token,
+                                             None, "-", f"compiled in {compile_seconds:.0f} s"))
+            except Exception as error:  # a reference only: say why it is missing, keep the other rows
+                decode_rows.append(DecodeRow(frames, setting, "transformers static cache + torch.compile", None,
+                                             None, "-", f"not measured: {type(error).__name__}: {error}"[:200]))
+        second_ms, context_mib, agree = measure_shared(adapter, video, prompts, pruning, repeats, tokens)
+        key = (pruning.prune_layer if pruning.enabled else None, pruning.keep_ratio if pruning.enabled else 1.0)
+        shared_rows.append(SharedRow(frames, setting, ttft[key], second_ms, context_mib, agree))
+        adapter.decoding = "auto"
 
 
 def _ints(text: str, option: str) -> list[int]:

@@ -215,9 +215,12 @@ class LayerRunner:
 
 
 class _GraphedStep:
-    """One captured single-token step over its own buffer of (batch, capacity)."""
+    """One captured single-token step over its own buffer of (batch, capacity): fixed input tensors (token, positions,
+    mask, write slot) updated in place, then the graph replayed. ``capture=False`` runs the same step eagerly on
+    the same tensors (the CPU tests of this bookkeeping)."""
 
-    def __init__(self, runner: LayerRunner, buffer: KVBuffer, position_shape: tuple[int, ...]) -> None:
+    def __init__(self, runner: LayerRunner, buffer: KVBuffer, position_shape: tuple[int, ...],
+                 capture: bool = True) -> None:
         device = buffer.device
         self.buffer = buffer
         self.tokens = torch.zeros(buffer.batch, 1, dtype=torch.long, device=device)
@@ -230,6 +233,10 @@ class _GraphedStep:
         def run() -> torch.Tensor:
             return runner.forward(runner.embed(self.tokens), buffer, [self.positions], [self.mask])
 
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        self._run = run
+        if not capture:
+            return
         stream = torch.cuda.Stream(device)
         stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream):
@@ -257,6 +264,9 @@ class _GraphedStep:
         self.mask[:, 0, 0, slot] = 0
         buffer.valid[0][:, slot] = True
         buffer.lengths[0] = slot + 1
+        if self.graph is None:
+            buffer.slots[0] = self.slot
+            return self._run()
         self.graph.replay()
         return self.logits
 
@@ -268,12 +278,16 @@ class StaticDecoder:
         model: the whole model.
         decoder: its text decoder.
         use_graphs: capture single-token steps in CUDA graphs (default: on CUDA).
+        capture: with ``use_graphs``, really capture (default); False runs the graph path's fixed-tensor steps
+            eagerly (to test its bookkeeping on the CPU).
     """
 
-    def __init__(self, model: nn.Module, decoder: DecoderAccess, use_graphs: Optional[bool] = None) -> None:
+    def __init__(self, model: nn.Module, decoder: DecoderAccess, use_graphs: Optional[bool] = None,
+                 capture: bool = True) -> None:
         self.model, self.runner = model, LayerRunner(model, decoder)
         device = self.runner.embed.weight.device
         self.use_graphs = device.type == "cuda" if use_graphs is None else bool(use_graphs)
+        self.capture = capture
         self._graphs: OrderedDict[tuple[int, int, tuple[int, ...]], _GraphedStep] = OrderedDict()
         self.capture_seconds = 0.0
 
@@ -294,7 +308,7 @@ class StaticDecoder:
             start = time.perf_counter()
             buffer = KVBuffer(num_layers, batch, like.shape[1], like.shape[3], capacity, like.dtype, like.device)
             buffer.set_step(torch.ones(batch, 1, dtype=torch.bool, device=like.device))
-            graphed = _GraphedStep(self.runner, buffer, position_shape)
+            graphed = _GraphedStep(self.runner, buffer, position_shape, capture=self.capture)
             synchronize(like.device)
             self.capture_seconds += time.perf_counter() - start
             logger.info("captured a decoding step for batch %d, capacity %d in %.2f s", batch, capacity,

@@ -120,11 +120,11 @@ def generate_static(adapter: "TransformersVideoAdapter", input_ids: torch.Tensor
     layout = prefill.layout
     keys = prefill.cache.layers[0].keys
     next_position = layout.next_position.to(adapter.device)
-    buffer, graphed = static.buffer(input_ids.shape[0], capacity_for(layout.length + chooser.max_new_tokens), keys,
-                                    position_shape=(*next_position.shape, 1))
-    static.load_cache(buffer, prefill.cache, layout.attention_mask)
-    del prefill.cache
     with reproducible_attention(adapter.device):
+        buffer, graphed = static.buffer(input_ids.shape[0], capacity_for(layout.length + chooser.max_new_tokens),
+                                        keys, position_shape=(*next_position.shape, 1))
+        static.load_cache(buffer, prefill.cache, layout.attention_mask)
+        del prefill.cache
         tokens = static.decode(buffer, graphed, prefill.logits, next_position, chooser,
                                input_ids.to(adapter.device))
     synchronize(adapter.device)
@@ -178,12 +178,17 @@ class VideoContext:
         return sum(keys.nbytes + values.nbytes for keys, values in self.cache)
 
 
-def prefill_context(adapter: "TransformersVideoAdapter", video: EncodedVideo, pruning: PruningConfig) -> VideoContext:
-    """Prefill ``video``'s prompt prefix once, pruned as ``pruning`` says (see :class:`VideoContext`)."""
+def prefill_context(adapter: "TransformersVideoAdapter", video: EncodedVideo, pruning: PruningConfig,
+                    prompt_ids: Optional[torch.Tensor] = None) -> VideoContext:
+    """Prefill ``video``'s prompt prefix once, pruned as ``pruning`` says (see :class:`VideoContext`).
+
+    ``prompt_ids``: (1, L) ids of any whole prompt about the video (default: the chat template's, from the
+    tokenizer); the prefix is its part up to the last video placeholder.
+    """
     if not shares_prefill(pruning):
         raise ValueError(f"method={pruning.method!r} selects with the question's attention, so its prefill cannot "
                          f"be shared between questions; ask each question with the video itself")
-    ids, _ = adapter.tokenize([video], [_PROBE_QUESTION])
+    ids = adapter.tokenize([video], [_PROBE_QUESTION])[0] if prompt_ids is None else prompt_ids.cpu()
     placeholders = (ids[0] == adapter.video_token_id).nonzero()
     if placeholders.numel() == 0:
         raise ValueError("the prompt holds no video token")
@@ -204,12 +209,19 @@ def prefill_context(adapter: "TransformersVideoAdapter", video: EncodedVideo, pr
                         select_seconds=prefill.select_seconds, prefill_seconds=prefill.prefill_seconds)
 
 
-def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoContext, questions: Sequence[str],
-                        generate_kwargs: dict[str, Any]) -> GenerationResult:
+def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoContext,
+                        questions: Optional[Sequence[str]], generate_kwargs: dict[str, Any],
+                        prompt_ids: Optional[Sequence[torch.Tensor]] = None) -> GenerationResult:
     """Answer ``questions`` (a batch) about ``context``'s video: each question's tokens are prefilled on a copy of
-    the context's cache, then decoded on the static decoder."""
+    the context's cache, then decoded on the static decoder. ``prompt_ids``: instead of ``questions``, each whole
+    prompt's (L_r,) ids (they must start with the context's prefix)."""
     device = adapter.device
-    prompts = [adapter.tokenize([context.video], [question])[0][0] for question in questions]
+    if prompt_ids is not None:
+        prompts = [ids.cpu() for ids in prompt_ids]
+    else:
+        prompts = [adapter.tokenize([context.video], [question])[0][0] for question in questions or ()]
+    if not prompts:
+        raise ValueError("no question to answer")
     length = context.prefix_length
     for index, ids in enumerate(prompts):
         if ids.numel() <= length or not torch.equal(ids[:length], context.prefix_ids):
@@ -217,8 +229,8 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
                              f"puts text from the question before the video?)")
     suffixes = [ids[length:] for ids in prompts]
     steps = max(suffix.numel() for suffix in suffixes)
-    batch = len(questions)
-    pad = adapter.tokenizer.pad_token_id or 0
+    batch = len(prompts)
+    pad = getattr(adapter.tokenizer, "pad_token_id", None) or 0
     suffix_ids = torch.full((batch, steps), pad, dtype=torch.long)
     suffix_valid = torch.zeros(batch, steps, dtype=torch.bool)
     history = torch.full((batch, length + steps), pad, dtype=torch.long)
@@ -240,10 +252,11 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
     longest = max(keys.shape[-2] for keys, _ in context.cache)
     keys = context.cache[-1][0]
     next_position = layout.next_position.to(device)
+    with reproducible_attention(device):  # the graph is captured here on first use of its shape
+        buffer, graphed = static.buffer(batch, capacity_for(longest + steps + chooser.max_new_tokens), keys,
+                                        split=split, position_shape=(*next_position.shape[:-1], batch, 1))
     synchronize(device)
     start = time.perf_counter()
-    buffer, graphed = static.buffer(batch, capacity_for(longest + steps + chooser.max_new_tokens), keys, split=split,
-                                    position_shape=(*next_position.shape[:-1], batch, 1))
     for layer, (layer_keys, layer_values) in enumerate(context.cache):
         buffer.load(layer, layer_keys, layer_values)
     if split:

@@ -14,8 +14,9 @@ Each sampled frame goes through the model's own vision path (in the groups of ``
 the model encodes together: one for the LLaVA families, two for temporal patches) and its tokens are merged into a
 :class:`~divprune_video.streaming.memory.TokenMemory` that never holds more than ``token_budget`` tokens
 (``method="divprune"``: the Max-Min diverse subset of everything seen, updated incrementally). A question is
-answered from the memory's tokens in time order through the adapter's normal ``generate`` path, unpruned (the
-memory *is* the pruned set).
+answered from the memory's tokens in time order, unpruned (the memory *is* the pruned set); the memory's prefill is
+kept and reused by the next questions while no new frame group has entered the memory, so a second question only
+prefills its own tokens.
 
 Threads: ``ingest`` may be called from any thread (calls are serialized, so frames enter in call order); the
 memory is mutated under a lock that ``ask`` holds only to copy it, so answering never blocks ingestion for longer
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 
 from ..models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
+from ..models.decoding import static_decoding_unsupported
+from ..models.video_context import VideoContext
 from ..pipeline import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODEL, VideoQAResult
 from .memory import MEMORY_METHODS, MemorySnapshot, TokenMemory, token_memory
 
@@ -168,6 +171,8 @@ class StreamingVideoQA:
         self._last: Optional[IngestRecord] = None
         self._recent_encode: collections.deque[float] = collections.deque(maxlen=TIMING_WINDOW)
         self._recent_update: collections.deque[float] = collections.deque(maxlen=TIMING_WINDOW)
+        # The memory's prefill, with the memory version it was made for (see _answer).
+        self._context: Optional[tuple[tuple[int, int], VideoContext]] = None
 
     # -- ingestion -------------------------------------------------------------------------------------------------
 
@@ -302,13 +307,38 @@ class StreamingVideoQA:
             generate_kwargs["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
         video, snapshot = self.encoded_memory()
         prompt = timestamp_preamble(snapshot) + question if self.timestamps_in_prompt else question
-        output = self.adapter.generate([video], [prompt], PruningConfig(method="none"), **generate_kwargs)
+        output = self._answer(video, snapshot, prompt, generate_kwargs)
         return VideoQAResult(
             answer=output.texts[0], num_visual_tokens=snapshot.num_tokens_seen, num_kept=snapshot.num_tokens,
             kept_indices=snapshot.token_indices, timings={"snapshot": video.seconds, **output.timings},
             question=question, num_frames=snapshot.num_frames_seen, grid=video.grid,
             frames_per_group=self.adapter.frames_per_group,
         )
+
+    def _answer(self, video: EncodedVideo, snapshot: MemorySnapshot, prompt: str,
+                generate_kwargs: dict[str, Any]) -> Any:
+        """Answer from the memory's prefill: reused while no frame group entered the memory since it was made (the
+        memory is the pruned set, so the prefill is unpruned); ``generate()`` for calls the static decoder does not
+        implement."""
+        adapter = self.adapter
+        pruning = PruningConfig(method="none")
+        if not hasattr(adapter, "prefill") or static_decoding_unsupported(adapter.model, generate_kwargs):
+            return adapter.generate([video], [prompt], pruning, **generate_kwargs)
+        version = (snapshot.num_frames_seen, snapshot.num_tokens_seen)
+        cached = self._context
+        if cached is not None and cached[0] == version:
+            return adapter.answer(cached[1], [prompt], **generate_kwargs)
+        context = adapter.prefill(video, pruning)
+        self._context = (version, context)
+        output = adapter.answer(context, [prompt], **generate_kwargs)
+        output.timings = {**output.timings, "prefill": output.timings["prefill"] + context.prefill_seconds}
+        return output
+
+    @property
+    def reuses_prefill(self) -> bool:
+        """Whether the next :meth:`ask` reuses the memory's prefill (no frame group arrived since the last one)."""
+        cached = self._context
+        return cached is not None and cached[0] == (self.memory.num_frames_seen, self.memory.num_tokens_seen)
 
     # -- reading the memory ----------------------------------------------------------------------------------------
 

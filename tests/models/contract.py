@@ -512,6 +512,26 @@ class AdapterContract:
         static = self.generate_with(adapter, monkeypatch, "static", [video], [QUESTION], pruning, **sampling)
         assert static.sequences[0].tolist() == dynamic.sequences[0].tolist()
 
+    def test_the_graph_steps_fixed_tensors_answer_like_generate(self, adapter, monkeypatch):
+        """The CUDA-graph path's bookkeeping (fixed token / position / mask / slot tensors updated in place, one
+        pooled buffer per shape reused across calls, a split buffer for layer-K contexts) run eagerly on the CPU."""
+        from divprune_video.models.decoding import StaticDecoder
+
+        pooled = StaticDecoder(adapter.model, adapter.decoder, use_graphs=True, capture=False)
+        monkeypatch.setattr(adapter, "_static_decoder", pooled)
+        video = adapter.encode_frames(self.frames(8, seed=5))
+        questions = [QUESTION, "Why?"]
+        for pruning in self.pruning_cases(adapter):
+            dynamic = self.generate_with(adapter, monkeypatch, "generate", [video] * 2, questions, pruning,
+                                         max_new_tokens=10, do_sample=False)
+            for _ in range(2):  # the second call reuses the pooled buffer of the same shape
+                static = self.generate_with(adapter, monkeypatch, "static", [video] * 2, questions, pruning,
+                                            max_new_tokens=10, do_sample=False)
+                assert [row.tolist() for row in static.sequences] == [row.tolist() for row in dynamic.sequences]
+            shared = adapter.answer(adapter.prefill(video, pruning), questions, max_new_tokens=10, do_sample=False)
+            assert [row.tolist() for row in shared.sequences] == [row.tolist() for row in dynamic.sequences]
+        assert 1 <= len(pooled._graphs) <= 4
+
     def test_calls_the_static_decoder_does_not_implement_use_generate(self, adapter, monkeypatch):
         video = adapter.encode_frames(self.frames(4))
         result = self.generate_with(adapter, monkeypatch, "static", [video], [QUESTION], PruningConfig(),

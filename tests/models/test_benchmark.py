@@ -17,7 +17,9 @@ def test_tiny_benchmark_prints_one_row_per_configuration(capsys, model_type, tok
     assert main(["bench-model", "--tiny", "--model-type", model_type, "--frames", "2", "--keep", "0.5,0.25",
                  "--prune-layers", "0,2", "--frame-size", "112"]) == 0
     output = capsys.readouterr().out
-    rows = [line.split("|") for line in output.splitlines() if re.match(r"\| 2 \|", line)]
+    tables = [[line.split("|") for line in block.splitlines() if re.match(r"\| 2 \|", line)]
+              for block in output.split("\n\n")]
+    rows, decoding, shared = [table for table in tables if table]
     assert len(rows) == 2 + 2 * 2
     plain, unpruned = rows[0], rows[1]
     assert plain[2].strip() == "plain transformers" and unpruned[2].strip() == "divprune-video"
@@ -27,6 +29,13 @@ def test_tiny_benchmark_prints_one_row_per_configuration(capsys, model_type, tok
     kept = sorted(int(row[6]) for row in rows[2:])
     assert kept == sorted([tokens // 2] * 2 + [round(tokens / 4)] * 2)
     assert "TTFT vs plain" in output and "select share of TTFT" in output
+    # Decoding: unpruned and the smallest keep ratio at each prune layer, generate() then the static decoder, whose
+    # greedy tokens equal generate()'s on both prompts; a later question on a shared prefill answers the same.
+    assert [row[2].strip() for row in decoding] == ["unpruned"] * 2 + ["divprune 25%, layer 0"] * 2 + \
+        ["divprune 25%, layer 2"] * 2
+    assert [row[6].strip() for row in decoding[1::2]] == ["2/2"] * 3
+    assert all(float(row[4]) > 0 for row in decoding)
+    assert [row[7].strip() for row in shared] == ["2/2"] * 3 and all(float(row[4]) > 0 for row in shared)
 
 
 def test_bad_options_are_refused_before_building_a_model(capsys):
