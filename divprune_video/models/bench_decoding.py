@@ -6,9 +6,10 @@ Paths, all on the same model and pruned prompt in one process:
 
 * ``generate()``: transformers' ``generate()`` on its dynamic cache, through this project's pruning hooks;
 * ``static``: this project's preallocated cache (:mod:`.decoding`), single-token steps replayed as CUDA graphs;
-* ``transformers static + compile``: transformers' own static cache with its automatic ``torch.compile`` of the
-  decoding step, given the pruned prompt's embeddings (the kept tokens only, numbered 0..; a reference for the
-  speed of a compiled decode, measured with ``--compiled``; its first call compiles).
+* ``transformers static + compile``: transformers' own fast path, the family's text decoder as a causal LM (same
+  configuration, random weights) running ``generate(cache_implementation="static")``, which compiles its decoding
+  step, on a prompt as long as the pruned one (a reference for the speed of a compiled decode, measured with
+  ``--compiled``; its first calls compile).
 
 Per-token time = the time after the first token (the prefill) divided by the remaining tokens; the end-of-sequence
 token is disabled so that every answer has ``--decode-tokens`` tokens. Agreement: of several prompts (different
@@ -110,34 +111,38 @@ def agreement(adapter: Any, video: Any, prompts: list[torch.Tensor], pruning: An
     return f"{same}/{len(prompts)}", "; ".join(notes)
 
 
-def measure_compiled(adapter: Any, video: Any, ids: torch.Tensor, pruning: Any, tokens: int, repeats: int,
-                     kept: torch.Tensor) -> tuple[float, float]:
-    """(ms per new token, compile seconds) of transformers' static cache + compiled step on the pruned prompt's
-    embeddings (the kept visual tokens and the text)."""
-    device = adapter.device
-    with torch.inference_mode():
-        embeds, visual_mask = adapter.embed(ids.to(device), [video])
-        keep = ~visual_mask[0]
-        visual = visual_mask[0].nonzero().squeeze(1)
-        keep[visual[kept.to(device)]] = True
-        pruned = embeds[:, keep]
-    mask = torch.ones(pruned.shape[:2], dtype=torch.long, device=device)
+def measure_compiled(adapter: Any, length: int, tokens: int, repeats: int) -> tuple[float, float]:
+    """(ms per new token, seconds of the first two calls, which compile) of transformers' own fast path: the
+    family's text decoder as a causal LM (its configuration, random weights, the adapter's dtype), ``generate()``
+    with ``cache_implementation="static"`` (transformers compiles the decoding step itself) on a prompt of
+    ``length`` tokens (the pruned prompt's)."""
+    import transformers
+
+    device, dtype = adapter.device, adapter.model.dtype
+    with torch.device(device):
+        model = transformers.AutoModelForCausalLM.from_config(adapter.config.get_text_config(), dtype=dtype).eval()
+    ids = torch.randint(100, 300, (1, length), generator=torch.Generator().manual_seed(2)).to(device)
 
     def timed(new_tokens: int) -> float:
         synchronize(device)
         start = time.perf_counter()
         with torch.inference_mode():
-            adapter.model.generate(inputs_embeds=pruned, attention_mask=mask, cache_implementation="static",
-                                   **_no_eos(new_tokens))
+            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), cache_implementation="static",
+                           **_no_eos(new_tokens))
         synchronize(device)
         return time.perf_counter() - start
 
-    start = time.perf_counter()
-    timed(tokens)  # compiles the decoding step
-    timed(tokens)
-    compile_seconds = time.perf_counter() - start
-    one = statistics.median(timed(1) for _ in range(repeats))
-    many = statistics.median(timed(tokens) for _ in range(repeats))
+    try:
+        start = time.perf_counter()
+        timed(tokens)
+        timed(tokens)
+        compile_seconds = time.perf_counter() - start
+        one = statistics.median(timed(1) for _ in range(repeats))
+        many = statistics.median(timed(tokens) for _ in range(repeats))
+    finally:
+        model = None  # release the weights before the next rows
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return 1e3 * (many - one) / max(1, tokens - 1), compile_seconds
 
 
