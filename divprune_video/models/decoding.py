@@ -244,7 +244,7 @@ class _GraphedStep:
                 run()
         torch.cuda.current_stream(device).wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # other threads may use the GPU
             self.logits = run()
 
     def prepare(self) -> None:
