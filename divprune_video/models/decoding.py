@@ -211,41 +211,63 @@ class LayerRunner:
         return self.forward(self.embed(tokens), buffer, positions, buffer.masks(tokens.shape[1], self.dtype))
 
 
-# -- CUDA graphs of the single-token step --------------------------------------------------------------------------
+# -- CUDA graphs of decoding steps and question prefills ------------------------------------------------------------
+
+#: Question prefills on a shared video context are padded to one of these lengths and replayed as CUDA graphs
+#: (longer questions run eagerly): a short prefill launches as many kernels as a long one, and Python launching them
+#: one by one costs more than the GPU's work.
+PREFILL_BUCKETS = (16, 32, 64, 128, 256, 512)
+
+
+def prefill_bucket(steps: int) -> Optional[int]:
+    """The smallest of :data:`PREFILL_BUCKETS` holding ``steps`` tokens (None: longer than the largest)."""
+    return next((bucket for bucket in PREFILL_BUCKETS if bucket >= steps), None)
+
+
+def _capture(run: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Capture ``run`` in a CUDA graph after two warm-up calls on a side stream (lazy initialisation and kernel
+    selection happen outside the capture); return the graph and ``run``'s output tensor, refreshed by each
+    replay."""
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            run()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other threads may use the GPU meanwhile
+        output = run()
+    return graph, output
 
 
 class _GraphedStep:
     """One captured single-token step over its own buffer of (batch, capacity): fixed input tensors (token, positions,
     mask, write slot) updated in place, then the graph replayed. ``capture=False`` runs the same step eagerly on
-    the same tensors (the CPU tests of this bookkeeping)."""
+    the same tensors (the CPU tests of this bookkeeping).
+
+    Attributes:
+        prefills: the buffer's captured question prefills, by (tokens, group structure, position shapes).
+    """
 
     def __init__(self, runner: LayerRunner, buffer: KVBuffer, position_shape: tuple[int, ...],
                  capture: bool = True) -> None:
         device = buffer.device
-        self.buffer = buffer
+        self.buffer, self.capture = buffer, capture
         self.tokens = torch.zeros(buffer.batch, 1, dtype=torch.long, device=device)
         self.positions = torch.zeros(position_shape, dtype=torch.long, device=device)
         self.mask = torch.full((buffer.batch, 1, 1, buffer.capacity), torch.finfo(runner.dtype).min,
                                dtype=runner.dtype, device=device)
         self.slot = torch.zeros(1, dtype=torch.long, device=device)
+        self.prefills: dict[tuple[Any, ...], _GraphedPrefill] = {}
         buffer.slots[0] = self.slot
 
         def run() -> torch.Tensor:
             return runner.forward(runner.embed(self.tokens), buffer, [self.positions], [self.mask])
 
-        self.graph: Optional[torch.cuda.CUDAGraph] = None
         self._run = run
-        if not capture:
-            return
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(2):  # warm-up: lazy initialisation and autotuning happen outside the capture
-                run()
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # other threads may use the GPU
-            self.logits = run()
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        if capture:
+            self.graph, self.logits = _capture(run, device)
 
     def prepare(self) -> None:
         """Set the mask from the buffer's valid slots (after its prompt was loaded)."""
@@ -266,6 +288,52 @@ class _GraphedStep:
         buffer.lengths[0] = slot + 1
         if self.graph is None:
             buffer.slots[0] = self.slot
+            return self._run()
+        self.graph.replay()
+        return self.logits
+
+
+class _GraphedPrefill:
+    """A captured step of S new tokens per row over a pooled buffer in its current group structure (a question's
+    prefill on a video context): token, per-group position, mask and slot tensors filled in place, then replayed.
+    Captured before the buffer is loaded (its warm-up writes into the buffer)."""
+
+    def __init__(self, runner: LayerRunner, buffer: KVBuffer, steps: int,
+                 position_shapes: Sequence[tuple[int, ...]], capture: bool = True) -> None:
+        device, groups = buffer.device, len(buffer.lengths)
+        self.buffer, self.runner, self.steps = buffer, runner, steps
+        self.group_of = list(buffer.group_of)
+        self.tokens = torch.zeros(buffer.batch, steps, dtype=torch.long, device=device)
+        self.positions = [torch.zeros(shape, dtype=torch.long, device=device) for shape in position_shapes]
+        self.masks = [torch.full((buffer.batch, 1, steps, buffer.capacity), torch.finfo(runner.dtype).min,
+                                 dtype=runner.dtype, device=device) for _ in range(groups)]
+        self.slots = [torch.arange(steps, device=device) for _ in range(groups)]
+        buffer.slots = list(self.slots)
+
+        def run() -> torch.Tensor:
+            return runner.forward(runner.embed(self.tokens), buffer, self.positions, self.masks)
+
+        self._run = run
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        if capture:
+            self.graph, self.logits = _capture(run, device)
+
+    def __call__(self, tokens: torch.Tensor, positions: Sequence[torch.Tensor], new_valid: torch.Tensor
+                 ) -> torch.Tensor:
+        """(B, S) tokens (False in ``new_valid`` at padding), their positions per group -> the last token's logits."""
+        buffer = self.buffer
+        if buffer.group_of != self.group_of:
+            raise RuntimeError("the buffer's layer groups changed since this prefill was captured")
+        buffer.set_step(new_valid)
+        for static, slots in zip(self.slots, buffer.slots):
+            static.copy_(slots)
+        buffer.slots = list(self.slots)
+        for static, mask in zip(self.masks, buffer.masks(self.steps, self.runner.dtype)):
+            static.copy_(mask)
+        for static, group_positions in zip(self.positions, positions):
+            static.copy_(group_positions)
+        self.tokens.copy_(tokens)
+        if self.graph is None:
             return self._run()
         self.graph.replay()
         return self.logits
@@ -323,6 +391,23 @@ class StaticDecoder:
         buffer.lengths = [0] * groups
         buffer.slots = [graphed.slot] + [torch.zeros(1, dtype=torch.long, device=like.device)] * (groups - 1)
         return buffer, graphed
+
+    def prefill_step(self, graphed: _GraphedStep, steps: int, position_shapes: Sequence[tuple[int, ...]]
+                     ) -> _GraphedPrefill:
+        """The captured S-token step of ``graphed``'s buffer in its current group structure (captured on first use;
+        call before loading the buffer)."""
+        buffer = graphed.buffer
+        key = (steps, tuple(buffer.group_of), tuple(tuple(shape) for shape in position_shapes))
+        prefill = graphed.prefills.get(key)
+        if prefill is None:
+            device = buffer.device
+            synchronize(device)
+            start = time.perf_counter()
+            prefill = _GraphedPrefill(self.runner, buffer, steps, position_shapes, capture=self.capture)
+            synchronize(device)
+            self.capture_seconds += time.perf_counter() - start
+            graphed.prefills[key] = prefill
+        return prefill
 
     def decode(self, buffer: KVBuffer, graphed: Optional[_GraphedStep], first_logits: torch.Tensor,
                next_position: torch.Tensor, chooser: TokenChooser, history: torch.Tensor,

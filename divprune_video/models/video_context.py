@@ -31,7 +31,7 @@ import torch
 from .base import EncodedVideo, GenerationResult, PruneRecord, PruningConfig
 from .decoder import CACHE_KWARGS, PrunedLayout, full_positions
 from .decoder_pruning import VisualTokenPruning
-from .decoding import capacity_for, token_chooser
+from .decoding import PREFILL_BUCKETS, capacity_for, prefill_bucket, token_chooser
 from .runtime import reproducible_attention, synchronize
 
 if TYPE_CHECKING:
@@ -228,13 +228,16 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
             raise ValueError(f"question {index}'s prompt does not start with the context's prefix (the chat template "
                              f"puts text from the question before the video?)")
     suffixes = [ids[length:] for ids in prompts]
-    steps = max(suffix.numel() for suffix in suffixes)
+    longest_suffix = max(suffix.numel() for suffix in suffixes)
+    static = adapter.static_decoder
+    # On the graph path the questions are left-padded to a captured length (padding is masked, so it changes nothing).
+    steps = (prefill_bucket(longest_suffix) or longest_suffix) if static.use_graphs else longest_suffix
     batch = len(prompts)
     pad = getattr(adapter.tokenizer, "pad_token_id", None) or 0
     suffix_ids = torch.full((batch, steps), pad, dtype=torch.long)
     suffix_valid = torch.zeros(batch, steps, dtype=torch.bool)
-    history = torch.full((batch, length + steps), pad, dtype=torch.long)
-    history_mask = torch.zeros(batch, length + steps, dtype=torch.long)
+    history = torch.full((batch, length + longest_suffix), pad, dtype=torch.long)
+    history_mask = torch.zeros(batch, length + longest_suffix, dtype=torch.long)
     for row, (ids, suffix) in enumerate(zip(prompts, suffixes)):
         suffix_ids[row, steps - suffix.numel():] = suffix
         suffix_valid[row, steps - suffix.numel():] = True
@@ -246,15 +249,18 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
     history, history_mask = history.to(device), history_mask.to(device)
     chooser = token_chooser(adapter.model, generate_kwargs, history.shape[1], history_mask)
 
-    static = adapter.static_decoder
     split = context.pruning.prune_layer if context.pruning.enabled else 0
     layout = context.layout
     longest = max(keys.shape[-2] for keys, _ in context.cache)
     keys = context.cache[-1][0]
     next_position = layout.next_position.to(device)
-    with reproducible_attention(device):  # the graph is captured here on first use of its shape
+    axes = next_position.shape[:-1]
+    with reproducible_attention(device):  # the graphs are captured here on first use of their shapes
         buffer, graphed = static.buffer(batch, capacity_for(longest + steps + chooser.max_new_tokens), keys,
-                                        split=split, position_shape=(*next_position.shape[:-1], batch, 1))
+                                        split=split, position_shape=(*axes, batch, 1))
+        prefill = None
+        if graphed is not None and steps in PREFILL_BUCKETS:
+            prefill = static.prefill_step(graphed, steps, [(*axes, batch, steps)] * len(buffer.lengths))
     synchronize(device)
     start = time.perf_counter()
     for layer, (layer_keys, layer_values) in enumerate(context.cache):
@@ -264,7 +270,10 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
     buffer.set_valid(len(buffer.lengths) - 1, layout.attention_mask.to(device))
     positions, following = _suffix_positions(adapter, context, prompts, suffix_valid)
     with reproducible_attention(device):
-        logits = static.runner.step(suffix_ids, buffer, positions, suffix_valid)
+        if prefill is not None:
+            logits = prefill(suffix_ids, positions, suffix_valid)
+        else:
+            logits = static.runner.step(suffix_ids, buffer, positions, suffix_valid)
         if split:
             buffer.keep(torch.cat([layout.index[0].to(device), torch.arange(length, length + steps, device=device)]))
         synchronize(device)
