@@ -302,3 +302,19 @@ def test_decode_modes_and_warmup(adapter):
     assert VideoQAPipeline(adapter, num_frames=4, decode="generate")(frames, "Why?", max_new_tokens=6).answer == static
     seconds = VideoQAPipeline(adapter, num_frames=2, decode="auto").warmup(max_new_tokens=4, size=(72, 96))
     assert seconds["total"] > 0 and seconds["capture"] == 0  # no CUDA graphs on the CPU
+
+
+def test_long_videos_on_llava_next_video_7b_fit_its_context_or_are_refused_first(adapter, monkeypatch):
+    """With LLaVA-NeXT-Video-7B's configuration (8,192 positions: 4,096 stretched by linear RoPE scaling 2; 144
+    tokens per frame): 256 frames at 15% and 512 frames at 10% fit; 512 frames at 15% is refused before the video is
+    read, naming the limit and the keep ratio that fits."""
+    from divprune_video.models.llava_next_video.presets import reference_config
+
+    monkeypatch.setattr(adapter, "config", reference_config())
+    assert adapter.context_length == 8192
+    generate = {"max_new_tokens": 64}
+    VideoQAPipeline(adapter, num_frames=256, keep_ratio=0.15).check_context(MISSING, "What happens?", generate)
+    VideoQAPipeline(adapter, num_frames=512, keep_ratio=0.1).check_context(MISSING, "What happens?", generate)
+    with pytest.raises(ContextLengthError, match=r"73728.*context of 8192; use keep_ratio <= 0\.11 "):
+        VideoQAPipeline(adapter, num_frames=512, keep_ratio=0.15, prune_layer=0)(MISSING, "What happens?",
+                                                                                 **generate)
