@@ -17,7 +17,7 @@ from tests.video._server import LocalVideoServer
 from divprune_video import divprune
 from divprune_video.models import EncodedVideo, PruningConfig
 from divprune_video.streaming import (
-    MEMORY_METHODS,
+    MEMORIES,
     DiverseTokenMemory,
     EmptyMemoryError,
     StreamingVideoQA,
@@ -70,7 +70,7 @@ def test_divprune_memory_is_exactly_divprune_on_memory_plus_new_tokens(metric):
     assert selections > 140 and cached.resolved_update == "cached" and recompute.resolved_update == "recompute"
 
 
-@pytest.mark.parametrize("method", MEMORY_METHODS)
+@pytest.mark.parametrize("method", MEMORIES.names())
 def test_budget_is_never_exceeded_over_thousands_of_frames(method):
     budget, per_frame = 64, 16
     memory = token_memory(method, budget)
@@ -89,7 +89,7 @@ def test_budget_is_never_exceeded_over_thousands_of_frames(method):
         assert budget // 2 <= memory.num_tokens <= budget and bool((snapshot.token_indices % memory.stride == 0).all())
     else:
         assert memory.num_tokens == budget
-    if method == "none":
+    if method == "recent":
         assert snapshot.token_indices.tolist() == list(range(3000 * per_frame - budget, 3000 * per_frame))
     if method == "random":  # a sample of the whole history, not just its end
         assert 0.25 < float((snapshot.frame_ids < 1500).float().mean()) < 0.75
@@ -121,7 +121,7 @@ def test_a_new_scene_after_a_long_static_scene_enters_the_memory():
     budget, per_frame = 64, 16
     generator = torch.Generator().manual_seed(3)
     static = torch.randn(per_frame, 32, generator=generator)
-    diverse, fifo = DiverseTokenMemory(budget), token_memory("none", budget)
+    diverse, fifo = DiverseTokenMemory(budget), token_memory("recent", budget)
     for _ in range(1000):
         diverse.add(static)
         fifo.add(static)
@@ -141,7 +141,7 @@ def test_a_new_scene_after_a_long_static_scene_enters_the_memory():
 def test_memory_errors_name_the_problem():
     with pytest.raises(ValueError, match="token_budget must be an int >= 1"):
         DiverseTokenMemory(0)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="unknown streaming memory 'attention'; registered: divprune, random, recent"):
         token_memory("attention", 8)
     with pytest.raises(ValueError, match="update must be one of"):
         DiverseTokenMemory(8, update="fast")
@@ -382,7 +382,7 @@ def test_streaming_errors_name_the_problem(adapter):
         StreamingVideoQA(adapter, token_budget=0)
     with pytest.raises(ValueError, match="sample_fps"):
         StreamingVideoQA(adapter, sample_fps=0)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="method must be one of 'divprune', 'random', 'recent', 'uniform'"):
         StreamingVideoQA(adapter, method="attention")
     qa = StreamingVideoQA(adapter, token_budget=8)
     with pytest.raises(EmptyMemoryError, match="no frame has been ingested"):

@@ -7,7 +7,9 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional, Sequence, TypeVar
+
+from ..registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +120,35 @@ class CheckReport:
 
 
 class Benchmark(ABC):
-    """A benchmark: reader of the released layout, prompt, answer parsing and metric, as lmms-eval has them."""
+    """A benchmark: reader of the released layout, prompt, answer parsing and metric, as lmms-eval has them.
+
+    A new benchmark is one module: a subclass registered with :func:`register_benchmark` (its ``name`` becomes a
+    ``divprune-video bench NAME`` command, a config value and a fixture kind; see docs/extending.md).
+    """
 
     name: ClassVar[str]
     all_tasks: ClassVar[tuple[str, ...]]
     #: lmms-eval applies ``--limit`` to each task separately when the benchmark is a group of tasks.
     limit_per_task: ClassVar[bool] = False
+    #: The ``divprune-video bench NAME`` command's description (what is read, how it is scored).
+    description: ClassVar[str] = ""
+    #: The :class:`BenchmarkOptions` fields that concern this benchmark only (given for another: an error).
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        """Add the benchmark's own command-line flags (one per name in :attr:`settings`) to ``parser``."""
+
+    @classmethod
+    def detect(cls, data_root: Path) -> bool:
+        """Whether ``data_root`` holds this benchmark's released layout (``bench check`` without --benchmark)."""
+        return False
+
+    @classmethod
+    def write_fixture(cls, root: Path, num_samples: int, *, num_frames: int = 32) -> Any:
+        """Write exactly ``num_samples`` questions in the released layout under ``root`` (a
+        :class:`~divprune_video.eval.fixtures.FixtureSet`) for smoke tests and ``bench scaling``."""
+        raise NotImplementedError(f"benchmark {cls.name!r} has no fixture writer")
 
     def __init__(self, data_root: Path | str, options: Optional[BenchmarkOptions] = None) -> None:
         self.data_root = Path(data_root).expanduser()
@@ -302,29 +327,36 @@ def count_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     }
 
 
-_REGISTRY: dict[str, type[Benchmark]] = {}
+def _builtin_benchmarks() -> None:
+    from . import mlvu, mvbench, videomme  # noqa: F401  (each registers itself)
 
 
-def register_benchmark(cls: type[Benchmark]) -> type[Benchmark]:
-    """Class decorator: make a benchmark available by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
+#: The benchmarks by name (MVBench, Video-MME and MLVU are built in).
+BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", discover=_builtin_benchmarks)
+
+BenchmarkType = TypeVar("BenchmarkType", bound=type[Benchmark])
+
+
+def register_benchmark(cls: BenchmarkType) -> BenchmarkType:
+    """Class decorator: register a benchmark in :data:`BENCHMARKS` under its ``name``."""
+    if not getattr(cls, "name", ""):
+        raise ValueError(f"{cls.__name__} needs a non-empty 'name' to be registered")
+    return BENCHMARKS.register(cls.name, cls)
 
 
 def get_benchmark(name: str) -> type[Benchmark]:
-    """The benchmark class registered under ``name`` (mvbench, videomme, mlvu)."""
-    from . import mlvu, mvbench, videomme  # noqa: F401  (registration)
-
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown benchmark {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}") from None
+    """The benchmark class registered under ``name``."""
+    return BENCHMARKS.get(name)
 
 
 def available_benchmarks() -> list[str]:
     """Names of the registered benchmarks."""
-    get_benchmark("mvbench")
-    return sorted(_REGISTRY)
+    return BENCHMARKS.names()
+
+
+def benchmark_settings() -> dict[str, str]:
+    """Each benchmark-specific setting and the benchmark it belongs to."""
+    return {setting: name for name, cls in BENCHMARKS.items() for setting in cls.settings}
 
 
 def read_parquet_rows(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:

@@ -25,24 +25,12 @@ if TYPE_CHECKING:
     from .config import RunConfig
     from .runner import RunResult
 
-BENCHMARK_NAMES = ("mvbench", "videomme", "mlvu")
 RUN_EPILOG = """\
 Rerunning the same command resumes it: finished samples are read back from OUT and skipped, and a keep ratio added
 later reuses what the others already answered. Ctrl-C stops cleanly; every finished sample is kept.
 Settings that cannot work (a prune layer the model lacks, a sequence beyond its context ...) stop the run before any
 video is decoded, whatever --skip-missing says. See docs/benchmarks.md.
 """
-BENCHMARK_DESCRIPTIONS = {
-    "mvbench": "Run MVBench (OpenGVLab/MVBench, 20 tasks: json/<task>.json and the task video folders under "
-               "--data-root) scored as lmms-eval's mvbench group: mcq_acc parsing, per-task accuracy with empty "
-               "responses left out of the denominator, headline the mean over tasks.",
-    "videomme": "Run Video-MME (lmms-lab/Video-MME: videomme/test-*.parquet, data/<videoID>.mp4, subtitle/*.srt "
-                "under --data-root) scored as lmms-eval's videomme (or videomme_w_subtitle with --subtitles): "
-                "extract_mcq_answer over A-D, micro accuracy with duration, domain and task-type breakdowns.",
-    "mlvu": "Run MLVU multiple choice (sy1998/MLVU_dev or MLVU_Test: mlvu/test-*.parquet and the videos under "
-            "--data-root) scored as lmms-eval's mlvu_dev / mlvu_test: extract_mcq_answer over A-D, headline M-Avg "
-            "(the mean over the split's task types).",
-}
 RUN_DESCRIPTION = ("Run the benchmark a --config YAML file names (pipelines/*.yaml); flags override the file. The "
                    "benchmark-specific flags apply to their benchmark only (given for another, they are an error).")
 CHECK_DESCRIPTION = ("Report which annotation files and videos are present under DATA_ROOT, per task, and list the "
@@ -114,30 +102,16 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _add_mvbench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--time-bounds", action="store_true", default=None,
-                        help="MVBench: sample frames inside the records' start/end (lmms-eval ignores them)")
-
-
-def _add_videomme_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--subtitles", action="store_true", default=None, help="Video-MME with subtitles")
-    parser.add_argument("--prompt-variant", choices=["auto", "default", "llava_vid", "qwen3_vl"],
-                        help="Video-MME prompt: lmms-eval's default, its llava_vid post prompt or its qwen3_vl format; "
-                             "auto (default): the model family's entry when lmms-eval has one (qwen3_vl for Qwen3-VL), "
-                             "else default")
-    parser.add_argument("--subtitle-frames", type=int, help="Video-MME: frames whose subtitles are shown (32)")
-
-
-def _add_mlvu_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", choices=["dev", "test"], help="MLVU split (default dev)")
-
-
-BENCHMARK_ARGUMENTS = {"mvbench": _add_mvbench_arguments, "videomme": _add_videomme_arguments,
-                       "mlvu": _add_mlvu_arguments}
+#: The settings every run takes (each benchmark adds its own :attr:`~.base.Benchmark.settings`).
 _RUN_KEYS = ("data_root", "model", "output", "keep_ratios", "methods", "prune_layer", "num_frames", "keyframes",
              "limit", "tasks", "skip_missing", "strict_video", "retry_errors", "overwrite", "seed", "max_new_tokens",
-             "workers", "prefetch", "dtype", "attn_implementation", "subtitles", "prompt_variant", "split",
-             "time_bounds", "subtitle_frames", "annotations")
+             "workers", "prefetch", "dtype", "attn_implementation", "annotations")
+
+
+def _benchmark_names() -> list[str]:
+    from .base import available_benchmarks
+
+    return available_benchmarks()
 
 
 def settings_from_args(args: argparse.Namespace, benchmark: Optional[str]) -> dict[str, Any]:
@@ -149,7 +123,10 @@ def settings_from_args(args: argparse.Namespace, benchmark: Optional[str]) -> di
         if settings.get("benchmark", benchmark) != benchmark:
             raise ValueError(f"{args.config} is a {settings['benchmark']} config, not {benchmark}")
         settings["benchmark"] = benchmark
-    given = {key: getattr(args, key) for key in _RUN_KEYS if getattr(args, key, None) is not None}
+    from .base import benchmark_settings
+
+    keys = (*_RUN_KEYS, *benchmark_settings())
+    given = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
     if "keep_ratios" in given or "methods" in given or "prune_layer" in given:
         for key in ("variants", "keep_ratio", "keep_ratios", "method", "methods", "prune_layer"):
             settings.pop(key, None)
@@ -190,7 +167,7 @@ def _run_benchmark_command(args: argparse.Namespace) -> int:
     from .config import config_from_mapping
     from .runner import run_benchmark
 
-    benchmark = args.bench_command if args.bench_command in BENCHMARK_NAMES else None
+    benchmark = args.bench_command if args.bench_command in _benchmark_names() else None
     config = config_from_mapping(settings_from_args(args, benchmark))
     try:
         result = run_benchmark(config, progress=not args.no_progress)
@@ -230,14 +207,10 @@ def _print_result(config: "RunConfig", result: "RunResult") -> None:
 
 
 def _detect_benchmarks(data_root: Path) -> list[str]:
-    found = []
-    if (data_root / "json").is_dir():
-        found.append("mvbench")
-    if list(data_root.glob("videomme/*.parquet")) or (data_root / "subtitle").is_dir():
-        found.append("videomme")
-    if list(data_root.glob("mlvu/*.parquet")) or list(data_root.glob("mlvu_test/*.parquet")):
-        found.append("mlvu")
-    return found
+    """The registered benchmarks whose released layout ``data_root`` holds."""
+    from .base import BENCHMARKS
+
+    return [name for name, cls in BENCHMARKS.items() if cls.detect(data_root)]
 
 
 @_reporting_errors
@@ -320,7 +293,7 @@ def _add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiny (embedded test model), random-7b (LLaVA-NeXT-Video-7B architecture, random "
                              "weights, GPU only) or a hub id / local folder (default tiny)")
     parser.add_argument("--samples", type=int, help="fixture questions (default 64 for tiny, 16 otherwise)")
-    parser.add_argument("--benchmark", choices=BENCHMARK_NAMES, default="mvbench",
+    parser.add_argument("--benchmark", choices=_benchmark_names(), default="mvbench",
                         help="layout of the generated fixture (default mvbench)")
     parser.add_argument("--workdir", type=Path, help="where data, runs and report.md go (default runs/scaling-MODEL)")
     parser.add_argument("--kill-after", type=int, metavar="K",
@@ -337,12 +310,14 @@ def _add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_command(commands: argparse._SubParsersAction, name: str, help: str, description: str,
-                     benchmarks: tuple[str, ...]) -> None:
+                     benchmarks: list[str]) -> None:
     parser = commands.add_parser(name, help=help, description=description, epilog=RUN_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .base import get_benchmark
+
     _add_run_arguments(parser)
     for benchmark in benchmarks:
-        BENCHMARK_ARGUMENTS[benchmark](parser)
+        get_benchmark(benchmark).add_arguments(parser)
     parser.set_defaults(func=_run)
 
 
@@ -350,7 +325,7 @@ def _add_check_command(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser("check", help="report which annotations and videos are present under DATA_ROOT",
                                 description=CHECK_DESCRIPTION)
     check.add_argument("data_root", type=Path, metavar="DATA_ROOT")
-    check.add_argument("--benchmark", choices=BENCHMARK_NAMES, help="check this benchmark (default: detect)")
+    check.add_argument("--benchmark", choices=_benchmark_names(), help="check this benchmark (default: detect)")
     check.add_argument("--split", choices=["dev", "test"], default="dev", help="MLVU split")
     check.add_argument("--annotations", type=Path, help="annotation file or folder instead of the default place")
     check.add_argument("--max-listed", type=int, default=5, help="missing videos listed per task")
@@ -369,7 +344,7 @@ def _add_fixture_command(commands: argparse._SubParsersAction) -> None:
     fixture = commands.add_parser("fixture", help="write a small data root in a benchmark's layout for smoke tests",
                                   description=FIXTURE_DESCRIPTION,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    fixture.add_argument("benchmark", choices=BENCHMARK_NAMES)
+    fixture.add_argument("benchmark", choices=_benchmark_names())
     fixture.add_argument("root", type=Path, metavar="ROOT", help="new (or empty) folder to write it to")
     fixture.add_argument("--samples", type=int, default=8, help="questions to write (default 8)")
     fixture.add_argument("--num-frames", type=int, default=16, help="frames per video (default 16)")
@@ -382,9 +357,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser("bench", help="run MVBench / Video-MME / MLVU scored like lmms-eval; check; plot",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
-    for name in BENCHMARK_NAMES:
-        _add_run_command(commands, name, f"run {name}", BENCHMARK_DESCRIPTIONS[name], (name,))
-    _add_run_command(commands, "run", "run the benchmark a --config file names", RUN_DESCRIPTION, BENCHMARK_NAMES)
+    from .base import get_benchmark
+
+    names = _benchmark_names()
+    for name in names:
+        _add_run_command(commands, name, f"run {name}", get_benchmark(name).description, [name])
+    _add_run_command(commands, "run", "run the benchmark a --config file names", RUN_DESCRIPTION, names)
     _add_check_command(commands)
     _add_plot_command(commands)
     _add_fixture_command(commands)

@@ -17,9 +17,6 @@ from .base import BenchmarkOptions
 UNPRUNED = "none"
 DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
 DTYPES = (None, "float16", "bfloat16", "float32")
-#: Settings that concern one benchmark only: setting one for another benchmark is an error, not silently ignored.
-BENCHMARK_SETTINGS = {"subtitles": "videomme", "prompt_variant": "videomme", "subtitle_frames": "videomme",
-                      "split": "mlvu", "time_bounds": "mvbench"}
 
 
 @dataclass(frozen=True)
@@ -282,9 +279,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _check_benchmark_settings(settings: Mapping[str, Any]) -> None:
-    """A setting of one benchmark given (with a value other than its default) for another is an error."""
+    """A setting of one benchmark (its :attr:`~.base.Benchmark.settings`) given, with a value other than its default,
+    for another is an error, not silently ignored."""
+    from .base import benchmark_settings
+
     defaults = BenchmarkOptions()
-    for key, owner in BENCHMARK_SETTINGS.items():
+    for key, owner in benchmark_settings().items():
         value = settings.get(key)
         if value is not None and value != getattr(defaults, key) and settings["benchmark"] != owner:
             raise ValueError(f"setting {key!r} applies to {owner} only, not to {settings['benchmark']}")

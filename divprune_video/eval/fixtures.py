@@ -223,42 +223,24 @@ class FixtureSet:
     tasks: Optional[tuple[str, ...]]
 
 
-def _largest_divisor(number: int, at_most: int) -> int:
+def largest_divisor(number: int, at_most: int) -> int:
+    """The largest divisor of ``number`` that is at most ``at_most`` (how many tasks a fixture spreads over)."""
     return max(d for d in range(1, min(number, at_most) + 1) if number % d == 0)
 
 
 def write_fixture_set(benchmark: str, root: Path | str, num_samples: int, *, num_frames: int = 32) -> FixtureSet:
-    """Exactly ``num_samples`` questions of ``benchmark`` ("mvbench", "videomme" or "mlvu") in its released layout
-    under ``root``, with videos of ``num_frames`` frames (so a run sampling that many frames sees distinct ones).
+    """Exactly ``num_samples`` questions of a registered ``benchmark`` in its released layout under ``root``, with
+    videos of ``num_frames`` frames (so a run sampling that many frames sees distinct ones), written by the
+    benchmark's own :meth:`~divprune_video.eval.base.Benchmark.write_fixture`.
 
-    The questions are spread over as many tasks as divide ``num_samples`` evenly: MVBench over up to its 20 tasks
-    (64 samples: 16 tasks x 4), MLVU dev over up to its 7 task types, Video-MME three questions per video when
-    ``num_samples`` is a multiple of 3 (as released), else one.
+    The built-in ones spread the questions over as many tasks as divide ``num_samples`` evenly: MVBench over up to
+    its 20 tasks (64 samples: 16 tasks x 4), MLVU dev over up to its 7 task types, Video-MME three questions per
+    video when ``num_samples`` is a multiple of 3 (as released), else one.
     """
+    from .base import get_benchmark
+
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive int; got {num_samples!r}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be a positive int; got {num_frames!r}")
-    root = Path(root)
-    tasks: Optional[tuple[str, ...]] = None
-    if benchmark == "mvbench":
-        from .mvbench import TASKS
-
-        count = _largest_divisor(num_samples, len(TASKS))
-        tasks = tuple(TASKS[:count])
-        questions = write_mvbench_fixture(root, tasks=tasks, questions_per_task=num_samples // count,
-                                          num_frames=num_frames)
-    elif benchmark == "mlvu":
-        from .mlvu import TASK_TYPES
-
-        count = _largest_divisor(num_samples, len(TASK_TYPES["dev"]))
-        tasks = tuple(TASK_TYPES["dev"][:count])
-        questions = [q for q in write_mlvu_fixture(root, questions_per_task=num_samples // count,
-                                                    num_frames=num_frames) if q.task in tasks]
-    elif benchmark == "videomme":
-        per_video = 3 if num_samples % 3 == 0 else 1
-        questions = write_videomme_fixture(root, num_videos=num_samples // per_video, questions_per_video=per_video,
-                                           num_frames=num_frames)
-    else:
-        raise ValueError(f"benchmark must be 'mvbench', 'videomme' or 'mlvu'; got {benchmark!r}")
-    return FixtureSet(benchmark, root, tuple(questions), tasks)
+    return get_benchmark(benchmark).write_fixture(Path(root), num_samples, num_frames=num_frames)

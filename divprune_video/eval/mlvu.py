@@ -60,6 +60,29 @@ class MLVU(LetterExtractionScoring, Benchmark):
 
     name = "mlvu"
     all_tasks = tuple(sorted(set(TASK_TYPES["dev"]) | set(TASK_TYPES["test"])))
+    description = ("Run MLVU multiple choice (sy1998/MLVU_dev or MLVU_Test: mlvu/test-*.parquet and the videos under "
+                   "--data-root) scored as lmms-eval's mlvu_dev / mlvu_test: extract_mcq_answer over A-D, headline "
+                   "M-Avg (the mean over the split's task types).")
+    settings = ("split",)
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        parser.add_argument("--split", choices=["dev", "test"], help="MLVU split (default dev)")
+
+    @classmethod
+    def detect(cls, data_root: Path) -> bool:
+        return bool(list(data_root.glob("mlvu/*.parquet")) or list(data_root.glob("mlvu_test/*.parquet")))
+
+    @classmethod
+    def write_fixture(cls, root: Path, num_samples: int, *, num_frames: int = 32) -> Any:
+        """The dev split's questions over as many of its 7 task types as divide ``num_samples``."""
+        from .fixtures import FixtureSet, largest_divisor, write_mlvu_fixture
+
+        count = largest_divisor(num_samples, len(TASK_TYPES["dev"]))
+        tasks = tuple(TASK_TYPES["dev"][:count])
+        questions = [question for question in write_mlvu_fixture(root, questions_per_task=num_samples // count,
+                                                                  num_frames=num_frames) if question.task in tasks]
+        return FixtureSet(cls.name, root, tuple(questions), tasks)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -92,6 +92,30 @@ class MVBench(Benchmark):
     name = "mvbench"
     all_tasks = TASKS
     limit_per_task = True
+    description = ("Run MVBench (OpenGVLab/MVBench, 20 tasks: json/<task>.json and the task video folders under "
+                   "--data-root) scored as lmms-eval's mvbench group: mcq_acc parsing, per-task accuracy with empty "
+                   "responses left out of the denominator, headline the mean over tasks.")
+    settings = ("time_bounds",)
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        parser.add_argument("--time-bounds", action="store_true", default=None,
+                            help="MVBench: sample frames inside the records' start/end (lmms-eval ignores them)")
+
+    @classmethod
+    def detect(cls, data_root: Path) -> bool:
+        return (data_root / "json").is_dir()
+
+    @classmethod
+    def write_fixture(cls, root: Path, num_samples: int, *, num_frames: int = 32) -> Any:
+        """The questions spread over as many of the 20 tasks as divide ``num_samples`` (64: 16 tasks x 4)."""
+        from .fixtures import FixtureSet, largest_divisor, write_mvbench_fixture
+
+        count = largest_divisor(num_samples, len(TASKS))
+        tasks = tuple(TASKS[:count])
+        questions = write_mvbench_fixture(root, tasks=tasks, questions_per_task=num_samples // count,
+                                          num_frames=num_frames)
+        return FixtureSet(cls.name, root, tuple(questions), tasks)
 
     def annotation_path(self, task: str) -> Path:
         base = self.options.annotations or self.data_root / "json"

@@ -49,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 #: NVLink multicast off in NCCL, PyTorch symmetric memory and NVSHMEM (set in every child's environment).
 MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
-BENCHMARKS = ("mvbench", "videomme", "mlvu")
 DEFAULT_SAMPLES = {TINY_MODEL: 64, RANDOM_7B_MODEL: 16}
 OTHER_MODEL_SAMPLES = 16
 RUN_FOLDERS = ("data", "warmup", "single", "torchrun", "killed", "logs")
@@ -83,6 +82,8 @@ class ScalingOptions:
         """A copy with the defaults filled in for a host with ``cuda_devices`` visible GPUs; ValueError names the
         first bad option."""
         options = dataclasses.replace(self, workdir=Path(self.workdir), keep_ratios=tuple(self.keep_ratios))
+        from .base import BENCHMARKS
+
         if options.benchmark not in BENCHMARKS:
             raise ValueError(f"--benchmark must be one of {', '.join(BENCHMARKS)}; got {options.benchmark!r}")
         if options.nproc is None:

@@ -196,6 +196,33 @@ class VideoMME(LetterExtractionScoring, Benchmark):
 
     name = "videomme"
     all_tasks = DURATIONS
+    description = ("Run Video-MME (lmms-lab/Video-MME: videomme/test-*.parquet, data/<videoID>.mp4, subtitle/*.srt "
+                   "under --data-root) scored as lmms-eval's videomme (or videomme_w_subtitle with --subtitles): "
+                   "extract_mcq_answer over A-D, micro accuracy with duration, domain and task-type breakdowns.")
+    settings = ("subtitles", "prompt_variant", "subtitle_frames")
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        parser.add_argument("--subtitles", action="store_true", default=None, help="Video-MME with subtitles")
+        parser.add_argument("--prompt-variant", choices=["auto", "default", "llava_vid", "qwen3_vl"],
+                            help="Video-MME prompt: lmms-eval's default, its llava_vid post prompt or its qwen3_vl "
+                                 "format; auto (default): the model family's entry when lmms-eval has one (qwen3_vl "
+                                 "for Qwen3-VL), else default")
+        parser.add_argument("--subtitle-frames", type=int, help="Video-MME: frames whose subtitles are shown (32)")
+
+    @classmethod
+    def detect(cls, data_root: Path) -> bool:
+        return bool(list(data_root.glob("videomme/*.parquet"))) or (data_root / "subtitle").is_dir()
+
+    @classmethod
+    def write_fixture(cls, root: Path, num_samples: int, *, num_frames: int = 32) -> Any:
+        """Three questions per video when ``num_samples`` is a multiple of 3 (as released), else one."""
+        from .fixtures import FixtureSet, write_videomme_fixture
+
+        per_video = 3 if num_samples % 3 == 0 else 1
+        questions = write_videomme_fixture(root, num_videos=num_samples // per_video, questions_per_video=per_video,
+                                           num_frames=num_frames)
+        return FixtureSet(cls.name, root, tuple(questions), None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,6 +24,8 @@ from .base import (
 )
 from .context import ContextLengthError, context_length
 from .registry import (
+    ADAPTERS,
+    FAMILIES,
     ModelFamily,
     adapter_class,
     available_adapters,
@@ -36,6 +38,8 @@ from .registry import (
 )
 
 __all__ = [
+    "ADAPTERS",
+    "FAMILIES",
     "NO_PRUNING",
     "ContextLengthError",
     "POSITION_MODES",

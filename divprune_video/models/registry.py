@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 
 import torch
 
+from ..registry import Registry
 from .base import ModelAdapter
 
 AdapterType = TypeVar("AdapterType", bound=type[ModelAdapter])
@@ -58,9 +59,17 @@ class ModelFamily:
         return self.checkpoints[0]
 
 
-_ADAPTERS: dict[str, type[ModelAdapter]] = {}
-_FAMILIES: dict[str, ModelFamily] = {}
-_discovered = False
+def _discover() -> None:
+    """Import every family folder of this package (each registers itself)."""
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.ispkg:
+            importlib.import_module(f"{__package__}.{module.name}")
+
+
+#: Adapter classes by the config ``model_type`` they serve.
+ADAPTERS: Registry[type[ModelAdapter]] = Registry("model adapter", discover=_discover)
+#: Model families (adapter and presets) by the config ``model_type`` they serve.
+FAMILIES: Registry[ModelFamily] = Registry("model family", discover=_discover)
 
 
 def register_adapter(cls: AdapterType) -> AdapterType:
@@ -68,7 +77,7 @@ def register_adapter(cls: AdapterType) -> AdapterType:
     if not cls.model_types:
         raise ValueError(f"{cls.__name__} needs a non-empty 'model_types' to be registered")
     for model_type in cls.model_types:
-        _ADAPTERS[model_type] = cls
+        ADAPTERS.register(model_type, cls)
     return cls
 
 
@@ -76,47 +85,32 @@ def register_family(family: ModelFamily) -> ModelFamily:
     """Register a model family (its adapter included) under each of its ``model_types``."""
     register_adapter(family.adapter)
     for model_type in family.model_types:
-        _FAMILIES[model_type] = family
+        FAMILIES.register(model_type, family)
     return family
-
-
-def _discover() -> None:
-    """Import every family folder of this package once (each registers itself)."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if module.ispkg:
-            importlib.import_module(f"{__package__}.{module.name}")
 
 
 def available_adapters() -> list[str]:
     """The ``model_type`` values an adapter exists for."""
-    _discover()
-    return sorted(_ADAPTERS)
+    return ADAPTERS.names()
 
 
 def available_families() -> list[ModelFamily]:
     """The registered families, each once, by name."""
-    _discover()
-    return sorted({family.name: family for family in _FAMILIES.values()}.values(), key=lambda family: family.name)
+    return sorted({family.name: family for _, family in FAMILIES.items()}.values(), key=lambda family: family.name)
 
 
 def adapter_class(model_type: str) -> type[ModelAdapter]:
     """The adapter class for ``model_type``; raises ValueError naming the supported ones."""
-    _discover()
-    if model_type not in _ADAPTERS:
+    if model_type not in ADAPTERS:
         raise ValueError(f"no adapter for model_type {model_type!r}; supported: {', '.join(available_adapters())}")
-    return _ADAPTERS[model_type]
+    return ADAPTERS.get(model_type)
 
 
 def model_family(model_type: str) -> ModelFamily:
     """The family serving ``model_type`` (adapter and presets); raises ValueError naming the known ones."""
-    _discover()
-    if model_type not in _FAMILIES:
-        raise ValueError(f"no model family for model_type {model_type!r}; known: {', '.join(sorted(_FAMILIES))}")
-    return _FAMILIES[model_type]
+    if model_type not in FAMILIES:
+        raise ValueError(f"no model family for model_type {model_type!r}; known: {', '.join(FAMILIES.names())}")
+    return FAMILIES.get(model_type)
 
 
 def load_adapter(

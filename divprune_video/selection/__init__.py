@@ -6,9 +6,10 @@ Knows nothing about video or models: it takes (N, D) or (B, N, D) tensors and re
 from .distance import pairwise_distance
 from .api import SelectionPlan, divprune, divprune_batch, plan_selection
 from .metrics import min_pairwise_distance
-from .methods import TokenSelector, available_methods, get_selector, register_selector
+from .methods import SELECTORS, TokenSelector, available_methods, get_selector, register_selector
 
 __all__ = [
+    "SELECTORS",
     "SelectionPlan",
     "TokenSelector",
     "available_methods",

@@ -1,11 +1,10 @@
 """Token selection methods behind one small interface, so evaluations compare them apples to apples.
 
-A method is a class with a ``name`` and ``select(tokens, num_keep, **context) -> LongTensor``; registering it makes
-it available by name everywhere (pipeline, benchmark runner, CLI)::
+A method is a class with ``select(tokens, num_keep, **context) -> LongTensor``; registering it in :data:`SELECTORS`
+makes it available by name everywhere (pipeline, benchmark runner, CLI)::
 
-    @register_selector
+    @SELECTORS.register("every-other")
     class EveryOther(TokenSelector):
-        name = "every-other"
         def select(self, tokens, num_keep, **context):
             return torch.arange(0, 2 * num_keep, 2, device=tokens.device)[:num_keep]
 """
@@ -16,9 +15,9 @@ from typing import Any, Optional, TypeVar
 
 import torch
 
+from ..registry import Registry
 from .api import divprune
 
-_REGISTRY: dict[str, type["TokenSelector"]] = {}
 SelectorType = TypeVar("SelectorType", bound=type["TokenSelector"])
 
 class TokenSelector:
@@ -37,22 +36,29 @@ class TokenSelector:
     def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
         raise NotImplementedError
 
+
+#: The selection methods by name.
+SELECTORS: Registry[type[TokenSelector]] = Registry("selection method")
+
+
 def register_selector(cls: SelectorType) -> SelectorType:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
+    """Class decorator: register ``cls`` in :data:`SELECTORS` under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} needs a non-empty 'name' to be registered")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return SELECTORS.register(cls.name, cls)
+
 
 def available_methods() -> list[str]:
     """Names of the registered selection methods."""
-    return sorted(_REGISTRY)
+    return SELECTORS.names()
+
 
 def get_selector(name: str, **options: Any) -> TokenSelector:
     """Instantiate the registered method ``name`` with ``options``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown selection method {name!r}; available: {', '.join(available_methods())}")
-    return _REGISTRY[name](**options)
+    instance = SELECTORS.get(name)(**options)
+    if not getattr(instance, "name", ""):
+        instance.name = name
+    return instance
 
 @register_selector
 class DivPruneSelector(TokenSelector):

@@ -8,7 +8,7 @@
 """
 
 from .memory import (
-    MEMORY_METHODS,
+    MEMORIES,
     DiverseTokenMemory,
     FifoTokenMemory,
     MemorySnapshot,
@@ -21,7 +21,7 @@ from .memory import (
 from .qa import EmptyMemoryError, IngestRecord, StreamingVideoQA, StreamStats, timestamp_preamble
 
 __all__ = [
-    "MEMORY_METHODS",
+    "MEMORIES",
     "DiverseTokenMemory",
     "EmptyMemoryError",
     "FifoTokenMemory",

@@ -32,6 +32,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from .memory import MEMORIES
+
 logger = logging.getLogger(__name__)
 
 #: Distinct synthetic frames cycled through (the cost of a frame does not depend on its content).
@@ -60,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="synthetic frames: moving shapes (default) or uniform noise")
     parser.add_argument("--frame-size", type=int, default=None, help="frame side in pixels (default: the "
                         "model's input size, 336)")
-    parser.add_argument("--method", default="divprune", choices=("divprune", "uniform", "random", "none"),
-                        help="memory policy (default divprune)")
+    parser.add_argument("--method", default="divprune", choices=MEMORIES.names(),
+                        help="memory policy (default divprune; any registered memory)")
     parser.add_argument("--update", default="auto", choices=("auto", "cached", "recompute"),
                         help="DivPrune memory update (default auto: recompute on CUDA, cached on CPU)")
     parser.add_argument("--answer-tokens", type=int, default=16, help="length of the timed answer (default 16)")

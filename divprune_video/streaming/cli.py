@@ -26,6 +26,7 @@ import time
 from typing import Any, Optional, TextIO, Union
 
 from ..cli import argument_error, device_problem, model_config, model_problem, resolved_model
+from .memory import MEMORIES
 
 TINY_NOTICE = ("Note: no --model given, so the embedded tiny LLaVA-NeXT-Video runs; it has random weights and its "
                "answers are gibberish. The point is the mechanics (a bounded, diverse token memory of a live feed); "
@@ -52,8 +53,8 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
                        help="a LLaVA-NeXT-Video checkpoint (hub id or folder); default: the embedded tiny model")
     model.add_argument("--budget", type=int, default=2048, help="visual tokens kept in memory (default 2048)")
     model.add_argument("--sample-fps", type=float, default=1.0, help="frames per second ingested (default 1)")
-    model.add_argument("--method", default="divprune", choices=("divprune", "uniform", "random", "none"),
-                       help="memory policy (default divprune; none = the latest tokens)")
+    model.add_argument("--method", default="divprune", choices=MEMORIES.names(),
+                       help="memory policy (default divprune; recent = the latest tokens; any registered memory)")
     model.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     model.add_argument("--timestamps", action="store_true", help="tell the model when the frames were taken")
     questions = parser.add_argument_group("questions")

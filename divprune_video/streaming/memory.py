@@ -14,13 +14,15 @@ what it touches is bounded by the budget and F, never by the stream's length.
   :func:`~divprune_video.divprune` on the candidates (on CUDA, where its Triton kernel rebuilds the Gram matrix in
   well under a millisecond and runs all greedy steps in one launch: about 4 ms per frame at B = 2048, F = 144 on
   an H100, against about 175 ms for the step-by-step PyTorch greedy of the cached path).
-* :class:`FifoTokenMemory` (``"none"``): the latest ``token_budget`` tokens.
+* :class:`FifoTokenMemory` (``"recent"``): the latest ``token_budget`` tokens (a sliding window, no selection).
 * :class:`UniformTokenMemory` (``"uniform"``): every s-th token of the stream, s a power of two doubled whenever
   the memory would overflow: evenly spaced over the whole history, between B/2 and B tokens.
 * :class:`RandomTokenMemory` (``"random"``): a reservoir sample: every token seen so far is in the memory with the
   same probability B / N (seeded).
 
-Every memory is usable without a model: ``memory.add(tokens)`` returns which candidates it kept.
+Every memory is usable without a model: ``memory.add(tokens)`` returns which candidates it kept. The memories are
+registered by name in :data:`MEMORIES`; a new one is a :class:`TokenMemory` subclass with its :meth:`_choose`,
+registered there.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import ClassVar, Optional
 
 import torch
 
+from ..registry import Registry
 from ..selection import _validate
 from ..selection.api import divprune
 from ..selection.distance import (
@@ -107,6 +110,13 @@ class TokenMemory:
     """
 
     method: ClassVar[str] = ""
+
+    @classmethod
+    def from_options(cls, token_budget: int, *, metric: str = "cosine", update: str = "auto",
+                     seed: int = 0) -> "TokenMemory":
+        """The memory for ``token_budget`` from the options every memory is offered (``metric`` and ``update``:
+        the diverse memory's; ``seed``: the random one's); a memory takes the ones it has."""
+        return cls(token_budget)
 
     def __init__(self, token_budget: int) -> None:
         if isinstance(token_budget, bool) or not isinstance(token_budget, numbers.Integral) or token_budget < 1:
@@ -313,6 +323,11 @@ class DiverseTokenMemory(TokenMemory):
 
     method = "divprune"
 
+    @classmethod
+    def from_options(cls, token_budget: int, *, metric: str = "cosine", update: str = "auto",
+                     seed: int = 0) -> "DiverseTokenMemory":
+        return cls(token_budget, metric=metric, update=update)
+
     def __init__(self, token_budget: int, *, metric: str = "cosine", update: str = "auto") -> None:
         _validate.check_metric(metric)
         if update not in UPDATE_MODES:
@@ -426,9 +441,9 @@ class DiverseTokenMemory(TokenMemory):
 
 
 class FifoTokenMemory(TokenMemory):
-    """The latest ``token_budget`` tokens (method ``"none"``: no selection, a sliding window)."""
+    """The latest ``token_budget`` tokens (method ``"recent"``: no selection, a sliding window)."""
 
-    method = "none"
+    method = "recent"
 
     def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
         if end <= self.token_budget:
@@ -462,6 +477,11 @@ class RandomTokenMemory(TokenMemory):
 
     method = "random"
 
+    @classmethod
+    def from_options(cls, token_budget: int, *, metric: str = "cosine", update: str = "auto",
+                     seed: int = 0) -> "RandomTokenMemory":
+        return cls(token_budget, seed=seed)
+
     def __init__(self, token_budget: int, *, seed: int = 0) -> None:
         self.seed = seed
         super().__init__(token_budget)
@@ -485,25 +505,17 @@ class RandomTokenMemory(TokenMemory):
         return torch.tensor(sorted(members), dtype=torch.long)
 
 
-_MEMORIES: dict[str, type[TokenMemory]] = {
-    cls.method: cls for cls in (DiverseTokenMemory, FifoTokenMemory, UniformTokenMemory, RandomTokenMemory)
-}
-#: The ``method`` names a streaming memory accepts.
-MEMORY_METHODS = tuple(_MEMORIES)
+#: The streaming memories by method name.
+MEMORIES: Registry[type[TokenMemory]] = Registry("streaming memory")
+for _memory in (DiverseTokenMemory, FifoTokenMemory, UniformTokenMemory, RandomTokenMemory):
+    MEMORIES.register(_memory.method, _memory)
 
 
 def token_memory(method: str, token_budget: int, *, metric: str = "cosine", update: str = "auto",
                  seed: int = 0) -> TokenMemory:
-    """The memory for ``method`` (``"divprune"``, ``"uniform"``, ``"random"`` or ``"none"``); ``metric`` and
-    ``update`` apply to divprune, ``seed`` to random."""
-    if method not in _MEMORIES:
-        raise ValueError(f"method must be one of {', '.join(map(repr, MEMORY_METHODS))} for a streaming memory; "
-                         f"got {method!r}")
-    if method == "divprune":
-        return DiverseTokenMemory(token_budget, metric=metric, update=update)
-    if method == "random":
-        return RandomTokenMemory(token_budget, seed=seed)
-    return _MEMORIES[method](token_budget)
+    """The memory registered as ``method`` in :data:`MEMORIES` (``"divprune"``, ``"uniform"``, ``"random"``,
+    ``"recent"``, or one of yours); ``metric`` and ``update`` apply to divprune, ``seed`` to random."""
+    return MEMORIES.get(method).from_options(token_budget, metric=metric, update=update, seed=seed)
 
 
 def _grown(buffer: torch.Tensor, capacity: int, size: int) -> torch.Tensor:

@@ -41,7 +41,7 @@ from ..models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, res
 from ..models.decoding import static_decoding_unsupported
 from ..models.video_context import VideoContext
 from ..pipeline import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODEL, VideoQAResult
-from .memory import MEMORY_METHODS, MemorySnapshot, TokenMemory, token_memory
+from .memory import MEMORIES, MemorySnapshot, TokenMemory, token_memory
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class StreamingVideoQA:
         sample_fps: frames per second taken from a source by :meth:`run` (and the default clock of
             :meth:`ingest`: frame ``i`` is at ``i / sample_fps`` seconds unless the frame carries its own time).
         method: ``"divprune"`` (Max-Min diverse memory), ``"uniform"`` (evenly spaced over the stream),
-            ``"random"`` (reservoir sample) or ``"none"`` (the latest tokens); see
+            ``"random"`` (reservoir sample), ``"recent"`` (the latest tokens) or another registered memory; see
             :mod:`divprune_video.streaming.memory`.
         device, dtype: where and in which precision the model runs (default: CUDA float16, else CPU float32).
         metric: the DivPrune distance (``"cosine"``, ``"l2"``, ``"l1"``).
@@ -147,8 +147,8 @@ class StreamingVideoQA:
     ) -> None:
         if isinstance(sample_fps, bool) or not isinstance(sample_fps, numbers.Real) or not sample_fps > 0:
             raise ValueError(f"sample_fps must be a positive number; got {sample_fps!r}")
-        if method not in MEMORY_METHODS:
-            raise ValueError(f"method must be one of {', '.join(map(repr, MEMORY_METHODS))}; got {method!r}")
+        if method not in MEMORIES:
+            raise ValueError(f"method must be one of {', '.join(map(repr, MEMORIES.names()))}; got {method!r}")
         self.memory: TokenMemory = token_memory(method, token_budget, metric=metric, update=update, seed=seed)
         self.token_budget = self.memory.token_budget
         self.sample_fps = float(sample_fps)

@@ -9,7 +9,16 @@ Knows nothing about models: everything returns numpy uint8 RGB frames.
 - :class:`VideoError` and its subclasses: every failure, naming the source.
 """
 
-from .backends import AUTO_ORDER, BACKENDS, VideoInfo, VideoReader, available_backends, open_reader
+from .backends import (
+    AUTO_ORDER,
+    VIDEO_BACKENDS,
+    BackendSpec,
+    VideoInfo,
+    VideoReader,
+    available_backends,
+    open_reader,
+    register_backend,
+)
 from .clip import Frame, VideoClip
 from .errors import (
     BackendUnavailableError,
@@ -34,7 +43,9 @@ from .stream import FrameStream, stream_frames
 
 __all__ = [
     "AUTO_ORDER",
-    "BACKENDS",
+    "VIDEO_BACKENDS",
+    "BackendSpec",
+    "register_backend",
     "BackendUnavailableError",
     "CorruptVideoError",
     "EmptyVideoError",

@@ -46,8 +46,9 @@ def test_register_a_new_adapter():
     try:
         assert adapter_class("toy_video_lm") is ToyAdapter
     finally:
-        from divprune_video.models import registry
+        from divprune_video.models import ADAPTERS
 
-        registry._ADAPTERS.pop("toy_video_lm")
+        ADAPTERS.unregister("toy_video_lm")
+    assert "toy_video_lm" not in ADAPTERS
     with pytest.raises(ValueError, match="model_types"):
         register_adapter(type("Nameless", (ModelAdapter,), {}))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from divprune_video.testing import marker_colours, read_frame_index, write_index_coded_video
-from divprune_video.video import BACKENDS
+from divprune_video.video import VIDEO_BACKENDS
 from divprune_video.video import load_video, resolve_source
 from divprune_video.video.backends import available_backends, choose_backend, open_reader
 from divprune_video.video.backends.pyav import PyAVReader
@@ -22,7 +22,7 @@ def codes(frames: np.ndarray) -> list[int]:
     return [read_frame_index(frame) for frame in frames]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 def test_random_access_is_frame_exact(backend, coded_mp4):
     require_backend(backend)
     with open_reader(resolve_source(coded_mp4), backend) as reader:
@@ -33,7 +33,7 @@ def test_random_access_is_frame_exact(backend, coded_mp4):
     np.testing.assert_allclose(decoded.timestamps, np.array(PICKS) / 30.0, atol=1e-3)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 def test_uniform_clip_is_frame_exact_and_rgb(backend, coded_mp4):
     require_backend(backend)
     clip = load_video(coded_mp4, 16, backend=backend)

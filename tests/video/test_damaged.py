@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from divprune_video.testing import read_frame_index, write_index_coded_video
-from divprune_video.video import BACKENDS, load_video, resolve_source
+from divprune_video.video import VIDEO_BACKENDS, load_video, resolve_source
 from divprune_video.video.backends import open_reader
 from divprune_video.video.errors import TruncatedVideoWarning, UnsupportedSourceError, VideoError
 
@@ -47,7 +47,7 @@ def damaged(video_dir):
     return paths
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 @pytest.mark.parametrize("case", ["cut.ts", "cut_web.mp4", "overwritten.ts", "injected_web.mp4", "overwritten.mp4"])
 def test_damaged_files_give_exact_readable_frames_and_warn(backend, case, damaged):
     require_backend(backend)
@@ -77,7 +77,7 @@ def test_the_warning_names_the_lost_frames(damaged):
     assert codes(clip.frames)[-1] == clip.indices[-1] == clip.total_frames - 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 def test_nothing_readable_raises(backend, video_dir):
     require_backend(backend)
     data = bytearray(write_index_coded_video(video_dir / "zeroed_src.mp4", 30, gop=10, faststart=True).read_bytes())

@@ -13,7 +13,7 @@ from PIL import Image
 
 from divprune_video.testing import write_index_coded_folder
 from divprune_video.video import (
-    BACKENDS,
+    VIDEO_BACKENDS,
     NotAVideoError,
     VideoError,
     VideoTooLargeError,
@@ -59,7 +59,7 @@ def cover_art_mp3(path):
     return path
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 @pytest.mark.parametrize("name", ["notes.txt", "readme.nfo", "art.ans", "code.asc"])
 def test_text_files_are_not_videos_on_any_backend(backend, name, tmp_path):
     require_backend(backend)
@@ -71,7 +71,7 @@ def test_text_files_are_not_videos_on_any_backend(backend, name, tmp_path):
         load_video(path, 4)  # the automatic choice
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 def test_cover_art_of_an_audio_file_is_not_a_video(backend, tmp_path):
     require_backend(backend)
     path = cover_art_mp3(tmp_path / "song.mp3")
@@ -79,7 +79,7 @@ def test_cover_art_of_an_audio_file_is_not_a_video(backend, tmp_path):
         load_video(path, 4, backend=backend)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 @pytest.mark.parametrize("image_format", ["PNG", "JPEG", "BMP", "TIFF", "WEBP"])
 def test_a_still_image_under_a_video_name_is_not_a_video(backend, image_format, tmp_path):
     require_backend(backend)

@@ -11,7 +11,7 @@ import pytest
 
 from divprune_video.testing import read_frame_index, write_index_coded_video
 from divprune_video.video import (
-    BACKENDS,
+    VIDEO_BACKENDS,
     CorruptVideoError,
     TruncatedVideoWarning,
     VideoClip,
@@ -69,7 +69,7 @@ def test_an_intact_video_is_not_partial(coded_mp4):
     assert not load_video(np.zeros((4, 8, 8, 3), np.uint8), 2).partial
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS.names())
 @pytest.mark.parametrize("case", ["cut.ts", "cut_web.mp4", "overwritten.ts", "overwritten.mp4"])
 @pytest.mark.parametrize("num_frames", [8, 24])
 def test_damaged_video_gives_the_frames_asked_for_and_names_the_lost_ones(backend, case, num_frames, damaged):

@@ -20,42 +20,26 @@ opens, and probes the source before another backend opens it (when PyAV is insta
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 from typing import Optional
 
 from ..errors import BackendUnavailableError, UnsupportedSourceError
 from ..sources import VideoSource
-from ._loading import BACKEND_PACKAGES, load_backend
+from ._loading import VIDEO_BACKENDS, BackendSpec, load_backend, register_backend
 from .base import DecodedFrames, VideoInfo, VideoReader, default_threads
-
-BACKENDS: tuple[str, ...] = ("pyav", "torchcodec", "decord", "opencv")
 
 #: Preference of ``backend="auto"``: backends that number frames exactly on every file we tried (VFR, B-frames,
 #: long files), the fastest first (``bench-video``: PyAV beats decord and OpenCV at sparse sampling; decord was
 #: not always exact, OpenCV is exact for constant frame rate only).
 AUTO_ORDER: tuple[str, ...] = ("pyav", "torchcodec")
 
-_READERS = {
-    "pyav": ("divprune_video.video.backends.pyav", "PyAVReader"),
-    "torchcodec": ("divprune_video.video.backends.torchcodec_backend", "TorchCodecReader"),
-    "decord": ("divprune_video.video.backends.decord_backend", "DecordReader"),
-    "opencv": ("divprune_video.video.backends.opencv_backend", "OpenCVReader"),
-}
-
-_KINDS = {
-    "pyav": frozenset({"path", "url", "bytes", "fileobj", "webcam"}),
-    "torchcodec": frozenset({"path", "url", "bytes", "fileobj"}),
-    "decord": frozenset({"path", "bytes", "fileobj"}),
-    "opencv": frozenset({"path", "url", "webcam"}),
-}
 
 
 @lru_cache(maxsize=None)
 def backend_problem(name: str) -> Optional[str]:
     """None when backend ``name`` loads here; otherwise why not (with how to install it)."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or 'auto'; got {name!r}")
+    if name not in VIDEO_BACKENDS:
+        raise ValueError(f"backend must be one of {tuple(VIDEO_BACKENDS.names())} or 'auto'; got {name!r}")
     try:
         load_backend(name)
     except BackendUnavailableError as error:
@@ -64,17 +48,17 @@ def backend_problem(name: str) -> Optional[str]:
 
 
 def available_backends() -> list[str]:
-    """The backends whose libraries load here, in :data:`BACKENDS` order."""
-    return [name for name in BACKENDS if backend_problem(name) is None]
+    """The registered backends whose libraries load here, by name."""
+    return [name for name in VIDEO_BACKENDS.names() if backend_problem(name) is None]
 
 
 def choose_backend(source: VideoSource, backend: str = "auto") -> str:
     """The backend that will read ``source``: ``backend`` itself (checked), or the ``"auto"`` choice."""
     if backend != "auto":
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS} or 'auto'; got {backend!r}")
-        if source.kind not in _KINDS[backend]:
-            readers = [name for name in BACKENDS if source.kind in _KINDS[name]]
+        if backend not in VIDEO_BACKENDS:
+            raise ValueError(f"backend must be one of {tuple(VIDEO_BACKENDS.names())} or 'auto'; got {backend!r}")
+        if source.kind not in VIDEO_BACKENDS.get(backend).kinds:
+            readers = [name for name, spec in VIDEO_BACKENDS.items() if source.kind in spec.kinds]
             raise UnsupportedSourceError(source.name, f"the {backend} backend cannot read a {source.kind} source; "
                                                       f"backends that can: {', '.join(readers)}")
         problem = backend_problem(backend)
@@ -83,9 +67,10 @@ def choose_backend(source: VideoSource, backend: str = "auto") -> str:
         return backend
     order = ("opencv", "pyav") if source.kind == "webcam" else AUTO_ORDER
     for name in order:
-        if source.kind in _KINDS[name] and backend_problem(name) is None:
+        if source.kind in VIDEO_BACKENDS.get(name).kinds and backend_problem(name) is None:
             return name
-    _, package, extra = BACKEND_PACKAGES["pyav"]
+    pyav = VIDEO_BACKENDS.get("pyav")
+    package, extra = pyav.package, pyav.extra
     raise BackendUnavailableError(source.name, f"no video backend is installed: pip install "
                                                f"'divprune-video[{extra}]' (or pip install {package})")
 
@@ -102,12 +87,12 @@ def open_reader(source: VideoSource, backend: str = "auto", *, threads: Optional
     if source.is_live:
         raise UnsupportedSourceError(source.name, "a live source has no random access; use stream_frames()")
     name = choose_backend(source, backend)
-    if name != "pyav" and backend_problem("pyav") is None:
+    spec = VIDEO_BACKENDS.get(name)
+    if name != "pyav" and spec.probe and backend_problem("pyav") is None:
         from .pyav import DEFAULT_TIMEOUT, probe_video
 
         probe_video(source, timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
-    module_name, class_name = _READERS[name]
-    reader_class = getattr(importlib.import_module(module_name), class_name)
+    reader_class = spec.reader_class()
     options = {"threads": threads}
     if timeout is not None:
         options["timeout"] = timeout
@@ -116,7 +101,8 @@ def open_reader(source: VideoSource, backend: str = "auto", *, threads: Optional
 
 __all__ = [
     "AUTO_ORDER",
-    "BACKENDS",
+    "VIDEO_BACKENDS",
+    "BackendSpec",
     "DecodedFrames",
     "VideoInfo",
     "VideoReader",
@@ -125,4 +111,5 @@ __all__ = [
     "choose_backend",
     "default_threads",
     "open_reader",
+    "register_backend",
 ]
