@@ -3,6 +3,7 @@
 
     python3 dev.py demo [ARGS...]   # create .venv, install the package, run `divprune-video demo ARGS...`
     python3 dev.py test [ARGS...]   # create .venv, install the package with test extras, run pytest ARGS...
+    python3 dev.py lint             # the same install, then ruff's lint and format check (as CI runs them)
 
 PyTorch is installed first and pinned (``TORCH_REQUIREMENT``) so that pip does not pull a different build as a
 dependency of something else; where a local CPU build of that version is offered (as on CI), pip takes it.
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH_REQUIREMENT = "torch==2.13.0"
-EXTRAS = {"demo": "all", "test": "dev"}
+EXTRAS = {"demo": "all", "test": "dev", "lint": "dev"}
 
 
 def _python() -> Path:
@@ -57,6 +58,9 @@ def main(argv: list[str]) -> int:
     python = str(install(EXTRAS[action]))
     if action == "test":
         return subprocess.run([python, "-m", "pytest", *rest], cwd=ROOT).returncode
+    if action == "lint":
+        checks = ([python, "-m", "ruff", "check", "."], [python, "-m", "ruff", "format", "--check", "."])
+        return max(subprocess.run(command, cwd=ROOT).returncode for command in checks)
     return subprocess.run([python, "-m", "divprune_video", "demo", *rest], cwd=ROOT).returncode
 
 

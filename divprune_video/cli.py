@@ -168,8 +168,12 @@ def cpu_smoke_test_default(args: argparse.Namespace, command: str) -> None:
     if args.tiny or args.device is not None or torch.cuda.is_available():
         return
     args.tiny = True
-    print(f"{command}: no CUDA device, so the tiny test model runs on the CPU (a smoke test, not a measurement; "
-          f"--device cpu runs the full-size architecture on the CPU)", file=sys.stderr, flush=True)
+    print(
+        f"{command}: no CUDA device, so the tiny test model runs on the CPU (a smoke test, not a measurement; "
+        f"--device cpu runs the full-size architecture on the CPU)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

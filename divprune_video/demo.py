@@ -33,9 +33,11 @@ from .cli import argument_error, decoder_layers, device_problem, model_config, m
 DEFAULT_QUESTION = "What is happening in this video?"
 #: Brightness of the dropped tokens in the overlay.
 DIMMED = 0.35
-GIBBERISH_NOTICE = ("Note: the embedded tiny model has random weights; its answers are gibberish. The point is "
-                    "the mechanics (which tokens reach the LLM) and the cost. Its timings are mostly fixed "
-                    "overheads; the savings show with a real model on a GPU (--model, divprune-video bench-model).")
+GIBBERISH_NOTICE = (
+    "Note: the embedded tiny model has random weights; its answers are gibberish. The point is "
+    "the mechanics (which tokens reach the LLM) and the cost. Its timings are mostly fixed "
+    "overheads; the savings show with a real model on a GPU (--model, divprune-video bench-model)."
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,25 +47,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", default=None, metavar="tiny|ID|PATH",
-                        help="a checkpoint of a supported family (LLaVA-NeXT-Video, LLaVA-OneVision / LLaVA-Video; "
-                             "hub id or folder); default, or tiny: the embedded tiny random-weight LLaVA-NeXT-Video")
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="tiny|ID|PATH",
+        help="a checkpoint of a supported family (LLaVA-NeXT-Video, LLaVA-OneVision / LLaVA-Video; "
+        "hub id or folder); default, or tiny: the embedded tiny random-weight LLaVA-NeXT-Video",
+    )
     parser.add_argument("--video", default=None, help="a video file (default: a generated sample video)")
     parser.add_argument("--question", default=DEFAULT_QUESTION)
     parser.add_argument("--frames", type=int, default=32, help="frames sampled from the video (default 32)")
-    parser.add_argument("--keep-ratio", type=float, default=0.15, help="fraction of tokens to keep, in (0, 1] "
-                        "(default 0.15)")
-    parser.add_argument("--method", default="divprune", help="divprune, uniform, random, attention (needs "
-                        "--prune-layer >= 1), none (default divprune)")
-    parser.add_argument("--prune-layer", type=int, default=0, help="0: before the LLM; K: after decoder layer K, "
-                        "below the model's layer count (default 0)")
+    parser.add_argument(
+        "--keep-ratio", type=float, default=0.15, help="fraction of tokens to keep, in (0, 1] (default 0.15)"
+    )
+    parser.add_argument(
+        "--method",
+        default="divprune",
+        help="divprune, uniform, random, attention (needs --prune-layer >= 1), none (default divprune)",
+    )
+    parser.add_argument(
+        "--prune-layer",
+        type=int,
+        default=0,
+        help="0: before the LLM; K: after decoder layer K, below the model's layer count (default 0)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=24, help="answer length (default 24)")
-    parser.add_argument("--output", default=None, help="the PNG of kept tokens, in an existing folder (default: "
-                        "divprune_demo.png in the system's temporary folder)")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="the PNG of kept tokens, in an existing folder (default: "
+        "divprune_demo.png in the system's temporary folder)",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tokens-only", action="store_true",
-                        help="run the selector alone on synthetic tokens (no model, no video)")
+    parser.add_argument(
+        "--tokens-only", action="store_true", help="run the selector alone on synthetic tokens (no model, no video)"
+    )
     parser.add_argument("--tokens-per-frame", type=int, default=144, help="--tokens-only: tokens per frame")
     parser.add_argument("--dim", type=int, default=1024, help="--tokens-only: token dimension (default 1024)")
     parser.set_defaults(func=run)
@@ -107,8 +126,10 @@ def _video_qa_problem(args: argparse.Namespace) -> Optional[str]:
     if args.method not in methods:
         return f"--method must be one of {', '.join(methods)}; got {args.method!r}"
     if args.method == "attention" and args.prune_layer == 0:
-        return ("--method attention ranks tokens by the attention they get inside the LLM, so it needs "
-                "--prune-layer 1 or more (FastV uses 2)")
+        return (
+            "--method attention ranks tokens by the attention they get inside the LLM, so it needs "
+            "--prune-layer 1 or more (FastV uses 2)"
+        )
     return model_problem(args.model) or _prune_layer_problem(args)
 
 
@@ -147,9 +168,15 @@ def run_video_qa(args: argparse.Namespace) -> int:
 
             model = str(save_tiny_llava_next_video(Path(workdir) / "tiny-llava-next-video", seed=args.seed))
             print(GIBBERISH_NOTICE)
-        pipeline = VideoQAPipeline(model, keep_ratio=args.keep_ratio, method=args.method,
-                                   prune_layer=args.prune_layer, num_frames=args.frames, device=args.device,
-                                   seed=args.seed)
+        pipeline = VideoQAPipeline(
+            model,
+            keep_ratio=args.keep_ratio,
+            method=args.method,
+            prune_layer=args.prune_layer,
+            num_frames=args.frames,
+            device=args.device,
+            seed=args.seed,
+        )
         frames, decode_seconds = pipeline.load_frames(video)
         encoded = pipeline.encode(frames)
         generation = {"max_new_tokens": args.max_new_tokens, "do_sample": False}
@@ -158,11 +185,15 @@ def run_video_qa(args: argparse.Namespace) -> int:
     result.timings.update(decode=decode_seconds, encode=encoded.seconds)
     unpruned.timings.update(decode=decode_seconds, encode=encoded.seconds)
     source = args.video or "generated sample video (coloured shapes)"
-    print(f"\nvideo: {source}; {encoded.num_frames} frames x {encoded.tokens_per_frame} tokens "
-          f"({encoded.grid[0]}x{encoded.grid[1]}) = {encoded.num_tokens} visual tokens")
+    print(
+        f"\nvideo: {source}; {encoded.num_frames} frames x {encoded.tokens_per_frame} tokens "
+        f"({encoded.grid[0]}x{encoded.grid[1]}) = {encoded.num_tokens} visual tokens"
+    )
     print(f"question: {args.question}")
-    print(f"\n{args.method} kept {result.num_kept} of {result.num_visual_tokens} visual tokens "
-          f"({result.num_kept / result.num_visual_tokens:.0%}) at prune layer {args.prune_layer}")
+    print(
+        f"\n{args.method} kept {result.num_kept} of {result.num_visual_tokens} visual tokens "
+        f"({result.num_kept / result.num_visual_tokens:.0%}) at prune layer {args.prune_layer}"
+    )
     print(f"kept per frame: {result.kept_per_frame()}")
     print(f"answer ({args.method}): {result.answer!r}")
     print(f"answer (unpruned): {unpruned.answer!r}")
@@ -227,15 +258,16 @@ def overlay_kept_tokens(
     for index, frame in enumerate(frames):
         side = min(frame.shape[:2])
         top, left = (frame.shape[0] - side) // 2, (frame.shape[1] - side) // 2
-        square = np.asarray(Image.fromarray(frame[top:top + side, left:left + side]).resize((tile, tile)))
+        square = np.asarray(Image.fromarray(frame[top : top + side, left : left + side]).resize((tile, tile)))
         cell_h, cell_w = tile / rows, tile / cols
         mask = np.repeat(np.repeat(kept[index], math.ceil(cell_h), 0), math.ceil(cell_w), 1)[:tile, :tile]
         shaded = np.where(mask[..., None], square, (square * DIMMED).astype(np.uint8))
         image = Image.fromarray(shaded)
         draw = ImageDraw.Draw(image)
         for row, col in zip(*np.nonzero(kept[index])):
-            draw.rectangle([col * cell_w, row * cell_h, (col + 1) * cell_w - 1, (row + 1) * cell_h - 1],
-                           outline=(80, 255, 120))
+            draw.rectangle(
+                [col * cell_w, row * cell_h, (col + 1) * cell_w - 1, (row + 1) * cell_h - 1], outline=(80, 255, 120)
+            )
         canvas.paste(image, (4 + (index % columns) * (tile + 4), 4 + (index // columns) * (tile + 4)))
     return canvas
 
@@ -284,4 +316,3 @@ def _timed_select(selector: Any, tokens: torch.Tensor, num_keep: int, device: st
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return 1e3 * (time.perf_counter() - start), kept
-

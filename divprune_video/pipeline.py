@@ -150,8 +150,9 @@ class VideoQAPipeline:
     ) -> None:
         if decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {DECODE_MODES}; got {decode!r}")
-        self.pruning = PruningConfig(keep_ratio=keep_ratio, method=method, prune_layer=prune_layer,
-                                     positions=positions, seed=seed)
+        self.pruning = PruningConfig(
+            keep_ratio=keep_ratio, method=method, prune_layer=prune_layer, positions=positions, seed=seed
+        )
         for name, value in (("num_frames", num_frames), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
@@ -188,8 +189,9 @@ class VideoQAPipeline:
         encoded, _, _ = self._encode_timed(video)
         return self.adapter.prefill(encoded, self.pruning)
 
-    def warmup(self, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, size: tuple[int, int] = (360, 640)
-               ) -> dict[str, float]:
+    def warmup(
+        self, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, size: tuple[int, int] = (360, 640)
+    ) -> dict[str, float]:
         """Answer one question about a blank video of ``num_frames`` frames, whole-prompt and from a shared prefill,
         so that the first real call pays no one-time costs (CUDA-graph capture of the decoding step for this prompt
         size, kernel selection). Returns seconds: ``total`` and ``capture`` (graph capture within it)."""
@@ -241,8 +243,9 @@ class VideoQAPipeline:
             generate_kwargs["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
         if errors == "raise":
             for index, (video, question) in enumerate(pairs):
-                self.check_context(video, question, generate_kwargs, source=f"pair {index}" if len(pairs) > 1
-                                   else "the prompt")
+                self.check_context(
+                    video, question, generate_kwargs, source=f"pair {index}" if len(pairs) > 1 else "the prompt"
+                )
         run = _BatchRun(self, pairs, errors, generate_kwargs)
         with _progress_bar(len(pairs), self.batch_size, progress) as bar:
             try:
@@ -254,8 +257,13 @@ class VideoQAPipeline:
                 raise
         return run.results  # type: ignore[return-value]
 
-    def check_context(self, video: VideoInput, question: str, generate_kwargs: Optional[dict[str, Any]] = None,
-                      source: str = "the prompt") -> None:
+    def check_context(
+        self,
+        video: VideoInput,
+        question: str,
+        generate_kwargs: Optional[dict[str, Any]] = None,
+        source: str = "the prompt",
+    ) -> None:
         """Raise :class:`~divprune_video.models.context.ContextLengthError` when ``question`` about ``video`` cannot
         fit the model's context, without reading the video: its visual tokens are counted from the frames asked
         for where the family fixes the tokens per frame (the LLaVA families), else only the text and the new tokens
@@ -327,13 +335,13 @@ def _video_key(video: VideoInput) -> Hashable:
     return ("object", id(video))
 
 
-
 class _BatchRun:
     """One :meth:`VideoQAPipeline.run_batch` call: the pairs grouped by video, each video encoded when its first
     batch comes and released after its last, and the results in the order of the pairs."""
 
-    def __init__(self, pipe: VideoQAPipeline, pairs: list[tuple[VideoInput, str]], errors: str,
-                 generate_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, pipe: VideoQAPipeline, pairs: list[tuple[VideoInput, str]], errors: str, generate_kwargs: dict[str, Any]
+    ) -> None:
         self.pipe, self.pairs, self.errors, self.generate_kwargs = pipe, pairs, errors, generate_kwargs
         self.results: list[Optional[VideoQAResult]] = [None] * len(pairs)
         self.keys = [_video_key(video) for video, _ in pairs]
@@ -346,11 +354,17 @@ class _BatchRun:
         self.current: Optional[int] = None
         # Videos asked several questions share one prefill (and a context passed in is always used).
         adapter = pipe.adapter
-        self.can_share = (hasattr(adapter, "prefill") and static_decoding_unsupported(adapter.model, generate_kwargs)
-                          is None) if hasattr(adapter, "model") else False
+        self.can_share = (
+            (hasattr(adapter, "prefill") and static_decoding_unsupported(adapter.model, generate_kwargs) is None)
+            if hasattr(adapter, "model")
+            else False
+        )
         counts = Counter(self.keys)
-        self.shared = {key for key, count in counts.items()
-                       if self.can_share and pipe.share_prefill and shares_prefill(pipe.pruning) and count >= 2}
+        self.shared = {
+            key
+            for key, count in counts.items()
+            if self.can_share and pipe.share_prefill and shares_prefill(pipe.pruning) and count >= 2
+        }
         self.contexts: dict[Hashable, Union[VideoContext, BaseException]] = {}
         self.context_cost: dict[Hashable, tuple[float, float]] = {}
         for key, (video, _) in zip(self.keys, pairs):
@@ -361,7 +375,7 @@ class _BatchRun:
         """Pair indices, ``batch_size`` at a time, grouped by video."""
         size = self.pipe.batch_size
         for start in range(0, len(self.order), size):
-            yield self.order[start: start + size]
+            yield self.order[start : start + size]
 
     def answer(self, chunk: list[int]) -> None:
         """Encode what ``chunk`` needs, answer it in one ``generate()`` call, and release finished videos."""
@@ -396,8 +410,10 @@ class _BatchRun:
                 return
             done = sum(result is not None for result in self.results)
             where = "" if self.current is None else f" at pair {self.current}"
-            exc.add_note(f"VideoQAPipeline: stopped{where}; {done} of {len(self.results)} pairs were answered "
-                         f"before it and are in this exception's .results (or pass errors='record')")
+            exc.add_note(
+                f"VideoQAPipeline: stopped{where}; {done} of {len(self.results)} pairs were answered "
+                f"before it and are in this exception's .results (or pass errors='record')"
+            )
 
     def _prepare(self, index: int) -> bool:
         """Check pair ``index``'s prompt against the context and encode its video (once per video)."""
@@ -441,26 +457,35 @@ class _BatchRun:
             (by_context.setdefault(key, []) if key in self.contexts else plain).append(index)
         for key, group in by_context.items():
             context = self.contexts[key]
-            output = self.pipe.adapter.answer(context, [self.pairs[index][1] for index in group],
-                                              **self.generate_kwargs)
+            output = self.pipe.adapter.answer(
+                context, [self.pairs[index][1] for index in group], **self.generate_kwargs
+            )
             select, prefill = self.context_cost.pop(key, (0.0, 0.0))  # the first answer carries the shared cost
-            output.timings = {**output.timings, "select": output.timings["select"] + select,
-                              "prefill": output.timings["prefill"] + prefill}
+            output.timings = {
+                **output.timings,
+                "select": output.timings["select"] + select,
+                "prefill": output.timings["prefill"] + prefill,
+            }
             self._store(group, output)
         if plain:
             videos = [self.encoded[self.keys[index]][0] for index in plain]  # type: ignore[index]
             questions = [self.pairs[index][1] for index in plain]
-            self._store(plain, self.pipe.adapter.generate(videos, questions, self.pipe.pruning,
-                                                          **self.generate_kwargs))
+            self._store(plain, self.pipe.adapter.generate(videos, questions, self.pipe.pruning, **self.generate_kwargs))
 
     def _store(self, indices: list[int], output: Any) -> None:
         for index, text, record in zip(indices, output.texts, output.records):
             video, decode_seconds, lost = self.encoded[self.keys[index]]  # type: ignore[misc]
             timings = {"decode": decode_seconds, "encode": video.seconds, **output.timings}
             self.results[index] = VideoQAResult(
-                answer=text, num_visual_tokens=record.num_visual_tokens, num_kept=record.num_kept,
-                kept_indices=record.kept_indices, timings=timings, question=self.pairs[index][1],
-                num_frames=video.num_frames, grid=video.grid, frames_per_group=video.frames_per_group,
+                answer=text,
+                num_visual_tokens=record.num_visual_tokens,
+                num_kept=record.num_kept,
+                kept_indices=record.kept_indices,
+                timings=timings,
+                question=self.pairs[index][1],
+                num_frames=video.num_frames,
+                grid=video.grid,
+                frames_per_group=video.frames_per_group,
                 lost_frames=lost,
             )
 
@@ -472,8 +497,13 @@ class _BatchRun:
         assert index is not None
         logger.warning("pair %d failed: %s: %s", index, type(exc).__name__, exc)
         self.results[index] = VideoQAResult(
-            answer=None, num_visual_tokens=0, num_kept=0, kept_indices=torch.zeros(0, dtype=torch.int64),
-            timings={}, question=self.pairs[index][1], error=f"{type(exc).__name__}: {exc}",
+            answer=None,
+            num_visual_tokens=0,
+            num_kept=0,
+            kept_indices=torch.zeros(0, dtype=torch.int64),
+            timings={},
+            question=self.pairs[index][1],
+            error=f"{type(exc).__name__}: {exc}",
         )
 
 

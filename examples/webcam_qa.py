@@ -28,8 +28,9 @@ from divprune_video.streaming.cli import add_stream_options, run
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("camera", nargs="?", default="0",
-                        help="camera index (0, 1, ...) or device path (/dev/video0); default 0")
+    parser.add_argument(
+        "camera", nargs="?", default="0", help="camera index (0, 1, ...) or device path (/dev/video0); default 0"
+    )
     add_stream_options(parser)
     args = parser.parse_args(argv)
     args.source = args.camera

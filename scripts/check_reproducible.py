@@ -32,21 +32,33 @@ def main() -> None:
     ids, mask = prompt_ids(adapter.placeholder_ids(video, TEXT_ID), 80)
     restricted = adapter_module.reproducible_attention
     for pruning in (PruningConfig(method="none"), PruningConfig(keep_ratio=0.15)):
-        for label, setting in (("cuDNN attention off (adapter)", restricted),
-                               ("PyTorch default backends", lambda device: contextlib.nullcontext())):
+        for label, setting in (
+            ("cuDNN attention off (adapter)", restricted),
+            ("PyTorch default backends", lambda device: contextlib.nullcontext()),
+        ):
             adapter_module.reproducible_attention = setting
             outputs = []
             for _ in range(args.runs):
-                result = adapter.generate_from_ids(ids, mask, [video], pruning, max_new_tokens=24, do_sample=False,
-                                                   output_scores=True, return_dict_in_generate=True)
+                result = adapter.generate_from_ids(
+                    ids,
+                    mask,
+                    [video],
+                    pruning,
+                    max_new_tokens=24,
+                    do_sample=False,
+                    output_scores=True,
+                    return_dict_in_generate=True,
+                )
                 outputs.append((result.sequences[0], torch.stack(result.raw.scores).float().cpu()))
             adapter_module.reproducible_attention = restricted
             same_tokens = all(torch.equal(tokens, outputs[0][0]) for tokens, _ in outputs)
             same_logits = all(torch.equal(logits, outputs[0][1]) for _, logits in outputs)
             spread = max(float((logits - outputs[0][1]).abs().max()) for _, logits in outputs)
             name = "unpruned" if not pruning.enabled else "DivPrune 15%"
-            print(f"| {name} | {label} | tokens identical: {same_tokens} | logits identical: {same_logits} "
-                  f"| max logit difference {spread:.3g} |")
+            print(
+                f"| {name} | {label} | tokens identical: {same_tokens} | logits identical: {same_logits} "
+                f"| max logit difference {spread:.3g} |"
+            )
 
 
 if __name__ == "__main__":

@@ -58,16 +58,20 @@ def main() -> None:
     model = stock.model
     height, width = (int(value) for value in args.source_size.split("x"))
     stock.frame_preprocessor = stock.sized_frame_preprocessor(height, width, args.frames) or stock.frame_preprocessor
-    print(f"# {torch.cuda.get_device_name(device)}; {args.model_type}; vision attention: "
-          f"{model.config.vision_config._attn_implementation}; torch {torch.__version__}; {args.frames} frames "
-          f"{height}x{width}")
+    print(
+        f"# {torch.cuda.get_device_name(device)}; {args.model_type}; vision attention: "
+        f"{model.config.vision_config._attn_implementation}; torch {torch.__version__}; {args.frames} frames "
+        f"{height}x{width}"
+    )
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, height, width, 3), dtype=np.uint8)
     pixels = _to_device(stock.frame_preprocessor(frames, device=device), device, model.dtype)
     with torch.inference_mode():
         # Stock first: a fast adapter may replace modules of the shared model in place.
         rows = [
-            ("preprocess on the CPU + copy", timed(lambda: _to_device(stock.frame_preprocessor(frames), device,
-                                                                      model.dtype))),
+            (
+                "preprocess on the CPU + copy",
+                timed(lambda: _to_device(stock.frame_preprocessor(frames), device, model.dtype)),
+            ),
             ("preprocess on the GPU", timed(lambda: stock.frame_preprocessor(frames, device=device))),
             ("stock video_tokens (transformers' path)", timed(lambda: stock.video_tokens(pixels))),
             ("stock encode_frames", timed(lambda: stock.encode_frames(frames))),

@@ -53,8 +53,10 @@ def timeline(fn: Callable[[], object], label: str) -> None:
         kind = "GPU" if event.device_type.name == "CUDA" else "cpu"
         if kind == "cpu" and event.cpu_parent is not None:
             continue  # top-level CPU ops only
-        print(f"  {kind} {event.time_range.start - origin:9.1f} +{event.time_range.elapsed_us():8.1f} us  "
-              f"{event.name[:90]}")
+        print(
+            f"  {kind} {event.time_range.start - origin:9.1f} +{event.time_range.elapsed_us():8.1f} us  "
+            f"{event.name[:90]}"
+        )
 
 
 def main() -> None:
@@ -66,8 +68,10 @@ def main() -> None:
     adapter = reference_adapter("llava_next_video", device)
     model = adapter.model
     vision = model.model.vision_tower
-    print(f"# {torch.cuda.get_device_name(device)}; vision attention: {vision.config._attn_implementation}; "
-          f"text attention: {model.config.text_config._attn_implementation}")
+    print(
+        f"# {torch.cuda.get_device_name(device)}; vision attention: {vision.config._attn_implementation}; "
+        f"text attention: {model.config.text_config._attn_implementation}"
+    )
     size = int(adapter.config.vision_config.image_size)
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, size, size, 3), dtype=np.uint8)
     pixels_cpu = adapter.frame_preprocessor(frames)
@@ -82,8 +86,12 @@ def main() -> None:
         ("vision tower, no hidden states", timed(lambda: vision(pixels))),
     ]
     features = vision(pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
-    rows.append(("pooling + projector", timed(
-        lambda: model.model.multi_modal_projector(model.model.vision_resampler(features)))))
+    rows.append(
+        (
+            "pooling + projector",
+            timed(lambda: model.model.multi_modal_projector(model.model.vision_resampler(features))),
+        )
+    )
     encoder = next(module for name, module in vision.named_modules() if name.endswith("encoder"))
     layers = encoder.layers
     encoder.layers = torch.nn.ModuleList(list(layers)[:-1])
@@ -99,13 +107,21 @@ def main() -> None:
     pruning = PruningConfig(keep_ratio=args.keep, method="divprune", prune_layer=0)
     tokens = video.features.contiguous()
     num_keep = pruning.num_keep(video.num_tokens)
-    print(f"| divprune on the {tuple(tokens.shape)} {tokens.dtype} tokens | "
-          f"{timed(lambda: divprune(tokens, num_keep=num_keep)):.3f} ms |")
+    print(
+        f"| divprune on the {tuple(tokens.shape)} {tokens.dtype} tokens | "
+        f"{timed(lambda: divprune(tokens, num_keep=num_keep)):.3f} ms |"
+    )
     timeline(lambda: divprune(tokens, num_keep=num_keep), "divprune")
     rows = []
     mask_row = (ids[0] == adapter.video_token_id).to(device)
-    states = torch.cat([torch.zeros(1, 40, tokens.shape[1], device=device, dtype=tokens.dtype),
-                        tokens.unsqueeze(0), torch.zeros(1, 40, tokens.shape[1], device=device, dtype=tokens.dtype)], 1)
+    states = torch.cat(
+        [
+            torch.zeros(1, 40, tokens.shape[1], device=device, dtype=tokens.dtype),
+            tokens.unsqueeze(0),
+            torch.zeros(1, 40, tokens.shape[1], device=device, dtype=tokens.dtype),
+        ],
+        1,
+    )
     positions = mask_row.nonzero().squeeze(1)
     from divprune_video.models.decoder_pruning import select_visual_tokens
 

@@ -50,7 +50,7 @@ def ceilings() -> tuple[float, float]:
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
     gemm_ms = bench(lambda: a @ a)
     tflops = 2 * 8192**3 / gemm_ms / 1e9
-    del src, dst, a
+    src = dst = a = None  # free them before empty_cache (not del: the lambdas above read the names)
     torch.cuda.empty_cache()
     return bandwidth, tflops
 
@@ -64,16 +64,29 @@ def profile(num_tokens: int, dim: int, bandwidth: float, tflops: float) -> None:
     g = gram(batch, batch).contiguous()
     scores = _triton.cosine_first_scores(g, inv, valid)
     rows = [
-        ("check_finite + inverse norms", bench(lambda: (check_finite(tokens), inverse_norms(tokens))),
-         2 * num_tokens * dim / bandwidth / 1e9),
-        ("Gram (fp16 in, fp32 out)", bench(lambda: gram(batch, batch)),
-         max(2 * num_tokens**2 * dim / tflops / 1e9, 4 * num_tokens**2 / bandwidth / 1e9)),
-        ("first-pick scores", bench(lambda: _triton.cosine_first_scores(g, inv, valid)),
-         4 * num_tokens**2 / bandwidth / 1e9),
+        (
+            "check_finite + inverse norms",
+            bench(lambda: (check_finite(tokens), inverse_norms(tokens))),
+            2 * num_tokens * dim / bandwidth / 1e9,
+        ),
+        (
+            "Gram (fp16 in, fp32 out)",
+            bench(lambda: gram(batch, batch)),
+            max(2 * num_tokens**2 * dim / tflops / 1e9, 4 * num_tokens**2 / bandwidth / 1e9),
+        ),
+        (
+            "first-pick scores",
+            bench(lambda: _triton.cosine_first_scores(g, inv, valid)),
+            4 * num_tokens**2 / bandwidth / 1e9,
+        ),
     ]
     for block_j, tile, warps in ((32, 4096, 4), (64, 4096, 4), (64, 8192, 8), (128, 8192, 8), (256, 8192, 8)):
         same = torch.equal(_triton.cosine_first_scores(g, inv, valid, block_j, tile, warps), scores)
-        ms = bench(lambda: _triton.cosine_first_scores(g, inv, valid, block_j, tile, warps))
+        ms = bench(
+            lambda block_j=block_j, tile=tile, warps=warps: _triton.cosine_first_scores(
+                g, inv, valid, block_j, tile, warps
+            )
+        )
         rows.append((f"first-pick scores block_j={block_j} tile={tile} warps={warps} same={same}", ms, None))
     reference = _triton.greedy_triton(g, inv, scores, [k])
     shapes = ((256, 4), (512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8))
@@ -83,33 +96,46 @@ def profile(num_tokens: int, dim: int, bandwidth: float, tflops: float) -> None:
         try:
             picks = _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps, speculate)
             same = torch.equal(picks, reference)
-            ms = bench(lambda: _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps, speculate))
+            ms = bench(
+                lambda block=block, warps=warps, speculate=speculate: _triton.greedy_triton_cooperative(
+                    g, inv, scores, k, block, warps, speculate
+                )
+            )
             programs = triton.cdiv(num_tokens, block)
-            rows.append((f"cooperative {programs}x{block}, {warps} warps, speculate={speculate} "
-                         f"({1e3 * ms / k:.2f} us/step, same={same})", ms, None))
+            rows.append(
+                (
+                    f"cooperative {programs}x{block}, {warps} warps, speculate={speculate} "
+                    f"({1e3 * ms / k:.2f} us/step, same={same})",
+                    ms,
+                    None,
+                )
+            )
         except Exception as error:
             rows.append((f"cooperative {block}/{warps}: {type(error).__name__}: {error}"[:200], float("nan"), None))
     out = torch.empty(k, dtype=torch.int32, device="cuda")
     if num_tokens <= 16384:
         block = triton.next_power_of_2(num_tokens)
         for dependent in (True, False):
-            ms = bench(lambda: _probe_kernel[(1,)](g, out, num_tokens, k, BLOCK_N=block, DEPENDENT=dependent,
-                                                    num_warps=16))
+            ms = bench(
+                lambda dependent=dependent: _probe_kernel[(1,)](
+                    g, out, num_tokens, k, BLOCK_N=block, DEPENDENT=dependent, num_warps=16
+                )
+            )
             rows.append((f"probe: dependent={dependent} ({1e3 * ms / k:.2f} us/step)", ms, None))
     for warps in (8, 16, 32):
         try:
             picks = _triton.greedy_triton(g, inv, scores, [k], num_warps=warps)
             same = torch.equal(picks, reference)
-            ms = bench(lambda: _triton.greedy_triton(g, inv, scores, [k], num_warps=warps))
+            ms = bench(lambda warps=warps: _triton.greedy_triton(g, inv, scores, [k], num_warps=warps))
             rows.append((f"step loop, {warps} warps ({1e3 * ms / k:.2f} us/step, same={same})", ms, None))
         except Exception as error:  # a variant that does not compile is reported, not fatal
             rows.append((f"step loop, {warps} warps: {type(error).__name__}", float("nan"), None))
     rows.append(("divprune() total", bench(lambda: divprune(tokens, num_keep=k)), None))
     print(f"\nN={num_tokens:,} D={dim} k={k} fp16 (default launch: {_triton._launch_shape(num_tokens)})")
-    print(f"| phase | ms | floor ms |\n|---|---:|---:|")
+    print("| phase | ms | floor ms |\n|---|---:|---:|")
     for name, ms, floor in rows:
         print(f"| {name} | {ms:.3f} | {'' if floor is None else f'{floor:.3f}'} |")
-    del g, tokens
+    g = tokens = None  # free them (not del: the lambdas above read the names)
     torch.cuda.empty_cache()
 
 

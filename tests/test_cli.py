@@ -41,7 +41,7 @@ def test_gpu_benchmarks_say_gpu_in_their_help_and_in_the_readme(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     listing = capsys.readouterr().out
-    commands = README[README.index("## Command line"):README.index("## Benchmarks")]
+    commands = README[README.index("## Command line") : README.index("## Benchmarks")]
     for command in GPU_BENCHMARKS:
         assert re.search(rf"{command}\s+GPU:", listing), command
         assert re.search(rf"divprune-video {command}[^\n]*# GPU:", commands), command
@@ -56,8 +56,11 @@ def test_bench_video_labels_say_the_resolution_measured(capsys):
         with pytest.raises(SystemExit):
             main(command)
     printed = " ".join(capsys.readouterr().out.split())
-    assert "bench-video compare the video decoding backends on generated H.264 videos (1280x720 unless --height)" \
-        in printed and "--height HEIGHT frame height (default 720; width = 16/9 of it)" in printed
+    assert (
+        "bench-video compare the video decoding backends on generated H.264 videos (1280x720 unless --height)"
+        in printed
+        and "--height HEIGHT frame height (default 720; width = 16/9 of it)" in printed
+    )
 
 
 def test_bench_select_picks_cpu_sizes_without_cuda(no_cuda, capsys):
@@ -73,8 +76,9 @@ def test_bench_select_picks_cpu_sizes_without_cuda(no_cuda, capsys):
 def test_bench_model_and_bench_stream_run_their_smoke_test_without_cuda(no_cuda, capsys):
     pytest.importorskip("transformers")
     assert main(["bench-model", "--frames", "2", "--keep", "0.5", "--prune-layers", "0"]) == 0
-    assert main(["bench-stream", "--budgets", "32", "--frames", "12", "--other-frames", "12",
-                 "--sample-every", "6"]) == 0
+    assert (
+        main(["bench-stream", "--budgets", "32", "--frames", "12", "--other-frames", "12", "--sample-every", "6"]) == 0
+    )
     captured = capsys.readouterr()
     assert "# bench-model: tiny test model" in captured.out and "| 32 |" in captured.out
     for command in ("bench-model", "bench-stream"):
@@ -94,7 +98,7 @@ def test_ctrl_c_in_any_command_is_a_clean_stop(monkeypatch, capsys):
 
 def readme_snippet(heading: str, needle: str) -> str:
     """The first ```python block after ``heading`` that contains ``needle``."""
-    section = README[README.index(heading):]
+    section = README[README.index(heading) :]
     for block in re.findall(r"```python\n(.*?)```", section, re.DOTALL):
         if needle in block:
             return block
@@ -106,8 +110,14 @@ def test_the_readme_use_snippet_runs_on_a_cpu_only_install(tmp_path):
     assert '"cuda"' not in snippet.replace('"cuda" if torch.cuda.is_available()', "")
     script = tmp_path / "use.py"
     script.write_text(snippet + "\nprint(kept.shape[0], [row.shape[0] for row in rows])\n")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == "128 [1152, 750]"
 

@@ -74,27 +74,31 @@ def nothing_built(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["--video", "no-such-clip.mp4"], "--video: no such file: no-such-clip.mp4"),
-    (["--keep-ratio", "0"], "--keep-ratio must be in (0, 1]; got 0"),
-    (["--keep-ratio", "1.5"], "--keep-ratio must be in (0, 1]; got 1.5"),
-    (["--keep-ratio", "nan"], "--keep-ratio must be in (0, 1]"),
-    (["--frames", "0"], "--frames must be at least 1; got 0"),
-    (["--frames", "-4", "--tokens-only"], "--frames must be at least 1; got -4"),
-    (["--prune-layer", "4"], "--prune-layer 4 is beyond the model's 4 decoder layers (0 to 3)"),
-    (["--model", "tiny", "--prune-layer", "9"], "beyond the model's 4 decoder layers"),
-    (["--method", "attention"], "--method attention ranks tokens by the attention they get inside the LLM"),
-    (["--method", "fastv"], "--method must be one of"),
-    (["--output", "no-such-folder/kept.png"], "--output no-such-folder/kept.png: no such folder: no-such-folder"),
-    (["--device", "cuda"], "--device cuda: no CUDA device is available here"),
-    (["--device", "cuda", "--tokens-only"], "--device cuda: no CUDA device is available here"),
-    (["--device", "gpu"], "--device must be cpu or cuda"),
-    (["--model", "./my-llava"], "--model: no such folder: ./my-llava"),
-    (["--model", "~/no-such-llava"], "--model: no such folder: ~/no-such-llava"),
-    (["--model", "checkpoints/llava/7b"], "--model: no such folder: checkpoints/llava/7b"),
-])
-def test_bad_arguments_are_one_error_line_before_any_work(arguments, expected, nothing_built, tmp_path, monkeypatch,
-                                                          capsys):
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--video", "no-such-clip.mp4"], "--video: no such file: no-such-clip.mp4"),
+        (["--keep-ratio", "0"], "--keep-ratio must be in (0, 1]; got 0"),
+        (["--keep-ratio", "1.5"], "--keep-ratio must be in (0, 1]; got 1.5"),
+        (["--keep-ratio", "nan"], "--keep-ratio must be in (0, 1]"),
+        (["--frames", "0"], "--frames must be at least 1; got 0"),
+        (["--frames", "-4", "--tokens-only"], "--frames must be at least 1; got -4"),
+        (["--prune-layer", "4"], "--prune-layer 4 is beyond the model's 4 decoder layers (0 to 3)"),
+        (["--model", "tiny", "--prune-layer", "9"], "beyond the model's 4 decoder layers"),
+        (["--method", "attention"], "--method attention ranks tokens by the attention they get inside the LLM"),
+        (["--method", "fastv"], "--method must be one of"),
+        (["--output", "no-such-folder/kept.png"], "--output no-such-folder/kept.png: no such folder: no-such-folder"),
+        (["--device", "cuda"], "--device cuda: no CUDA device is available here"),
+        (["--device", "cuda", "--tokens-only"], "--device cuda: no CUDA device is available here"),
+        (["--device", "gpu"], "--device must be cpu or cuda"),
+        (["--model", "./my-llava"], "--model: no such folder: ./my-llava"),
+        (["--model", "~/no-such-llava"], "--model: no such folder: ~/no-such-llava"),
+        (["--model", "checkpoints/llava/7b"], "--model: no such folder: checkpoints/llava/7b"),
+    ],
+)
+def test_bad_arguments_are_one_error_line_before_any_work(
+    arguments, expected, nothing_built, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     assert main(["demo", *arguments]) == 2
     captured = capsys.readouterr()

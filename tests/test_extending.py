@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.models.helpers import adapter, offline_hub, one_cpu_thread, sample_frames, tiny_checkpoint  # noqa: F401
-
 from divprune_video import VideoQAPipeline, get_selector, load_video
 from divprune_video.selection import SELECTORS, TokenSelector
 from divprune_video.streaming import MEMORIES, StreamingVideoQA, TokenMemory
 from divprune_video.video import VIDEO_BACKENDS, BackendSpec, register_backend
 from divprune_video.video.backends.base import VideoInfo, VideoReader, timestamps_from_rate
+from tests.models.helpers import adapter, offline_hub, one_cpu_thread, sample_frames, tiny_checkpoint  # noqa: F401
 
 
 class EveryOther(TokenSelector):
@@ -56,8 +55,9 @@ def registered():
 
 def test_a_registered_selector_prunes_through_the_pipeline(registered, adapter):
     assert get_selector("every-other").select(torch.zeros(10, 4), 3).tolist() == [0, 2, 4]
-    result = VideoQAPipeline(adapter, method="every-other", keep_ratio=0.25, num_frames=8)(sample_frames(8), "Why?",
-                                                                                        max_new_tokens=2)
+    result = VideoQAPipeline(adapter, method="every-other", keep_ratio=0.25, num_frames=8)(
+        sample_frames(8), "Why?", max_new_tokens=2
+    )
     assert result.kept_indices.tolist() == list(range(0, 64, 2))
 
 

@@ -4,6 +4,7 @@
 import pytest
 import torch
 
+from divprune_video import VideoQAPipeline, VideoQAResult
 from tests.models.helpers import (  # noqa: F401  (fixtures)
     adapter,
     literal_prompt_ids,
@@ -13,8 +14,6 @@ from tests.models.helpers import (  # noqa: F401  (fixtures)
     sample_frames,
     tiny_checkpoint,
 )
-
-from divprune_video import VideoQAPipeline, VideoQAResult
 
 QUESTION = "What is happening in this video?"
 STAGES = {"decode", "encode", "select", "prefill", "generate"}
@@ -31,9 +30,15 @@ def test_keep_all_answers_exactly_as_plain_transformers(adapter, plain_model):
     ids = literal_prompt_ids(adapter.tokenizer, QUESTION, 8 * 16)
     pixels = adapter.frame_preprocessor(frames).unsqueeze(0)
     with torch.inference_mode():
-        output = plain_model.generate(input_ids=ids, pixel_values_videos=pixels, attention_mask=torch.ones_like(ids),
-                                      max_new_tokens=10, do_sample=False, pad_token_id=adapter.tokenizer.pad_token_id)
-    assert result.answer == adapter.tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True).strip()
+        output = plain_model.generate(
+            input_ids=ids,
+            pixel_values_videos=pixels,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=10,
+            do_sample=False,
+            pad_token_id=adapter.tokenizer.pad_token_id,
+        )
+    assert result.answer == adapter.tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True).strip()
     assert result.num_kept == result.num_visual_tokens == 128
 
 
@@ -62,8 +67,9 @@ def test_a_list_of_pairs_is_batched_and_equals_one_by_one(pipeline):
 def test_questions_on_one_video_share_its_encoding(adapter, monkeypatch):
     calls = []
     encode = adapter.encode_frames
-    monkeypatch.setattr(adapter, "encode_frames",
-                        lambda frames, timing=None: calls.append(frames.shape) or encode(frames, timing))
+    monkeypatch.setattr(
+        adapter, "encode_frames", lambda frames, timing=None: calls.append(frames.shape) or encode(frames, timing)
+    )
     pipeline = VideoQAPipeline(adapter, num_frames=4, batch_size=2)
     frames = sample_frames(4)
     results = pipeline([(frames, "Why?"), (frames, "Who?"), (frames, "Where?")], max_new_tokens=2)
@@ -94,7 +100,8 @@ def test_method_and_prune_layer_reach_the_model(adapter):
     frames = sample_frames(8)
     results = {
         (method, layer): VideoQAPipeline(adapter, keep_ratio=0.25, method=method, prune_layer=layer, num_frames=8)(
-            frames, QUESTION, max_new_tokens=2)
+            frames, QUESTION, max_new_tokens=2
+        )
         for method, layer in [("divprune", 0), ("uniform", 0), ("divprune", 2), ("attention", 2)]
     }
     assert results[("uniform", 0)].kept_indices.tolist() == list(range(0, 128, 4))
@@ -102,23 +109,29 @@ def test_method_and_prune_layer_reach_the_model(adapter):
     assert not torch.equal(results[("attention", 2)].kept_indices, results[("divprune", 2)].kept_indices)
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda pipe: pipe(sample_frames(2), 3), ValueError, "question"),
-    (lambda pipe: pipe([]), TypeError, "pairs"),
-    (lambda pipe: pipe([(sample_frames(2),)]), TypeError, "pair"),
-    (lambda pipe: pipe(sample_frames(2), "Why?", num_return_sequences=2), ValueError, "num_return_sequences"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda pipe: pipe(sample_frames(2), 3), ValueError, "question"),
+        (lambda pipe: pipe([]), TypeError, "pairs"),
+        (lambda pipe: pipe([(sample_frames(2),)]), TypeError, "pair"),
+        (lambda pipe: pipe(sample_frames(2), "Why?", num_return_sequences=2), ValueError, "num_return_sequences"),
+    ],
+)
 def test_bad_calls(pipeline, call, error, match):
     with pytest.raises(error, match=match):
         call(pipeline)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"keep_ratio": 0}, ValueError, "keep_ratio"),
-    ({"method": "attention"}, ValueError, "prune_layer >= 1"),
-    ({"num_frames": 0}, ValueError, "num_frames"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"keep_ratio": 0}, ValueError, "keep_ratio"),
+        ({"method": "attention"}, ValueError, "prune_layer >= 1"),
+        ({"num_frames": 0}, ValueError, "num_frames"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
 def test_bad_settings(adapter, kwargs, error, match):
     with pytest.raises(error, match=match):
         VideoQAPipeline(adapter, **kwargs)
@@ -140,8 +153,9 @@ def test_every_family_answers_about_a_video_file(tmp_path, model_type):
 
     checkpoint = save_tiny_model(tmp_path / model_type, model_type)
     path = sample_video(tmp_path / "shapes.mp4", num_frames=24)
-    result = VideoQAPipeline(str(checkpoint), keep_ratio=0.15, num_frames=8, device="cpu")(str(path), QUESTION,
-                                                                                           max_new_tokens=3)
+    result = VideoQAPipeline(str(checkpoint), keep_ratio=0.15, num_frames=8, device="cpu")(
+        str(path), QUESTION, max_new_tokens=3
+    )
     pairs = model_type.startswith("qwen")
     assert result.frames_per_group == (2 if pairs else 1) and result.num_frames == (4 if pairs else 8)
     assert result.num_kept == round(0.15 * result.num_visual_tokens)

@@ -10,6 +10,8 @@ import weakref
 import pytest
 from torch import equal as torch_equal
 
+from divprune_video import ContextLengthError, VideoQAPipeline
+from divprune_video.models.context import check_fits, context_length, fitting_keep_ratio
 from tests.models.helpers import (  # noqa: F401  (fixtures)
     adapter,
     offline_hub,
@@ -17,9 +19,6 @@ from tests.models.helpers import (  # noqa: F401  (fixtures)
     sample_frames,
     tiny_checkpoint,
 )
-
-from divprune_video import ContextLengthError, VideoQAPipeline
-from divprune_video.models.context import check_fits, context_length, fitting_keep_ratio
 
 MISSING = "/no/such/folder/clip.mp4"
 
@@ -33,6 +32,7 @@ def short_context(adapter, monkeypatch):
         monkeypatch.setattr(text, "max_position_embeddings", limit)
         monkeypatch.setattr(text, "rope_parameters", {"rope_type": "default", "rope_theta": 10000.0}, raising=False)
         assert adapter.context_length == limit
+
     return set_limit
 
 
@@ -135,7 +135,8 @@ def test_a_failing_question_on_a_shared_prefill_costs_only_itself(adapter, monke
     monkeypatch.setattr(adapter, "answer", fragile)
     video = _videos(1)[0]
     results = VideoQAPipeline(adapter, num_frames=4, batch_size=3)(
-        [(video, "Why?"), (video, "Boom?"), (video, "Who?")], errors="record", max_new_tokens=2)
+        [(video, "Why?"), (video, "Boom?"), (video, "Who?")], errors="record", max_new_tokens=2
+    )
     assert [result.ok for result in results] == [True, False, True]
 
 
@@ -255,7 +256,7 @@ def test_fitting_keep_ratio_fits_and_is_the_largest_hundredth(context, visual, f
 
 def test_check_fits_is_silent_when_it_fits():
     check_fits(100, visual=50, reached_visual=50, fixed=50, prunable=True)
-    check_fits(None, visual=10 ** 9, reached_visual=10 ** 9, fixed=0, prunable=True)
+    check_fits(None, visual=10**9, reached_visual=10**9, fixed=0, prunable=True)
     with pytest.raises(ContextLengthError, match="101 positions"):
         check_fits(100, visual=50, reached_visual=50, fixed=51, prunable=True)
 
@@ -279,8 +280,7 @@ def test_a_list_prefills_each_video_asked_several_questions_once(adapter, monkey
     prefill = adapter.prefill
     monkeypatch.setattr(adapter, "prefill", lambda *args: calls.append(1) or prefill(*args))
     first, second, third = _videos(3)
-    pairs = [(first, "Why?"), (second, "Who?"), (first, "Where?"), (third, "When?"), (first, "How?"),
-             (second, "What?")]
+    pairs = [(first, "Why?"), (second, "Who?"), (first, "Where?"), (third, "When?"), (first, "How?"), (second, "What?")]
     shared = VideoQAPipeline(adapter, num_frames=4, batch_size=2)(pairs, max_new_tokens=6)
     assert len(calls) == 2, "the first and second videos are prefilled once each; the third has one question"
     plain = VideoQAPipeline(adapter, num_frames=4, batch_size=2, share_prefill=False)(pairs, max_new_tokens=6)
@@ -316,5 +316,4 @@ def test_long_videos_on_llava_next_video_7b_fit_its_context_or_are_refused_first
     VideoQAPipeline(adapter, num_frames=256, keep_ratio=0.15).check_context(MISSING, "What happens?", generate)
     VideoQAPipeline(adapter, num_frames=512, keep_ratio=0.1).check_context(MISSING, "What happens?", generate)
     with pytest.raises(ContextLengthError, match=r"73728.*context of 8192; use keep_ratio <= 0\.11 "):
-        VideoQAPipeline(adapter, num_frames=512, keep_ratio=0.15, prune_layer=0)(MISSING, "What happens?",
-                                                                                 **generate)
+        VideoQAPipeline(adapter, num_frames=512, keep_ratio=0.15, prune_layer=0)(MISSING, "What happens?", **generate)

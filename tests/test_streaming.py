@@ -10,10 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.models.helpers import adapter, offline_hub, one_cpu_thread, tiny_checkpoint  # noqa: F401  (fixtures)
-from tests.selection.reference import reference_divprune
-from tests.video._server import LocalVideoServer
-
 from divprune_video import divprune
 from divprune_video.models import EncodedVideo, PruningConfig
 from divprune_video.streaming import (
@@ -26,6 +22,9 @@ from divprune_video.streaming import (
 )
 from divprune_video.testing import moving_shapes_video, write_index_coded_video
 from divprune_video.video import StreamGoneError, VideoError, VideoNotFoundError
+from tests.models.helpers import adapter, offline_hub, one_cpu_thread, tiny_checkpoint  # noqa: F401  (fixtures)
+from tests.selection.reference import reference_divprune
+from tests.video._server import LocalVideoServer
 
 TOKENS_PER_FRAME = 16  # the tiny model: 56 px frames, 4 x 4 tokens after pooling
 
@@ -35,7 +34,7 @@ def scene_frames(num_frames, per_frame=16, dim=24, *, seed=0):
     exactly repeated (static) stretches, so ties between duplicates are exercised too."""
     generator = torch.Generator().manual_seed(seed)
     frames, patches, static = [], None, None
-    for index in range(num_frames):
+    for _ in range(num_frames):
         if patches is None or torch.rand(1, generator=generator).item() < 0.08:
             patches = torch.randn(per_frame, dim, generator=generator)
         if static is not None and torch.rand(1, generator=generator).item() < 0.7:
@@ -130,7 +129,7 @@ def test_a_new_scene_after_a_long_static_scene_enters_the_memory():
     fifo.add(change)
     assert 1000 in diverse.frame_ids.tolist() and int((diverse.frame_ids == 1000).sum()) == per_frame
     assert update.kept.max() >= budget  # new candidates were kept
-    for index in range(40):  # a long new scene does not wipe out the old one either (unlike FIFO)
+    for _ in range(40):  # a long new scene does not wipe out the old one either (unlike FIFO)
         frame = change + 0.05 * torch.randn(per_frame, 32, generator=generator)
         diverse.add(frame)
         fifo.add(frame)
@@ -221,8 +220,9 @@ def test_ingest_keeps_the_budget_and_ask_answers_from_the_memory_in_time_order(a
     assert {"snapshot", "prefill", "generate"} <= set(result.timings)
     # The answer is what the adapter's plain (unpruned) generate gives on the memory's tokens in that order.
     tokens = qa.snapshot().tokens
-    plain = adapter.generate([EncodedVideo(tokens, 3, (4, 4))], ["What is happening?"], PruningConfig(method="none"),
-                             max_new_tokens=6)
+    plain = adapter.generate(
+        [EncodedVideo(tokens, 3, (4, 4))], ["What is happening?"], PruningConfig(method="none"), max_new_tokens=6
+    )
     assert result.answer == plain.texts[0]
 
 
@@ -238,8 +238,9 @@ def test_questions_reuse_the_memory_prefill_until_a_new_frame_arrives(adapter, m
     assert len(calls) == 1 and qa.reuses_prefill
     video, snapshot = qa.encoded_memory()
     for question, result in zip(("What is happening?", "Why?", "Who moves?"), answers):
-        plain = adapter.generate([video], [timestamp_preamble(snapshot) + question], PruningConfig(method="none"),
-                                 max_new_tokens=6)
+        plain = adapter.generate(
+            [video], [timestamp_preamble(snapshot) + question], PruningConfig(method="none"), max_new_tokens=6
+        )
         assert result.answer == plain.texts[0]
     qa.ingest(frames(7)[-1])
     assert not qa.reuses_prefill

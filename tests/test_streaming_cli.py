@@ -47,14 +47,33 @@ def test_help_of_the_commands_and_the_example_scripts(capsys):
     assert "SOURCE" in printed.upper() and "--budget" in printed and "--ask-every" in printed
     assert "--budgets" in printed and "--tiny" in printed and "10000" in printed
     for script, expected in (("webcam_qa.py", "camera index"), ("stream_qa.py", "rtsp/http")):
-        done = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--help"], capture_output=True,
-                              text=True, timeout=120, cwd=ROOT / "examples")
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / script), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT / "examples",
+        )
         assert done.returncode == 0 and expected in done.stdout and "--budget" in done.stdout, done.stderr
 
 
 def test_a_short_run_on_a_file_answers_the_question_at_the_end(clip, capsys):
-    status = main(["stream", str(clip), "--budget", "32", "--sample-fps", "10", "--question", "What moves?",
-                   "--max-new-tokens", "4", "--no-stdin", "--fast"])
+    status = main(
+        [
+            "stream",
+            str(clip),
+            "--budget",
+            "32",
+            "--sample-fps",
+            "10",
+            "--question",
+            "What moves?",
+            "--max-new-tokens",
+            "4",
+            "--no-stdin",
+            "--fast",
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert "random weights" in printed and "gibberish" in printed
@@ -65,9 +84,27 @@ def test_a_short_run_on_a_file_answers_the_question_at_the_end(clip, capsys):
 
 
 def test_ask_every_and_duration_on_a_file_played_as_live(clip, capsys):
-    status = main(["stream", str(clip), "--budget", "48", "--sample-fps", "5", "--question", "Why?",
-                   "--ask-every", "0.4", "--duration", "1.3", "--max-new-tokens", "2", "--no-stdin",
-                   "--status-every", "0.5"])
+    status = main(
+        [
+            "stream",
+            str(clip),
+            "--budget",
+            "48",
+            "--sample-fps",
+            "5",
+            "--question",
+            "Why?",
+            "--ask-every",
+            "0.4",
+            "--duration",
+            "1.3",
+            "--max-new-tokens",
+            "2",
+            "--no-stdin",
+            "--status-every",
+            "0.5",
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert "stopped: --duration 1.3 s reached" in printed
@@ -127,16 +164,19 @@ def nothing_loaded(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["0", "--budget", "15"], "--budget 15 is below one frame's 16 visual tokens for this model; use at least 16"),
-    (["0", "--model", "tiny", "--budget", "8"], "--budget 8 is below one frame's 16 visual tokens"),
-    (["0", "--question", ""], "--question must not be empty"),
-    (["0", "--question", "Why?", "--question", "   "], "--question must not be empty"),
-    (["no-such-clip.mp4"], "SOURCE: no such file: no-such-clip.mp4"),
-    (["0", "--device", "cuda"], "--device cuda: no CUDA device is available here"),
-    (["0", "--model", "./my-llava"], "--model: no such folder: ./my-llava"),
-    (["0", "--model", "~/no-such-llava"], "--model: no such folder: ~/no-such-llava"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["0", "--budget", "15"], "--budget 15 is below one frame's 16 visual tokens for this model; use at least 16"),
+        (["0", "--model", "tiny", "--budget", "8"], "--budget 8 is below one frame's 16 visual tokens"),
+        (["0", "--question", ""], "--question must not be empty"),
+        (["0", "--question", "Why?", "--question", "   "], "--question must not be empty"),
+        (["no-such-clip.mp4"], "SOURCE: no such file: no-such-clip.mp4"),
+        (["0", "--device", "cuda"], "--device cuda: no CUDA device is available here"),
+        (["0", "--model", "./my-llava"], "--model: no such folder: ./my-llava"),
+        (["0", "--model", "~/no-such-llava"], "--model: no such folder: ~/no-such-llava"),
+    ],
+)
 def test_bad_arguments_are_one_error_line_before_the_model_loads(arguments, expected, nothing_loaded, capsys):
     assert main(["stream", *arguments, "--no-stdin"]) == 2
     captured = capsys.readouterr()
@@ -154,8 +194,9 @@ def test_one_frames_tokens_come_from_the_config_as_the_model_encodes_them(tmp_pa
         adapter = load_adapter(str(save_tiny_model(tmp_path / name, name)), device="cpu")
         encoded = adapter.encode_frames(moving_shapes_video(1, 48, 64))
         assert frame_tokens(adapter.config) == encoded.features.shape[0], name
-        assert frame_tokens(families[name].reference_config()) == {"llava_next_video": 144,
-                                                                   "llava_onevision": 196}[name]
+        assert (
+            frame_tokens(families[name].reference_config()) == {"llava_next_video": 144, "llava_onevision": 196}[name]
+        )
 
 
 def test_a_budget_the_config_cannot_check_is_refused_by_the_first_frame(clip, monkeypatch, capsys):
@@ -194,23 +235,46 @@ def test_ctrl_c_joins_the_ingestion_thread_and_says_what_was_ingested(long_clip,
 
     monkeypatch.setattr(StreamingVideoQA, "run", run)
     monkeypatch.setattr(TerminalQuestions, "poll", poll)
-    status = main(["stream", str(long_clip), "--budget", "32", "--sample-fps", "10", "--no-stdin",
-                   "--question", "Never asked?"])
+    status = main(
+        ["stream", str(long_clip), "--budget", "32", "--sample-fps", "10", "--no-stdin", "--question", "Never asked?"]
+    )
     captured = capsys.readouterr()
     assert status == 0 and "Traceback" not in captured.err and "error" not in captured.err, captured.err
     last = captured.out.strip().splitlines()[-1]
-    frames = int(re.fullmatch(r"stopped \(Ctrl-C\): (\d+) frames ingested from .*long\.mp4 \(\d+ dropped, 0 "
-                              r"reconnects\); memory \d+/32 tokens from \d+ frames", last).group(1))
+    frames = int(
+        re.fullmatch(
+            r"stopped \(Ctrl-C\): (\d+) frames ingested from .*long\.mp4 \(\d+ dropped, 0 "
+            r"reconnects\); memory \d+/32 tokens from \d+ frames",
+            last,
+        ).group(1)
+    )
     assert frames >= 3 and frames == sessions[0].num_frames and "Q: Never asked?" not in captured.out
     assert not sessions[0].running  # the ingestion thread and the reader's are joined:
     assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("divprune-stream")]
 
 
 def test_ctrl_c_from_the_terminal_stops_without_a_traceback(long_clip):
-    process = subprocess.Popen([sys.executable, "-m", "divprune_video", "stream", str(long_clip), "--no-stdin",
-                                "--budget", "64", "--sample-fps", "10", "--status-every", "0.2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "divprune_video",
+            "stream",
+            str(long_clip),
+            "--no-stdin",
+            "--budget",
+            "64",
+            "--sample-fps",
+            "10",
+            "--status-every",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     try:
         for line in process.stdout:  # wait for a status line with frames in it
             if re.match(r"\[ *[\d.]+ s\] frames [1-9]", line):

@@ -127,10 +127,12 @@ class ReplayAnswerer(Answerer):
             raise BenchmarkError(f"replay file not found: {self.path}")
         entries = read_records(self.path, require_id=False)
         for number, entry in enumerate(entries, start=1):
-            if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str)
-                                                      for k in ("video", "question", "response")):
-                raise BenchmarkError(f"{self.path} record {number}: expected string fields 'video', 'question' and "
-                                     f"'response'")
+            if not isinstance(entry, dict) or not all(
+                isinstance(entry.get(k), str) for k in ("video", "question", "response")
+            ):
+                raise BenchmarkError(
+                    f"{self.path} record {number}: expected string fields 'video', 'question' and 'response'"
+                )
         return entries
 
     def lookup(self, sample: Sample) -> str:
@@ -143,11 +145,15 @@ class ReplayAnswerer(Answerer):
             if responses is None:
                 continue
             if len(set(responses)) > 1:
-                raise SampleError(f"{self.path}: {len(responses)} different responses for sample {sample.id} "
-                                  f"(video {sample.video!r}); add 'id' or 'task' fields to tell them apart")
+                raise SampleError(
+                    f"{self.path}: {len(responses)} different responses for sample {sample.id} "
+                    f"(video {sample.video!r}); add 'id' or 'task' fields to tell them apart"
+                )
             return responses[0]
-        raise SampleError(f"{self.path} has no response for sample {sample.id} (video {sample.video!r}, question "
-                          f"{sample.question[:60]!r})")
+        raise SampleError(
+            f"{self.path} has no response for sample {sample.id} (video {sample.video!r}, question "
+            f"{sample.question[:60]!r})"
+        )
 
     def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
         return [Answer(self.lookup(prepared.sample)) for _ in variants]
@@ -186,15 +192,20 @@ def _full_vocabulary_tokenizer(vocab_size: int) -> Any:
     data = json.loads(base.backend_tokenizer.to_str())
     vocab = data["model"]["vocab"]
     vocab.update({f"<w{index}>": index for index in range(max(vocab.values()) + 1, vocab_size)})
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(data)),
-                                        bos_token=base.bos_token, eos_token=base.eos_token,
-                                        unk_token=base.unk_token, pad_token=base.pad_token)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(data)),
+        bos_token=base.bos_token,
+        eos_token=base.eos_token,
+        unk_token=base.unk_token,
+        pad_token=base.pad_token,
+    )
     tokenizer.chat_template = base.chat_template
     return tokenizer
 
 
-def random_llava_next_video_7b(device: str, *, seed: int = 0, dtype: str = "float16",
-                               attn_implementation: Optional[str] = None) -> Any:
+def random_llava_next_video_7b(
+    device: str, *, seed: int = 0, dtype: str = "float16", attn_implementation: Optional[str] = None
+) -> Any:
     """A :class:`~divprune_video.models.llava_next_video.LlavaNextVideoAdapter` over the LLaVA-NeXT-Video-7B
     architecture (:func:`~divprune_video.models.llava_next_video.presets.reference_config`) with random weights,
     built in memory directly on ``device`` (about 14 GB in float16; nothing is written to disk or downloaded).
@@ -208,10 +219,10 @@ def random_llava_next_video_7b(device: str, *, seed: int = 0, dtype: str = "floa
     """
     import torch
 
+    from .._optional import require
     from ..models.llava_next_video import LlavaNextVideoAdapter
     from ..models.llava_next_video.presets import reference_config
     from ..models.runtime import default_attention
-    from .._optional import require
 
     transformers = require("transformers", "model")
     target = torch.device(device)
@@ -225,8 +236,10 @@ def random_llava_next_video_7b(device: str, *, seed: int = 0, dtype: str = "floa
         torch.manual_seed(seed)
         with target:
             model = transformers.LlavaNextVideoForConditionalGeneration._from_config(
-                config, dtype=getattr(torch, dtype),
-                attn_implementation=attn_implementation or default_attention(target))
+                config,
+                dtype=getattr(torch, dtype),
+                attn_implementation=attn_implementation or default_attention(target),
+            )
     return LlavaNextVideoAdapter(model.to(target), tokenizer)
 
 
@@ -257,15 +270,24 @@ class PipelineAnswerer(Answerer):
         if config.model == TINY_MODEL:
             model = str(tiny_model_path())
         elif config.model == RANDOM_7B_MODEL:
-            model = random_llava_next_video_7b(device, seed=config.seed, dtype=config.dtype or "float16",
-                                               attn_implementation=config.attn_implementation)
+            model = random_llava_next_video_7b(
+                device,
+                seed=config.seed,
+                dtype=config.dtype or "float16",
+                attn_implementation=config.attn_implementation,
+            )
         else:
             model = config.model
         self.pipelines: dict["Variant", Any] = {}
         for variant in config.variants:
             pipe = VideoQAPipeline(
-                model, keep_ratio=variant.keep_ratio, method=variant.method, prune_layer=variant.prune_layer or 0,
-                num_frames=config.num_frames, keyframes=config.keyframes, device=device,
+                model,
+                keep_ratio=variant.keep_ratio,
+                method=variant.method,
+                prune_layer=variant.prune_layer or 0,
+                num_frames=config.num_frames,
+                keyframes=config.keyframes,
+                device=device,
                 dtype=getattr(torch, config.dtype) if config.dtype else None,
                 attn_implementation=config.attn_implementation,
             )
@@ -289,9 +311,8 @@ class PipelineAnswerer(Answerer):
     def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
         import dataclasses
 
-        import torch
-
         import numpy as np
+        import torch
 
         from ..models.decoding import static_decoding_unsupported
         from ..models.video_context import shares_prefill
@@ -305,8 +326,11 @@ class PipelineAnswerer(Answerer):
             encoded = self.encoder.encode(clip)
             encode_seconds = encoded.seconds
             self._last_frames, self._last_encoded = clip.frames, encoded
-        frames = {"frame_indices": [int(i) for i in clip.indices],
-                  "frame_times": [round(float(t), 4) for t in clip.timestamps], "video_frames": clip.total_frames}
+        frames = {
+            "frame_indices": [int(i) for i in clip.indices],
+            "frame_times": [round(float(t), 4) for t in clip.timestamps],
+            "video_frames": clip.total_frames,
+        }
         generate = {"max_new_tokens": self.config.max_new_tokens, "do_sample": False}
         answers = []
         for variant in variants:
@@ -316,19 +340,34 @@ class PipelineAnswerer(Answerer):
             started = time.perf_counter()
             shared = {"select": 0.0, "prefill": 0.0}
             video: Any = encoded
-            if pipe.share_prefill and pipe.pruning.method != "random" and shares_prefill(pipe.pruning) \
-                    and hasattr(pipe.adapter, "prefill") \
-                    and static_decoding_unsupported(pipe.adapter.model, generate) is None:
+            if (
+                pipe.share_prefill
+                and pipe.pruning.method != "random"
+                and shares_prefill(pipe.pruning)
+                and hasattr(pipe.adapter, "prefill")
+                and static_decoding_unsupported(pipe.adapter.model, generate) is None
+            ):
                 video = self._contexts.get(variant)
                 if video is None:
                     video = self._contexts[variant] = pipe.adapter.prefill(encoded, pipe.pruning)
                     shared = {"select": video.select_seconds, "prefill": video.prefill_seconds}
             result = pipe(video, prepared.prompt, **generate)
-            timings = {**{k: float(v) + shared.get(k, 0.0) for k, v in result.timings.items()
-                          if k not in ("decode", "encode")},
-                       "encode": encode_seconds, "model": time.perf_counter() - started + encode_seconds}
-            answers.append(Answer(result.answer, result.num_visual_tokens, result.num_kept, timings,
-                                  {**frames, "shared_prefill": video is not encoded}))
+            timings = {
+                **{
+                    k: float(v) + shared.get(k, 0.0) for k, v in result.timings.items() if k not in ("decode", "encode")
+                },
+                "encode": encode_seconds,
+                "model": time.perf_counter() - started + encode_seconds,
+            }
+            answers.append(
+                Answer(
+                    result.answer,
+                    result.num_visual_tokens,
+                    result.num_kept,
+                    timings,
+                    {**frames, "shared_prefill": video is not encoded},
+                )
+            )
         return answers
 
     def check_settings(self, config: "RunConfig", prompts: Sequence[str]) -> None:
@@ -341,13 +380,22 @@ class PipelineAnswerer(Answerer):
 
         adapter = self.encoder.adapter
         device = adapter.device
-        return {"answerer": "pipeline", "model": self.config.model, "adapter": type(adapter).__name__,
-                "device": str(device), "dtype": self.config.dtype, "model_dtype": str(adapter.model.dtype),
-                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
-                "attn_implementation": self.config.attn_implementation,
-                "attention": getattr(adapter.model.config, "_attn_implementation", None),
-                **({"weights": f"random (seed {self.config.seed}): answers are meaningless"}
-                   if self.config.model == RANDOM_7B_MODEL else {})}
+        return {
+            "answerer": "pipeline",
+            "model": self.config.model,
+            "adapter": type(adapter).__name__,
+            "device": str(device),
+            "dtype": self.config.dtype,
+            "model_dtype": str(adapter.model.dtype),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+            "attn_implementation": self.config.attn_implementation,
+            "attention": getattr(adapter.model.config, "_attn_implementation", None),
+            **(
+                {"weights": f"random (seed {self.config.seed}): answers are meaningless"}
+                if self.config.model == RANDOM_7B_MODEL
+                else {}
+            ),
+        }
 
 
 def model_type_of(model: str) -> Optional[str]:
@@ -376,5 +424,5 @@ def make_answerer(config: "RunConfig", *, local_rank: int = 0) -> Answerer:
     """The answerer ``config.model`` names: ``replay:FILE``, ``tiny``, ``random-7b`` (benchmarks only), or a hub id /
     local folder."""
     if answerer_class(config) is ReplayAnswerer:
-        return ReplayAnswerer(config.model[len(REPLAY_PREFIX):])
+        return ReplayAnswerer(config.model[len(REPLAY_PREFIX) :])
     return PipelineAnswerer(config, local_rank=local_rank)

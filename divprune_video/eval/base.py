@@ -99,8 +99,9 @@ class CheckReport:
     def add_task(self, task: str, samples: Sequence["Sample"]) -> None:
         """Count a task's questions and distinct videos, and list the videos not found."""
         videos = {sample.video: sample for sample in samples}
-        missing = [sample.fields.get("expected_path", sample.video) for sample in videos.values()
-                   if sample.video_path is None]
+        missing = [
+            sample.fields.get("expected_path", sample.video) for sample in videos.values() if sample.video_path is None
+        ]
         self.tasks[task] = {"questions": len(samples), "videos": len(videos), "missing": missing}
 
     def format(self, max_listed: int = 5) -> str:
@@ -207,7 +208,8 @@ class Benchmark(ABC):
             logger.warning("%s: %d samples have no video and are recorded as errors", self.name, len(missing))
             selected = [
                 _with_error(sample, f"missing video: {sample.fields.get('expected_path', sample.video)}")
-                if sample.video_path is None else sample
+                if sample.video_path is None
+                else sample
                 for sample in selected
             ]
         return selected
@@ -281,6 +283,7 @@ def apply_limit(samples: Sequence[Sample], limit: Optional[int], *, per_task: bo
 
 # --- metric helpers -----------------------------------------------------------------------------------------------
 
+
 def percent(correct: float, total: float) -> float:
     """100 * correct / total, 0 when total is 0 (lmms-eval's convention)."""
     return 100.0 * correct / total if total > 0 else 0.0
@@ -309,7 +312,8 @@ def group_accuracy(
         counts[1] += 1
     return {
         name: {"accuracy": percent(correct, total), "correct": correct, "total": total}
-        for name, (correct, total) in groups.items() if total
+        for name, (correct, total) in groups.items()
+        if total
     }
 
 

@@ -31,15 +31,21 @@ later reuses what the others already answered. Ctrl-C stops cleanly; every finis
 Settings that cannot work (a prune layer the model lacks, a sequence beyond its context ...) stop the run before any
 video is decoded, whatever --skip-missing says. See docs/benchmarks.md.
 """
-RUN_DESCRIPTION = ("Run the benchmark a --config YAML file names (pipelines/*.yaml); flags override the file. The "
-                   "benchmark-specific flags apply to their benchmark only (given for another, they are an error).")
-CHECK_DESCRIPTION = ("Report which annotation files and videos are present under DATA_ROOT, per task, and list the "
-                     "missing ones. Exit code 0 when complete, 1 when something is missing, 2 for an error (no such "
-                     "folder ...).")
-PLOT_DESCRIPTION = ("Plot each benchmark's headline accuracy against the fraction of visual tokens kept, one panel "
-                    "per benchmark setting and one line per model and method, over any number of run folders; "
-                    "unpruned and replayed runs are horizontal reference lines. A run reached through several of "
-                    "the given paths is drawn once.")
+RUN_DESCRIPTION = (
+    "Run the benchmark a --config YAML file names (pipelines/*.yaml); flags override the file. The "
+    "benchmark-specific flags apply to their benchmark only (given for another, they are an error)."
+)
+CHECK_DESCRIPTION = (
+    "Report which annotation files and videos are present under DATA_ROOT, per task, and list the "
+    "missing ones. Exit code 0 when complete, 1 when something is missing, 2 for an error (no such "
+    "folder ...)."
+)
+PLOT_DESCRIPTION = (
+    "Plot each benchmark's headline accuracy against the fraction of visual tokens kept, one panel "
+    "per benchmark setting and one line per model and method, over any number of run folders; "
+    "unpruned and replayed runs are horizontal reference lines. A run reached through several of "
+    "the given paths is drawn once."
+)
 FIXTURE_DESCRIPTION = """\
 Write a small data root in a benchmark's released layout (tiny index-coded videos, annotations with known answers)
 for smoke tests, with the package's own fixture writers, and print a command that runs on it (MVBench and MLVU
@@ -68,30 +74,62 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every run takes. Each defaults to None here, so a YAML config supplies it unless given."""
     parser.add_argument("--config", type=Path, help="YAML run config (pipelines/*.yaml); flags override it")
     parser.add_argument("--data-root", type=Path, help="the benchmark's folder, laid out as the release unpacks")
-    parser.add_argument("--model", help="hub id or local folder, 'tiny' (embedded test model), or replay:FILE.jsonl "
-                                        "(re-score saved outputs); default llava-hf/LLaVA-NeXT-Video-7B-hf")
+    parser.add_argument(
+        "--model",
+        help="hub id or local folder, 'tiny' (embedded test model), or replay:FILE.jsonl "
+        "(re-score saved outputs); default llava-hf/LLaVA-NeXT-Video-7B-hf",
+    )
     parser.add_argument("--output", type=Path, help="results folder, one sub-folder per variant (rerun to resume)")
-    parser.add_argument("--keep-ratio", type=float, nargs="+", dest="keep_ratios", metavar="R",
-                        help="fractions of visual tokens kept; several share decoded frames (1 = unpruned)")
-    parser.add_argument("--method", nargs="+", dest="methods", metavar="M",
-                        help="pruning method(s): divprune, uniform, random, attention, none (default divprune when "
-                             "--keep-ratio is given)")
-    parser.add_argument("--prune-layer", type=int, metavar="K",
-                        help="prune after LLM layer K (default: before the LLM)")
+    parser.add_argument(
+        "--keep-ratio",
+        type=float,
+        nargs="+",
+        dest="keep_ratios",
+        metavar="R",
+        help="fractions of visual tokens kept; several share decoded frames (1 = unpruned)",
+    )
+    parser.add_argument(
+        "--method",
+        nargs="+",
+        dest="methods",
+        metavar="M",
+        help="pruning method(s): divprune, uniform, random, attention, none (default divprune when "
+        "--keep-ratio is given)",
+    )
+    parser.add_argument(
+        "--prune-layer", type=int, metavar="K", help="prune after LLM layer K (default: before the LLM)"
+    )
     parser.add_argument("--num-frames", type=int, metavar="F", help="frames sampled uniformly per video (default 32)")
     parser.add_argument("--keyframes", type=int, metavar="k", help="keyframe pre-selection (pipeline option)")
-    parser.add_argument("--limit", type=int, metavar="N",
-                        help="first N questions (per task for MVBench, as lmms-eval's --limit)")
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help="first N questions (per task for MVBench, as lmms-eval's --limit)"
+    )
     parser.add_argument("--tasks", help="comma-separated tasks (MVBench tasks, Video-MME durations, MLVU task types)")
-    parser.add_argument("--skip-missing", action="store_true", default=None,
-                        help="record missing or unreadable videos as per-sample errors instead of stopping")
-    parser.add_argument("--strict-video", action="store_true", default=None,
-                        help="treat a video with unreadable frames (a partial clip) as unreadable: a per-sample "
-                             "error, instead of answering from the frames that were read")
-    parser.add_argument("--retry-errors", action="store_true", default=None,
-                        help="on resume, answer again the samples recorded with an error")
-    parser.add_argument("--overwrite", action="store_true", default=None,
-                        help="discard results of a different configuration in --output")
+    parser.add_argument(
+        "--skip-missing",
+        action="store_true",
+        default=None,
+        help="record missing or unreadable videos as per-sample errors instead of stopping",
+    )
+    parser.add_argument(
+        "--strict-video",
+        action="store_true",
+        default=None,
+        help="treat a video with unreadable frames (a partial clip) as unreadable: a per-sample "
+        "error, instead of answering from the frames that were read",
+    )
+    parser.add_argument(
+        "--retry-errors",
+        action="store_true",
+        default=None,
+        help="on resume, answer again the samples recorded with an error",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="discard results of a different configuration in --output",
+    )
     parser.add_argument("--seed", type=int, help="base seed (sample i uses seed + i; default 0)")
     parser.add_argument("--max-new-tokens", type=int, help="generation budget (lmms-eval: 16)")
     parser.add_argument("--workers", type=int, help="prefetch worker threads (default 2)")
@@ -103,9 +141,29 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: The settings every run takes (each benchmark adds its own :attr:`~.base.Benchmark.settings`).
-_RUN_KEYS = ("data_root", "model", "output", "keep_ratios", "methods", "prune_layer", "num_frames", "keyframes",
-             "limit", "tasks", "skip_missing", "strict_video", "retry_errors", "overwrite", "seed", "max_new_tokens",
-             "workers", "prefetch", "dtype", "attn_implementation", "annotations")
+_RUN_KEYS = (
+    "data_root",
+    "model",
+    "output",
+    "keep_ratios",
+    "methods",
+    "prune_layer",
+    "num_frames",
+    "keyframes",
+    "limit",
+    "tasks",
+    "skip_missing",
+    "strict_video",
+    "retry_errors",
+    "overwrite",
+    "seed",
+    "max_new_tokens",
+    "workers",
+    "prefetch",
+    "dtype",
+    "attn_implementation",
+    "annotations",
+)
 
 
 def _benchmark_names() -> list[str]:
@@ -172,8 +230,11 @@ def _run_benchmark_command(args: argparse.Namespace) -> int:
     try:
         result = run_benchmark(config, progress=not args.no_progress)
     except KeyboardInterrupt:
-        print(f"divprune-video bench: interrupted: {_finished_count(config)} finished samples are saved under "
-              f"{config.output}; run the same command again to resume", file=sys.stderr)
+        print(
+            f"divprune-video bench: interrupted: {_finished_count(config)} finished samples are saved under "
+            f"{config.output}; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     _print_result(config, result)
     return 0
@@ -201,9 +262,11 @@ def _print_result(config: "RunConfig", result: "RunResult") -> None:
         if summary is None:  # not rank 0
             continue
         counts = summary["counts"]
-        print(f"{config.benchmark} {summary['label']}: overall {summary['overall']:.2f} "
-              f"({summary['overall_definition']}); {counts['samples']}/{summary['selected']} samples, "
-              f"{counts['errors']} errors, {counts['partial']} from partial videos -> {config.variant_dir(variant)}")
+        print(
+            f"{config.benchmark} {summary['label']}: overall {summary['overall']:.2f} "
+            f"({summary['overall_definition']}); {counts['samples']}/{summary['selected']} samples, "
+            f"{counts['errors']} errors, {counts['partial']} from partial videos -> {config.variant_dir(variant)}"
+        )
 
 
 def _detect_benchmarks(data_root: Path) -> list[str]:
@@ -221,8 +284,10 @@ def _check(args: argparse.Namespace) -> int:
         raise ValueError(f"DATA_ROOT {args.data_root} is not a folder")
     names = [args.benchmark] if args.benchmark else _detect_benchmarks(args.data_root)
     if not names:
-        print(f"no benchmark layout recognised under {args.data_root} (MVBench: json/<task>.json; Video-MME: "
-              f"videomme/test-*.parquet; MLVU: mlvu/test-*.parquet); pass --benchmark NAME to check one")
+        print(
+            f"no benchmark layout recognised under {args.data_root} (MVBench: json/<task>.json; Video-MME: "
+            f"videomme/test-*.parquet; MLVU: mlvu/test-*.parquet); pass --benchmark NAME to check one"
+        )
         return 1
     options = BenchmarkOptions(split=args.split, annotations=args.annotations)
     all_ok = True
@@ -256,13 +321,17 @@ def _fixture(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.root} exists and is not an empty folder; choose a new one")
     fixture = write_fixture_set(args.benchmark, args.root, args.samples, num_frames=args.num_frames)
     if args.replay:
-        write_replay_file(args.replay, [{"video": q.video, "question": q.question, "task": q.task,
-                                         "response": q.gold} for q in fixture.questions])
+        write_replay_file(
+            args.replay,
+            [{"video": q.video, "question": q.question, "task": q.task, "response": q.gold} for q in fixture.questions],
+        )
     tasks = f" --tasks {','.join(fixture.tasks)}" if fixture.tasks else ""
     model = f"replay:{args.replay}" if args.replay else "tiny"
-    print(f"wrote {len(fixture.questions)} {args.benchmark} questions under {args.root}; try:\n"
-          f"  divprune-video bench {args.benchmark} --data-root {args.root} --model {model}{tasks} "
-          f"--num-frames {min(args.num_frames, 8)} --output runs/{args.benchmark}-smoke")
+    print(
+        f"wrote {len(fixture.questions)} {args.benchmark} questions under {args.root}; try:\n"
+        f"  divprune-video bench {args.benchmark} --data-root {args.root} --model {model}{tasks} "
+        f"--num-frames {min(args.num_frames, 8)} --output runs/{args.benchmark}-smoke"
+    )
     return 0
 
 
@@ -272,47 +341,83 @@ def _scaling(args: argparse.Namespace) -> int:
 
     workdir = args.workdir or Path("runs") / f"scaling-{Path(args.model).name or 'model'}"
     options = ScalingOptions(
-        workdir=workdir, model=args.model, nproc=args.nproc, samples=args.samples, benchmark=args.benchmark,
-        kill_after=args.kill_after, kill_test=not args.no_kill_test, num_frames=args.num_frames, method=args.method,
-        keep_ratios=tuple(args.keep_ratios), max_new_tokens=args.max_new_tokens, dtype=args.dtype, seed=args.seed,
+        workdir=workdir,
+        model=args.model,
+        nproc=args.nproc,
+        samples=args.samples,
+        benchmark=args.benchmark,
+        kill_after=args.kill_after,
+        kill_test=not args.no_kill_test,
+        num_frames=args.num_frames,
+        method=args.method,
+        keep_ratios=tuple(args.keep_ratios),
+        max_new_tokens=args.max_new_tokens,
+        dtype=args.dtype,
+        seed=args.seed,
         timeout=args.timeout,
     )
     report = run_scaling(options, progress=lambda message: print(message, file=sys.stderr, flush=True))
     print(report.markdown)
     print(f"report written to {report.options.workdir / 'report.md'}", file=sys.stderr)
     if not report.passed:
-        print("divprune-video bench scaling: FAILED: the runs disagree or the kill test failed (see the report)",
-              file=sys.stderr)
+        print(
+            "divprune-video bench scaling: FAILED: the runs disagree or the kill test failed (see the report)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def _add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nproc", type=int, help="torchrun processes (default: the visible CUDA GPUs, else 2)")
-    parser.add_argument("--model", default="tiny",
-                        help="tiny (embedded test model), random-7b (LLaVA-NeXT-Video-7B architecture, random "
-                             "weights, GPU only) or a hub id / local folder (default tiny)")
+    parser.add_argument(
+        "--model",
+        default="tiny",
+        help="tiny (embedded test model), random-7b (LLaVA-NeXT-Video-7B architecture, random "
+        "weights, GPU only) or a hub id / local folder (default tiny)",
+    )
     parser.add_argument("--samples", type=int, help="fixture questions (default 64 for tiny, 16 otherwise)")
-    parser.add_argument("--benchmark", choices=_benchmark_names(), default="mvbench",
-                        help="layout of the generated fixture (default mvbench)")
+    parser.add_argument(
+        "--benchmark",
+        choices=_benchmark_names(),
+        default="mvbench",
+        help="layout of the generated fixture (default mvbench)",
+    )
     parser.add_argument("--workdir", type=Path, help="where data, runs and report.md go (default runs/scaling-MODEL)")
-    parser.add_argument("--kill-after", type=int, metavar="K",
-                        help="kill test: SIGKILL one rank once K records are written (default samples // 4)")
+    parser.add_argument(
+        "--kill-after",
+        type=int,
+        metavar="K",
+        help="kill test: SIGKILL one rank once K records are written (default samples // 4)",
+    )
     parser.add_argument("--no-kill-test", action="store_true", help="skip the kill-and-resume test")
     parser.add_argument("--num-frames", type=int, default=32, help="frames per video, fixture and run (default 32)")
     parser.add_argument("--method", default="divprune", help="pruning method (default divprune)")
-    parser.add_argument("--keep-ratio", type=float, nargs="+", dest="keep_ratios", default=[0.15], metavar="R",
-                        help="keep ratio(s); 1 = unpruned (default 0.15)")
+    parser.add_argument(
+        "--keep-ratio",
+        type=float,
+        nargs="+",
+        dest="keep_ratios",
+        default=[0.15],
+        metavar="R",
+        help="keep ratio(s); 1 = unpruned (default 0.15)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=16, help="generation budget (default 16)")
     parser.add_argument("--dtype", help="model dtype (default: float16 for random-7b, else the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="base seed, also of random-7b's weights (default 0)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run (default 1800)")
 
 
-def _add_run_command(commands: argparse._SubParsersAction, name: str, help: str, description: str,
-                     benchmarks: list[str]) -> None:
-    parser = commands.add_parser(name, help=help, description=description, epilog=RUN_EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_run_command(
+    commands: argparse._SubParsersAction, name: str, help: str, description: str, benchmarks: list[str]
+) -> None:
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     from .base import get_benchmark
 
     _add_run_arguments(parser)
@@ -322,8 +427,9 @@ def _add_run_command(commands: argparse._SubParsersAction, name: str, help: str,
 
 
 def _add_check_command(commands: argparse._SubParsersAction) -> None:
-    check = commands.add_parser("check", help="report which annotations and videos are present under DATA_ROOT",
-                                description=CHECK_DESCRIPTION)
+    check = commands.add_parser(
+        "check", help="report which annotations and videos are present under DATA_ROOT", description=CHECK_DESCRIPTION
+    )
     check.add_argument("data_root", type=Path, metavar="DATA_ROOT")
     check.add_argument("--benchmark", choices=_benchmark_names(), help="check this benchmark (default: detect)")
     check.add_argument("--split", choices=["dev", "test"], default="dev", help="MLVU split")
@@ -333,29 +439,38 @@ def _add_check_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_plot_command(commands: argparse._SubParsersAction) -> None:
-    plot = commands.add_parser("plot", help="plot accuracy against keep ratio across run folders",
-                               description=PLOT_DESCRIPTION)
+    plot = commands.add_parser(
+        "plot", help="plot accuracy against keep ratio across run folders", description=PLOT_DESCRIPTION
+    )
     plot.add_argument("runs", nargs="+", type=Path, metavar="OUT", help="run folders or summary.json files")
     plot.add_argument("-o", "--output", type=Path, required=True, help="image file to write (PNG)")
     plot.set_defaults(func=_plot)
 
 
 def _add_fixture_command(commands: argparse._SubParsersAction) -> None:
-    fixture = commands.add_parser("fixture", help="write a small data root in a benchmark's layout for smoke tests",
-                                  description=FIXTURE_DESCRIPTION,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    fixture = commands.add_parser(
+        "fixture",
+        help="write a small data root in a benchmark's layout for smoke tests",
+        description=FIXTURE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     fixture.add_argument("benchmark", choices=_benchmark_names())
     fixture.add_argument("root", type=Path, metavar="ROOT", help="new (or empty) folder to write it to")
     fixture.add_argument("--samples", type=int, default=8, help="questions to write (default 8)")
     fixture.add_argument("--num-frames", type=int, default=16, help="frames per video (default 16)")
-    fixture.add_argument("--replay", type=Path, metavar="FILE",
-                         help="also write a replay file answering every question correctly")
+    fixture.add_argument(
+        "--replay", type=Path, metavar="FILE", help="also write a replay file answering every question correctly"
+    )
     fixture.set_defaults(func=_fixture)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    bench = subparsers.add_parser("bench", help="run MVBench / Video-MME / MLVU scored like lmms-eval; check; plot",
-                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench = subparsers.add_parser(
+        "bench",
+        help="run MVBench / Video-MME / MLVU scored like lmms-eval; check; plot",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
     from .base import get_benchmark
 
@@ -367,7 +482,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_plot_command(commands)
     _add_fixture_command(commands)
     scaling = commands.add_parser(
-        "scaling", help="one config in 1 process and under torchrun: identical results, samples/s, kill + resume",
-        description=SCALING_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "scaling",
+        help="one config in 1 process and under torchrun: identical results, samples/s, kill + resume",
+        description=SCALING_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_scaling_arguments(scaling)
     scaling.set_defaults(func=_scaling)

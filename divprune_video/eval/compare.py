@@ -38,12 +38,15 @@ class Comparison:
     def describe(self, max_listed: int = 20) -> str:
         """One line when identical; else the count and the first ``max_listed`` differences, one per line."""
         if self.identical:
-            return (f"identical: {self.candidate_samples} samples, every record field but timings and the summary's "
-                    f"scores and counts")
+            return (
+                f"identical: {self.candidate_samples} samples, every record field but timings and the summary's "
+                f"scores and counts"
+            )
         listed = "\n".join(f"  - {difference}" for difference in self.differences[:max_listed])
         more = len(self.differences) - max_listed
-        return (f"{len(self.differences)} difference(s) between {self.reference} and {self.candidate}:\n{listed}"
-                + (f"\n  ... and {more} more" if more > 0 else ""))
+        return f"{len(self.differences)} difference(s) between {self.reference} and {self.candidate}:\n{listed}" + (
+            f"\n  ... and {more} more" if more > 0 else ""
+        )
 
 
 def _short(value: Any, width: int = 80) -> str:
@@ -92,14 +95,19 @@ def compare_results(reference: Path | str, candidate: Path | str) -> Comparison:
     expected = _read_run(comparison.reference, "reference", differences)
     actual = _read_run(comparison.candidate, "candidate", differences)
     comparison.reference_samples, comparison.candidate_samples = len(expected), len(actual)
-    for label, ids in (("only in the reference", expected.keys() - actual.keys()),
-                       ("only in the candidate", actual.keys() - expected.keys())):
+    for label, ids in (
+        ("only in the reference", expected.keys() - actual.keys()),
+        ("only in the candidate", actual.keys() - expected.keys()),
+    ):
         if ids:
-            differences.append(f"{len(ids)} sample(s) {label}: {', '.join(sorted(ids)[:10])}"
-                               + (" ..." if len(ids) > 10 else ""))
+            differences.append(
+                f"{len(ids)} sample(s) {label}: {', '.join(sorted(ids)[:10])}" + (" ..." if len(ids) > 10 else "")
+            )
     for sample_id in sorted(expected.keys() & actual.keys(), key=lambda key: (expected[key].get("index", 0), key)):
-        strip = [{k: v for k, v in record.items() if k not in RECORD_FIELDS_IGNORED}
-                 for record in (expected[sample_id], actual[sample_id])]
+        strip = [
+            {k: v for k, v in record.items() if k not in RECORD_FIELDS_IGNORED}
+            for record in (expected[sample_id], actual[sample_id])
+        ]
         differences.extend(diff_values(strip[0], strip[1], f"sample {sample_id}"))
     differences.extend(_compare_summaries(comparison.reference, comparison.candidate))
     return comparison

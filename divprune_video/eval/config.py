@@ -50,8 +50,9 @@ class Variant:
         from ..selection import available_methods
 
         if self.method not in available_methods():
-            raise ValueError(f"unknown method {self.method!r}; expected {UNPRUNED!r} or one of "
-                             f"{', '.join(available_methods())}")
+            raise ValueError(
+                f"unknown method {self.method!r}; expected {UNPRUNED!r} or one of {', '.join(available_methods())}"
+            )
         try:
             PruningConfig(keep_ratio=self.keep_ratio, method=self.method, prune_layer=self.prune_layer or 0)
         except (TypeError, ValueError) as error:
@@ -142,8 +143,10 @@ class RunConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {[d for d in DTYPES if d]} (or unset), got {self.dtype!r}")
         if self.keyframes is not None and not 1 <= int(self.keyframes) <= int(self.num_frames):
-            raise ValueError(f"keyframes must be between 1 and num_frames ({self.num_frames}): they are chosen among "
-                             f"the num_frames sampled frames; got {self.keyframes}")
+            raise ValueError(
+                f"keyframes must be between 1 and num_frames ({self.num_frames}): they are chosen among "
+                f"the num_frames sampled frames; got {self.keyframes}"
+            )
 
     @property
     def is_replay(self) -> bool:
@@ -159,30 +162,42 @@ class RunConfig:
         """What a variant's numbers measure, for people: its name, or for a replay the file re-scored."""
         if not self.is_replay:
             return variant.name
-        label = f"replay of {Path(self.model[len(REPLAY_PREFIX):]).name}"
+        label = f"replay of {Path(self.model[len(REPLAY_PREFIX) :]).name}"
         return label if not variant.pruned else f"{label} (as {variant.name})"
 
     def fingerprint(self, variant: Variant) -> dict[str, Any]:
         """Settings that change answers or scores: a resumed run must match them (data paths, limits, workers
         and the like may change between runs)."""
-        keys = ("benchmark", "model", "num_frames", "keyframes", "seed", "max_new_tokens", "dtype",
-                "attn_implementation")
+        keys = (
+            "benchmark",
+            "model",
+            "num_frames",
+            "keyframes",
+            "seed",
+            "max_new_tokens",
+            "dtype",
+            "attn_implementation",
+        )
         options = {key: value for key, value in dataclasses.asdict(self.options).items() if key != "annotations"}
         # strict_video is recorded only when on, so runs from before the setting existed resume as non-strict runs.
         strict = {"strict_video": True} if self.strict_video else {}
         return {**{key: getattr(self, key) for key in keys}, **options, **strict, "variant": variant.to_dict()}
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("variants", "options")}
+        data = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("variants", "options")
+        }
         data.update(dataclasses.asdict(self.options))
         data["variants"] = [variant.to_dict() for variant in self.variants]
         return {key: str(value) if isinstance(value, Path) else value for key, value in data.items()}
 
 
 _OPTION_KEYS = {f.name for f in dataclasses.fields(BenchmarkOptions)}
-_FILE_KEYS = ({f.name for f in dataclasses.fields(RunConfig)} - {"options"}) | _OPTION_KEYS | {
-    "methods", "keep_ratios", "prune_layer", "method", "keep_ratio"}
+_FILE_KEYS = (
+    ({f.name for f in dataclasses.fields(RunConfig)} - {"options"})
+    | _OPTION_KEYS
+    | {"methods", "keep_ratios", "prune_layer", "method", "keep_ratio"}
+)
 
 # What each setting holds: (test, what is expected). Settings holding one value or a list take either.
 _INTEGER = (_is_integer, "an integer")
@@ -190,15 +205,29 @@ _FLAG = (lambda value: isinstance(value, bool), "true or false")
 _TEXT = (lambda value: isinstance(value, str), "a string")
 _PATH = (lambda value: isinstance(value, (str, os.PathLike)), "a path")
 _SETTING_KINDS: dict[str, tuple[Any, str]] = {
-    **dict.fromkeys(("num_frames", "keyframes", "limit", "prune_layer", "seed", "max_new_tokens", "workers",
-                     "prefetch", "subtitle_frames"), _INTEGER),
-    **dict.fromkeys(("skip_missing", "retry_errors", "overwrite", "subtitles", "time_bounds", "strict_video"),
-                    _FLAG),
+    **dict.fromkeys(
+        (
+            "num_frames",
+            "keyframes",
+            "limit",
+            "prune_layer",
+            "seed",
+            "max_new_tokens",
+            "workers",
+            "prefetch",
+            "subtitle_frames",
+        ),
+        _INTEGER,
+    ),
+    **dict.fromkeys(("skip_missing", "retry_errors", "overwrite", "subtitles", "time_bounds", "strict_video"), _FLAG),
     **dict.fromkeys(("benchmark", "model", "dtype", "attn_implementation", "prompt_variant", "split"), _TEXT),
     **dict.fromkeys(("data_root", "output", "annotations"), _PATH),
 }
-_VARIANT_KINDS: dict[str, tuple[Any, str]] = {"method": _TEXT, "keep_ratio": (_is_number, "a number"),
-                                               "prune_layer": _INTEGER}
+_VARIANT_KINDS: dict[str, tuple[Any, str]] = {
+    "method": _TEXT,
+    "keep_ratio": (_is_number, "a number"),
+    "prune_layer": _INTEGER,
+}
 _VARIANT_KEYS = tuple(_VARIANT_KINDS)
 _LIST_KINDS: dict[str, tuple[Any, str]] = {
     **dict.fromkeys(("keep_ratio", "keep_ratios"), (_is_number, "a number")),
@@ -218,8 +247,11 @@ def _setting_problem(key: str, value: Any) -> Optional[str]:
         items = value if isinstance(value, (list, tuple)) else [value]
         if not items:
             return f"setting {key!r} must not be an empty list"
-        return None if all(test(item) for item in items) else \
-            f"setting {key!r} must be {expected} or a list of them; got {value!r}"
+        return (
+            None
+            if all(test(item) for item in items)
+            else f"setting {key!r} must be {expected} or a list of them; got {value!r}"
+        )
     if key == "variants":
         return _variants_problem(value)
     return None
@@ -309,8 +341,11 @@ def config_from_mapping(settings: Mapping[str, Any]) -> RunConfig:
     if variants_setting is not None:
         variants = tuple(Variant(**dict(item)) for item in variants_setting)
     else:
-        variants = expand_variants([str(m) for m in methods] or (["divprune"] if ratios else [UNPRUNED]),
-                                   [float(r) for r in ratios], prune_layer)
+        variants = expand_variants(
+            [str(m) for m in methods] or (["divprune"] if ratios else [UNPRUNED]),
+            [float(r) for r in ratios],
+            prune_layer,
+        )
     if settings.get("tasks") is not None and isinstance(settings["tasks"], str):
         settings["tasks"] = tuple(task for task in settings["tasks"].split(",") if task)
     settings.setdefault("model", DEFAULT_MODEL)

@@ -44,8 +44,9 @@ class DistributedContext:
             return cls()
         import torch.distributed as dist
 
-        context = cls(rank=int(os.environ["RANK"]), world_size=world_size,
-                      local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        context = cls(
+            rank=int(os.environ["RANK"]), world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", "0"))
+        )
         if dist.is_initialized():
             context._group = dist.new_group(backend="gloo", timeout=COORDINATION_TIMEOUT)
         else:

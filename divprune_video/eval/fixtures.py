@@ -98,8 +98,12 @@ def write_mvbench_fixture(
             answer_index = (task_number + 2 * row) % count
             is_frames = task == "episodic_reasoning"
             video = f"{task}_{row}" if is_frames else f"{task}_{row}.mp4"
-            record = {"video": video, "question": f"What happens in {task} clip {row}?", "candidates": candidates,
-                      "answer": candidates[answer_index]}
+            record = {
+                "video": video,
+                "question": f"What happens in {task} clip {row}?",
+                "candidates": candidates,
+                "answer": candidates[answer_index],
+            }
             if task in bounded_tasks:
                 record.update(start=0.25, end=1.0)
             records.append(record)
@@ -108,8 +112,11 @@ def write_mvbench_fixture(
                     write_frame_folder(folder / video, num_frames)
                 else:
                     write_tiny_video(folder / video, num_frames)
-            written.append(FixtureQuestion(task, video, record["question"], string.ascii_uppercase[answer_index],
-                                           tuple(candidates)))
+            written.append(
+                FixtureQuestion(
+                    task, video, record["question"], string.ascii_uppercase[answer_index], tuple(candidates)
+                )
+            )
         (root / "json").mkdir(parents=True, exist_ok=True)
         (root / "json" / f"{task}.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
     return written
@@ -124,8 +131,10 @@ def write_srt(path: Path | str, blocks: Sequence[tuple[float, float, str]]) -> P
     """A .srt file in Video-MME's style: each text wrapped in ``<font color="white" size=".72c">``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    parts = [f'{number}\n{_srt_time(start)} --> {_srt_time(end)}\n<font color="white" size=".72c">{text}</font>'
-             for number, (start, end, text) in enumerate(blocks, start=1)]
+    parts = [
+        f'{number}\n{_srt_time(start)} --> {_srt_time(end)}\n<font color="white" size=".72c">{text}</font>'
+        for number, (start, end, text) in enumerate(blocks, start=1)
+    ]
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path
 
@@ -157,20 +166,29 @@ def write_videomme_fixture(
             write_tiny_video(root / "data" / f"{video_id}.mp4", num_frames, fps=fps)
         if number < subtitled:
             step = seconds / 4
-            write_srt(root / "subtitle" / f"{video_id}.srt",
-                      [(k * step, (k + 1) * step, f"line {k} of {video_id}") for k in range(4)])
+            write_srt(
+                root / "subtitle" / f"{video_id}.srt",
+                [(k * step, (k + 1) * step, f"line {k} of {video_id}") for k in range(4)],
+            )
         for question in range(questions_per_video):
             options = [f"{letter}. {video_id} answer {letter.lower()}{question}" for letter in "ABCD"]
             gold = "ABCD"[(number + question) % 4]
             text = f"In video {number}, which is right ({question})?"
-            rows.append({
-                "video_id": f"{number + 1:03d}", "duration": DURATIONS[number % 3],
-                "domain": DOMAINS[number % len(DOMAINS)], "sub_category": SUB_CATEGORIES[number % len(SUB_CATEGORIES)],
-                "url": f"https://www.youtube.com/watch?v={video_id}", "videoID": video_id,
-                "question_id": f"{number + 1:03d}-{question + 1}",
-                "task_type": TASK_TYPES[(number * questions_per_video + question) % len(TASK_TYPES)],
-                "question": text, "options": options, "answer": gold,
-            })
+            rows.append(
+                {
+                    "video_id": f"{number + 1:03d}",
+                    "duration": DURATIONS[number % 3],
+                    "domain": DOMAINS[number % len(DOMAINS)],
+                    "sub_category": SUB_CATEGORIES[number % len(SUB_CATEGORIES)],
+                    "url": f"https://www.youtube.com/watch?v={video_id}",
+                    "videoID": video_id,
+                    "question_id": f"{number + 1:03d}-{question + 1}",
+                    "task_type": TASK_TYPES[(number * questions_per_video + question) % len(TASK_TYPES)],
+                    "question": text,
+                    "options": options,
+                    "answer": gold,
+                }
+            )
             written.append(FixtureQuestion(DURATIONS[number % 3], video_id, text, gold, tuple(options)))
     (root / "videomme").mkdir(parents=True, exist_ok=True)
     parquet.write_table(pyarrow.Table.from_pylist(rows), root / "videomme" / "test-00000-of-00001.parquet")
@@ -201,10 +219,19 @@ def write_mlvu_fixture(
             candidates = [f"{task} choice {k}{row}" for k in range(4)]
             gold = "ABCD"[(task_number + row) % 4]
             question = f"What is shown in {task} {row}?\n" + "".join(
-                f"({letter}) {option}\n" for letter, option in zip("ABCD", candidates))
-            rows.append({"video_name": video, "duration": float(num_frames) / 8, "question": question,
-                         "candidates": candidates, "answer": gold, "task_type": task,
-                         "question_id": f"{task}_{row}"})
+                f"({letter}) {option}\n" for letter, option in zip("ABCD", candidates)
+            )
+            rows.append(
+                {
+                    "video_name": video,
+                    "duration": float(num_frames) / 8,
+                    "question": question,
+                    "candidates": candidates,
+                    "answer": gold,
+                    "task_type": task,
+                    "question_id": f"{task}_{row}",
+                }
+            )
             written.append(FixtureQuestion(task, video, question, gold, tuple(candidates)))
     folder = root / ("mlvu" if split == "dev" else "mlvu_test")
     folder.mkdir(parents=True, exist_ok=True)

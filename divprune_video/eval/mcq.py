@@ -23,12 +23,32 @@ _EDGE_MARKS = (",", ".", "!", "?", ";", ":", "'", '"')
 
 # Phrases after which the first occurrence of each choice letter is a candidate (lmms-eval's list, same order).
 ANSWER_PHRASES = (
-    "the answer is", "answer is", "the correct answer is", "correct answer is", "the best answer is",
-    "best answer is", "the correct option is", "correct option is", "the best option is", "best option is",
-    "the choice is", "choice is", "the correct choice is", "correct choice is", "i choose", "i select", "i pick",
-    "my answer is", "my choice is",
-    "옵션", "정답은", "답은", "답:",  # Korean
-    "答案是", "答案为", "选",  # Chinese
+    "the answer is",
+    "answer is",
+    "the correct answer is",
+    "correct answer is",
+    "the best answer is",
+    "best answer is",
+    "the correct option is",
+    "correct option is",
+    "the best option is",
+    "best option is",
+    "the choice is",
+    "choice is",
+    "the correct choice is",
+    "correct choice is",
+    "i choose",
+    "i select",
+    "i pick",
+    "my answer is",
+    "my choice is",
+    "옵션",
+    "정답은",
+    "답은",
+    "답:",  # Korean
+    "答案是",
+    "答案为",
+    "选",  # Chinese
     "答えは",  # Japanese
 )
 
@@ -115,8 +135,29 @@ class LetterExtractionScoring:
 # --- MVBench (mcq_acc) -------------------------------------------------------------------------------------------
 
 _OPTION_LINE = re.compile(r"^([A-E])\.\s*(.+)$", re.IGNORECASE)
-_PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?",
-                "!")
+_PUNCTUATION = (
+    ";",
+    "/",
+    "[",
+    "]",
+    '"',
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "+",
+    "\\",
+    "_",
+    "-",
+    ">",
+    "<",
+    "@",
+    "`",
+    ",",
+    "?",
+    "!",
+)
 # lmms-eval's pattern starts with "(?!<=\d)", a look-ahead (not a look-behind) that never fails before a ".": so
 # every "." not followed by a digit is removed.
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")

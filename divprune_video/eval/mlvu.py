@@ -37,8 +37,17 @@ logger = logging.getLogger(__name__)
 
 TASK_TYPES = {
     "dev": ("anomaly_reco", "count", "ego", "needle", "order", "plotQA", "topic_reasoning"),
-    "test": ("anomaly_reco", "count", "ego", "needleQA", "order", "plotQA", "sportsQA", "topic_reasoning",
-             "tutorialQA"),
+    "test": (
+        "anomaly_reco",
+        "count",
+        "ego",
+        "needleQA",
+        "order",
+        "plotQA",
+        "sportsQA",
+        "topic_reasoning",
+        "tutorialQA",
+    ),
 }
 POST_PROMPTS = {"dev": "\nOnly give the best option.\nBest option: (", "test": ""}
 ANNOTATION_PATTERNS = {
@@ -60,9 +69,11 @@ class MLVU(LetterExtractionScoring, Benchmark):
 
     name = "mlvu"
     all_tasks = tuple(sorted(set(TASK_TYPES["dev"]) | set(TASK_TYPES["test"])))
-    description = ("Run MLVU multiple choice (sy1998/MLVU_dev or MLVU_Test: mlvu/test-*.parquet and the videos under "
-                   "--data-root) scored as lmms-eval's mlvu_dev / mlvu_test: extract_mcq_answer over A-D, headline "
-                   "M-Avg (the mean over the split's task types).")
+    description = (
+        "Run MLVU multiple choice (sy1998/MLVU_dev or MLVU_Test: mlvu/test-*.parquet and the videos under "
+        "--data-root) scored as lmms-eval's mlvu_dev / mlvu_test: extract_mcq_answer over A-D, headline "
+        "M-Avg (the mean over the split's task types)."
+    )
     settings = ("split",)
 
     @classmethod
@@ -80,8 +91,11 @@ class MLVU(LetterExtractionScoring, Benchmark):
 
         count = largest_divisor(num_samples, len(TASK_TYPES["dev"]))
         tasks = tuple(TASK_TYPES["dev"][:count])
-        questions = [question for question in write_mlvu_fixture(root, questions_per_task=num_samples // count,
-                                                                  num_frames=num_frames) if question.task in tasks]
+        questions = [
+            question
+            for question in write_mlvu_fixture(root, questions_per_task=num_samples // count, num_frames=num_frames)
+            if question.task in tasks
+        ]
         return FixtureSet(cls.name, root, tuple(questions), tasks)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -98,8 +112,10 @@ class MLVU(LetterExtractionScoring, Benchmark):
         if tasks:
             unknown = sorted(set(tasks) - set(self.task_types))
             if unknown:
-                raise ValueError(f"unknown mlvu {self.options.split} task type(s) {unknown}; expected some of: "
-                                 f"{', '.join(self.task_types)}")
+                raise ValueError(
+                    f"unknown mlvu {self.options.split} task type(s) {unknown}; expected some of: "
+                    f"{', '.join(self.task_types)}"
+                )
         path = self.annotation_path()
         rows = read_parquet_rows(path, _COLUMNS)
         return [self._sample(row_index, row, path) for row_index, row in enumerate(rows)]
@@ -107,8 +123,10 @@ class MLVU(LetterExtractionScoring, Benchmark):
     def _sample(self, row_index: int, row: Mapping[str, Any], path: Path) -> Sample:
         where = f"{path} row {row_index}"
         if row["task_type"] not in self.task_types:
-            raise AnnotationError(f"{where}: unknown task_type {row['task_type']!r} for the {self.options.split} "
-                                  f"split; expected one of {list(self.task_types)}")
+            raise AnnotationError(
+                f"{where}: unknown task_type {row['task_type']!r} for the {self.options.split} "
+                f"split; expected one of {list(self.task_types)}"
+            )
         for column in ("video_name", "question", "answer"):
             if not isinstance(row[column], str) or not row[column]:
                 raise AnnotationError(f"{where}: {column!r} must be a non-empty string, got {row[column]!r}")
@@ -120,10 +138,17 @@ class MLVU(LetterExtractionScoring, Benchmark):
         if not video_path.exists():
             fields["expected_path"] = str(video_path)
         return Sample(
-            id=f"{row_index:05d}", benchmark=self.name, task=row["task_type"], index=row_index,
-            video=row["video_name"], question=row["question"], options=tuple(str(c) for c in candidates),
-            gold=row["answer"], prompt=build_prompt(row["question"], self.options.split),
-            video_path=video_path if video_path.exists() else None, fields=fields,
+            id=f"{row_index:05d}",
+            benchmark=self.name,
+            task=row["task_type"],
+            index=row_index,
+            video=row["video_name"],
+            question=row["question"],
+            options=tuple(str(c) for c in candidates),
+            gold=row["answer"],
+            prompt=build_prompt(row["question"], self.options.split),
+            video_path=video_path if video_path.exists() else None,
+            fields=fields,
         )
 
     def check_tasks(self) -> Sequence[str]:
@@ -139,13 +164,16 @@ class MLVU(LetterExtractionScoring, Benchmark):
         scores = {task: per_type[task]["accuracy"] if task in per_type else 0.0 for task in self.task_types}
         present = [task for task in self.task_types if task in per_type]
         if len(present) < len(self.task_types):
-            logger.warning("mlvu: %d of %d task types have no scored sample; lmms-eval's M-Avg counts them as 0",
-                           len(self.task_types) - len(present), len(self.task_types))
+            logger.warning(
+                "mlvu: %d of %d task types have no scored sample; lmms-eval's M-Avg counts them as 0",
+                len(self.task_types) - len(present),
+                len(self.task_types),
+            )
         return {
             "overall": sum(scores.values()) / len(self.task_types),
             "overall_definition": f"M-Avg: mean of the per-task-type accuracies over all {len(self.task_types)} "
-                                  f"{self.options.split} task types, 0 for a type without samples (lmms-eval "
-                                  f"mlvu_percetion_score)",
+            f"{self.options.split} task types, 0 for a type without samples (lmms-eval "
+            f"mlvu_percetion_score)",
             "overall_present_tasks": sum(scores[t] for t in present) / len(present) if present else 0.0,
             "per_task": per_type,
             "counts": count_summary(records),

@@ -36,10 +36,26 @@ logger = logging.getLogger(__name__)
 
 # lmms-eval's group order (mvbench.yaml).
 TASKS = (
-    "action_sequence", "moving_count", "action_prediction", "episodic_reasoning", "action_antonym", "action_count",
-    "scene_transition", "object_shuffle", "object_existence", "fine_grained_pose", "unexpected_action",
-    "moving_direction", "state_change", "object_interaction", "character_order", "action_localization",
-    "counterfactual_inference", "fine_grained_action", "moving_attribute", "egocentric_navigation",
+    "action_sequence",
+    "moving_count",
+    "action_prediction",
+    "episodic_reasoning",
+    "action_antonym",
+    "action_count",
+    "scene_transition",
+    "object_shuffle",
+    "object_existence",
+    "fine_grained_pose",
+    "unexpected_action",
+    "moving_direction",
+    "state_change",
+    "object_interaction",
+    "character_order",
+    "action_localization",
+    "counterfactual_inference",
+    "fine_grained_action",
+    "moving_attribute",
+    "egocentric_navigation",
 )
 
 TASK_VIDEO_FOLDERS = {
@@ -92,15 +108,21 @@ class MVBench(Benchmark):
     name = "mvbench"
     all_tasks = TASKS
     limit_per_task = True
-    description = ("Run MVBench (OpenGVLab/MVBench, 20 tasks: json/<task>.json and the task video folders under "
-                   "--data-root) scored as lmms-eval's mvbench group: mcq_acc parsing, per-task accuracy with empty "
-                   "responses left out of the denominator, headline the mean over tasks.")
+    description = (
+        "Run MVBench (OpenGVLab/MVBench, 20 tasks: json/<task>.json and the task video folders under "
+        "--data-root) scored as lmms-eval's mvbench group: mcq_acc parsing, per-task accuracy with empty "
+        "responses left out of the denominator, headline the mean over tasks."
+    )
     settings = ("time_bounds",)
 
     @classmethod
     def add_arguments(cls, parser: Any) -> None:
-        parser.add_argument("--time-bounds", action="store_true", default=None,
-                            help="MVBench: sample frames inside the records' start/end (lmms-eval ignores them)")
+        parser.add_argument(
+            "--time-bounds",
+            action="store_true",
+            default=None,
+            help="MVBench: sample frames inside the records' start/end (lmms-eval ignores them)",
+        )
 
     @classmethod
     def detect(cls, data_root: Path) -> bool:
@@ -113,8 +135,9 @@ class MVBench(Benchmark):
 
         count = largest_divisor(num_samples, len(TASKS))
         tasks = tuple(TASKS[:count])
-        questions = write_mvbench_fixture(root, tasks=tasks, questions_per_task=num_samples // count,
-                                          num_frames=num_frames)
+        questions = write_mvbench_fixture(
+            root, tasks=tasks, questions_per_task=num_samples // count, num_frames=num_frames
+        )
         return FixtureSet(cls.name, root, tuple(questions), tasks)
 
     def annotation_path(self, task: str) -> Path:
@@ -171,9 +194,17 @@ class MVBench(Benchmark):
         if video_path is None:
             fields["expected_path"] = str(self.video_dirs(task)[0] / record["video"])
         return Sample(
-            id=f"{task}/{row:04d}", benchmark=self.name, task=task, index=task_position * 100_000 + row,
-            video=record["video"], question=record["question"], options=tuple(candidates), gold=gold,
-            prompt=build_prompt(record["question"], candidates), video_path=video_path, fields=fields,
+            id=f"{task}/{row:04d}",
+            benchmark=self.name,
+            task=task,
+            index=task_position * 100_000 + row,
+            video=record["video"],
+            question=record["question"],
+            options=tuple(candidates),
+            gold=gold,
+            prompt=build_prompt(record["question"], candidates),
+            video_path=video_path,
+            fields=fields,
         )
 
     def read_samples(self, tasks: Optional[Sequence[str]] = None) -> list[Sample]:
@@ -224,10 +255,11 @@ class MVBench(Benchmark):
         return {
             "overall": overall,
             "overall_definition": "mean over tasks of lmms-eval's mvbench_accuracy (100 * correct / answered, "
-                                  "empty responses not answered)",
+            "empty responses not answered)",
             "overall_plain": plain,
-            "micro_accuracy": percent(sum(i["correct"] for i in per_task.values()),
-                                      sum(i["total"] for i in per_task.values())),
+            "micro_accuracy": percent(
+                sum(i["correct"] for i in per_task.values()), sum(i["total"] for i in per_task.values())
+            ),
             "per_task": per_task,
             "counts": count_summary(records),
         }
@@ -241,8 +273,7 @@ def _read_json_list(path: Path) -> list[Any]:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise AnnotationError(f"annotation file not found: {path} (select the tasks you have with --tasks)") \
-            from None
+        raise AnnotationError(f"annotation file not found: {path} (select the tasks you have with --tasks)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise AnnotationError(f"cannot read annotation file {path}: {error}") from error
     if not isinstance(data, list):

@@ -35,7 +35,7 @@ def _reference_label(summary: Mapping[str, Any]) -> str:
     """What a reference line measured: the model unpruned, or the saved outputs a replay re-scored."""
     model = str(summary.get("config", {}).get("model", "?"))
     if model.startswith("replay:"):
-        return summary.get("label") or f"replay of {Path(model[len('replay:'):]).name}"
+        return summary.get("label") or f"replay of {Path(model[len('replay:') :]).name}"
     return f"{Path(model).name} unpruned"
 
 
@@ -44,8 +44,9 @@ def check_writable(output: Path | str) -> None:
     no file where a folder must be, and the folder writable (its missing parents are created)."""
     output = Path(output)
     if output.is_dir():
-        raise ValueError(f"cannot write the plot to {output}: it is a folder (give a file name such as "
-                         f"{output / 'accuracy.png'})")
+        raise ValueError(
+            f"cannot write the plot to {output}: it is a folder (give a file name such as {output / 'accuracy.png'})"
+        )
     for place in output.parents:
         if place.exists():
             if not place.is_dir():
@@ -63,8 +64,13 @@ def _variant_key(summary: Mapping[str, Any]) -> tuple[str, str, str, Any, float]
     """What makes two summaries the same point: panel, model, method, prune layer and keep ratio."""
     variant = summary["variant"]
     panel, _line = _series_key(summary)
-    return (panel, str(summary.get("config", {}).get("model", "?")), variant["method"], variant.get("prune_layer"),
-            float(variant["keep_ratio"]))
+    return (
+        panel,
+        str(summary.get("config", {}).get("model", "?")),
+        variant["method"],
+        variant.get("prune_layer"),
+        float(variant["keep_ratio"]),
+    )
 
 
 def distinct_summaries(summaries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -75,8 +81,12 @@ def distinct_summaries(summaries: Sequence[Mapping[str, Any]]) -> list[Mapping[s
         key = _variant_key(summary)
         previous = chosen.get(key)
         if previous is not None:
-            logger.warning("%s %s of %s appears in more than one run folder; plotting the one with the most samples",
-                           key[0], summary.get("label", summary["variant"].get("name")), key[1])
+            logger.warning(
+                "%s %s of %s appears in more than one run folder; plotting the one with the most samples",
+                key[0],
+                summary.get("label", summary["variant"].get("name")),
+                key[1],
+            )
             if _samples(previous) >= _samples(summary):
                 continue
         chosen[key] = summary
@@ -100,25 +110,33 @@ def _collect(summaries: Sequence[Mapping[str, Any]]) -> tuple[Points, References
         if not line:  # unpruned and replayed runs
             references[panel].append((_reference_label(summary), float(summary["overall"])))
         else:
-            points[panel][line].append((float(summary["variant"]["keep_ratio"]), float(summary["overall"]),
-                                        bool(summary.get("complete", True))))
+            points[panel][line].append(
+                (
+                    float(summary["variant"]["keep_ratio"]),
+                    float(summary["overall"]),
+                    bool(summary.get("complete", True)),
+                )
+            )
     return points, references
 
 
-def _draw_panel(axis: Any, title: str, lines: Mapping[str, list[tuple[float, float, bool]]],
-                references: Sequence[tuple[str, float]]) -> None:
+def _draw_panel(
+    axis: Any, title: str, lines: Mapping[str, list[tuple[float, float, bool]]], references: Sequence[tuple[str, float]]
+) -> None:
     for label, score in references:
         axis.axhline(score, linestyle="--", linewidth=1, color="gray")
-        axis.annotate(f"{label} {score:.1f}", (0.02, score), xycoords=("axes fraction", "data"), fontsize=8,
-                      va="bottom")
+        axis.annotate(
+            f"{label} {score:.1f}", (0.02, score), xycoords=("axes fraction", "data"), fontsize=8, va="bottom"
+        )
     for line, points in sorted(lines.items()):
         points = sorted(points)
         (drawn,) = axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=line)
         for ratio, score, complete in points:
             if not complete:
                 axis.plot([ratio], [score], marker="o", markerfacecolor="white", color=drawn.get_color())
-            axis.annotate(f"{score:.1f}", (ratio, score), textcoords="offset points", xytext=(0, 6), ha="center",
-                          fontsize=8)
+            axis.annotate(
+                f"{score:.1f}", (ratio, score), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
+            )
     axis.set_title(title)
     axis.set_xlabel("fraction of visual tokens kept")
     axis.set_ylabel("accuracy (lmms-eval headline)")

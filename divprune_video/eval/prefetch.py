@@ -19,8 +19,9 @@ class Prefetcher(Generic[In, Out]):
     did not hide). Use as a context manager so pending work is cancelled when the consumer stops early.
     """
 
-    def __init__(self, prepare: Callable[[In], Out], items: Iterable[In], *, workers: int = 2,
-                 lookahead: int = 4) -> None:
+    def __init__(
+        self, prepare: Callable[[In], Out], items: Iterable[In], *, workers: int = 2, lookahead: int = 4
+    ) -> None:
         if workers < 1 or lookahead < 1:
             raise ValueError(f"workers and lookahead must be >= 1, got {workers} and {lookahead}")
         self._prepare = prepare

@@ -55,7 +55,8 @@ def check_prune_layers(adapter: Any, variants: Sequence["Variant"]) -> None:
         if variant.prune_layer is not None and variant.prune_layer >= layers:
             raise ConfigurationError(
                 f"variant {variant.name}: prune_layer {variant.prune_layer} is at or beyond the model's {layers} "
-                f"decoder layers (0 prunes before the LLM, K in 1..{layers - 1} after decoder layer K)")
+                f"decoder layers (0 prunes before the LLM, K in 1..{layers - 1} after decoder layer K)"
+            )
 
 
 def _sequence_length(variant: "Variant", visual: int, fixed: int) -> int:
@@ -84,7 +85,8 @@ def check_context(adapter: Any, config: "RunConfig", prompts: Sequence[str]) -> 
                 f"variant {variant.name}: about {length} positions per sample ({frames} frames -> {visual} visual "
                 f"tokens{'' if length - fixed == visual else f', {length - fixed} kept'}, + {text} prompt tokens, "
                 f"{unframed} other video tokens and {config.max_new_tokens} new tokens) exceed the model's context "
-                f"of {context}; use fewer --num-frames or a lower keep ratio")
+                f"of {context}; use fewer --num-frames or a lower keep ratio"
+            )
 
 
 def check_model_settings(adapter: Any, config: "RunConfig", prompts: Sequence[str]) -> None:

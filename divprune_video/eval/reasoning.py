@@ -30,7 +30,7 @@ def _cut_blocks(text: str, opening: str, closing: str) -> str:
         end = text.find(closing, start) if start != -1 else -1
         if end == -1:
             return text
-        text = text[:start] + text[end + len(closing):]
+        text = text[:start] + text[end + len(closing) :]
 
 
 def strip_reasoning_blocks(response: str, tag_pairs: Sequence[Sequence[str]] = REASONING_TAGS) -> str:
@@ -39,11 +39,13 @@ def strip_reasoning_blocks(response: str, tag_pairs: Sequence[Sequence[str]] = R
     for opening, closing in tag_pairs:
         text = _cut_blocks(text, opening, closing)
         if closing in text and opening not in text:
-            text = text[text.rfind(closing) + len(closing):]
+            text = text[text.rfind(closing) + len(closing) :]
     return text.strip()
 
 
 def describe_reasoning_filter() -> dict[str, object]:
     """What a run records about the response filter."""
-    return {"reasoning_tags": [list(pair) for pair in REASONING_TAGS],
-            "rule": "lmms-eval's strip_reasoning_tags (command-line default), then surrounding whitespace stripped"}
+    return {
+        "reasoning_tags": [list(pair) for pair in REASONING_TAGS],
+        "rule": "lmms-eval's strip_reasoning_tags (command-line default), then surrounding whitespace stripped",
+    }

@@ -46,8 +46,9 @@ def _finish_or_drop_tail(path: Path) -> None:
         try:
             _decode_line(data[keep:])
         except ValueError:
-            logger.warning("%s: dropping an unfinished last line (%d bytes) left by an interrupted run", path,
-                           len(data) - keep)
+            logger.warning(
+                "%s: dropping an unfinished last line (%d bytes) left by an interrupted run", path, len(data) - keep
+            )
             handle.truncate(keep)
             return
         handle.write(b"\n")
@@ -258,8 +259,7 @@ def load_summary(path: Path) -> dict[str, Any]:
 
 
 def _table(title: str, rows: Sequence[tuple[str, Mapping[str, Any]]], columns: Sequence[str]) -> list[str]:
-    lines = [f"### {title}", "", "| " + " | ".join(["name", *columns]) + " |",
-             "|---|" + "---:|" * len(columns)]
+    lines = [f"### {title}", "", "| " + " | ".join(["name", *columns]) + " |", "|---|" + "---:|" * len(columns)]
     for name, info in rows:
         cells = [f"{info[c]:.2f}" if isinstance(info.get(c), float) else str(info.get(c, "")) for c in columns]
         lines.append("| " + " | ".join([name, *cells]) + " |")
@@ -285,13 +285,21 @@ def format_summary_md(summary: Mapping[str, Any]) -> str:
         f"{variant.get('prune_layer')}; git {summary.get('git_commit')}",
         "",
     ]
-    breakdowns = [("per_task", "per task"), ("per_duration", "per duration"), ("per_domain", "per domain"),
-                  ("per_task_type", "per task type"), ("per_sub_category", "per sub-category")]
+    breakdowns = [
+        ("per_task", "per task"),
+        ("per_duration", "per duration"),
+        ("per_domain", "per domain"),
+        ("per_task_type", "per task type"),
+        ("per_sub_category", "per sub-category"),
+    ]
     for key, title in breakdowns:
         table = summary.get(key)
         if table:
-            columns = [c for c in ("accuracy", "plain_accuracy", "correct", "answered", "total", "errors")
-                       if any(c in info for info in table.values())]
+            columns = [
+                c
+                for c in ("accuracy", "plain_accuracy", "correct", "answered", "total", "errors")
+                if any(c in info for info in table.values())
+            ]
             lines += _table(title, list(table.items()), columns)
     timings = summary.get("timings")
     if timings:

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from .answerers import Answer, Answerer, PreparedSample, answerer_class, make_answerer
 from .._optional import require
+from .answerers import Answer, Answerer, PreparedSample, answerer_class, make_answerer
 from .base import Benchmark, ConfigurationError, Sample, SampleError, get_benchmark
 from .config import RunConfig, Variant, variant_folder
 from .distributed import DistributedContext
@@ -60,8 +60,13 @@ logger = logging.getLogger(__name__)
 LMMS_EVAL_REFERENCE = {
     "repository": "EvolvingLMMs-Lab/lmms-eval",
     "commit": "75571cfe0fa36ca5ec2e6aa2bb268f9d38295af3",
-    "files": ["lmms_eval/tasks/mvbench/", "lmms_eval/tasks/videomme/", "lmms_eval/tasks/mlvu/",
-              "lmms_eval/tasks/_task_utils/mcq_extract.py", "lmms_eval/models/model_utils/load_video.py"],
+    "files": [
+        "lmms_eval/tasks/mvbench/",
+        "lmms_eval/tasks/videomme/",
+        "lmms_eval/tasks/mlvu/",
+        "lmms_eval/tasks/_task_utils/mcq_extract.py",
+        "lmms_eval/models/model_utils/load_video.py",
+    ],
 }
 FRAME_SAMPLING = "uniform: numpy.linspace(0, total_frames - 1, num_frames, dtype=int)"
 #: Failures of the model on this many samples in a row, all with the same message and none answered, stop a run
@@ -168,9 +173,14 @@ class _SampleProcessor:
             return PreparedSample(sample, None, error=_describe_error(error), timings=timings)
         lost, partial = lost_frames_of(frames)
         if partial and self.config.strict_video:
-            return PreparedSample(sample, prompt, error=f"partial video (--strict-video): source frames "
-                                  f"{_format_ranges(lost)} could not be read", timings=timings, lost_frames=lost,
-                                  partial=True)
+            return PreparedSample(
+                sample,
+                prompt,
+                error=f"partial video (--strict-video): source frames {_format_ranges(lost)} could not be read",
+                timings=timings,
+                lost_frames=lost,
+                partial=True,
+            )
         return PreparedSample(sample, prompt, frames, timings=timings, lost_frames=lost, partial=partial)
 
     def _note_failure(self, sample: Sample, message: str) -> None:
@@ -180,9 +190,11 @@ class _SampleProcessor:
         self.failures.append(message)
         recent = self.failures[-REPEATED_FAILURE_LIMIT:]
         if len(recent) == REPEATED_FAILURE_LIMIT and len(set(recent)) == 1:
-            raise ConfigurationError(f"{REPEATED_FAILURE_LIMIT} samples in a row failed with the same error, which "
-                                     f"--skip-missing does not cover (a setting or a missing dependency that fails "
-                                     f"every sample?); last: sample {sample.id} ({sample.video_path}): {message}")
+            raise ConfigurationError(
+                f"{REPEATED_FAILURE_LIMIT} samples in a row failed with the same error, which "
+                f"--skip-missing does not cover (a setting or a missing dependency that fails "
+                f"every sample?); last: sample {sample.id} ({sample.video_path}): {message}"
+            )
 
     def _model_failed(self, sample: Sample, failure: Exception) -> str:
         """The model's failure on ``sample`` as its error; raised instead unless ``skip_missing``, and always for a
@@ -195,14 +207,16 @@ class _SampleProcessor:
         self._note_failure(sample, message)
         return message
 
-    def _answers(self, prepared: PreparedSample, variants: Sequence[Variant]) -> tuple[list[Optional[Answer]],
-                                                                                      Optional[str], float]:
+    def _answers(
+        self, prepared: PreparedSample, variants: Sequence[Variant]
+    ) -> tuple[list[Optional[Answer]], Optional[str], float]:
         """(one answer per variant or Nones, the error, seconds the model took)."""
         sample = prepared.sample
         started = time.perf_counter()
         try:
             answers: list[Optional[Answer]] = list(
-                self.answerer.answer(prepared, variants, self.config.seed + sample.index))
+                self.answerer.answer(prepared, variants, self.config.seed + sample.index)
+            )
         except Exception as failure:
             return [None] * len(variants), self._model_failed(sample, failure), time.perf_counter() - started
         if len(answers) != len(variants):
@@ -255,11 +269,16 @@ def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, pro
         benchmark = get_benchmark(config.benchmark)(config.data_root, config.options)
         kind = type(answerer) if answerer is not None else answerer_class(config)
         if kind.max_variants is not None and len(config.variants) > kind.max_variants:
-            raise ValueError(f"{kind.__name__} answers at most {kind.max_variants} variant(s) per run, got "
-                             f"{len(config.variants)}")
+            raise ValueError(
+                f"{kind.__name__} answers at most {kind.max_variants} variant(s) per run, got {len(config.variants)}"
+            )
         # Data problems surface before any weights are loaded.
-        samples = benchmark.load(config.tasks, config.limit, skip_missing=config.skip_missing,
-                                 require_videos=kind.needs_frames or benchmark.needs_video_for_prompt())
+        samples = benchmark.load(
+            config.tasks,
+            config.limit,
+            skip_missing=config.skip_missing,
+            require_videos=kind.needs_frames or benchmark.needs_video_for_prompt(),
+        )
         context.on_main(lambda: _prepare_output(config))
         context.barrier()
         done = {v: _done_ids(collect_records(config.variant_dir(v)), config.retry_errors) for v in config.variants}
@@ -267,8 +286,9 @@ def run_benchmark(config: RunConfig, *, answerer: Optional[Answerer] = None, pro
         if answerer is None:
             answerer = make_answerer(config, local_rank=context.local_rank)
         load_seconds = time.perf_counter() - load_started
-        answerer.check_settings(config, [sample.prompt or "\n".join([sample.question, *sample.options])
-                                         for sample in samples])
+        answerer.check_settings(
+            config, [sample.prompt or "\n".join([sample.question, *sample.options]) for sample in samples]
+        )
         result = _answer_shard(config, context, benchmark, answerer, samples, done, progress, load_seconds)
         context.barrier()
         summaries = context.on_main(lambda: _finish(config, benchmark, answerer, samples, context.world_size))
@@ -298,25 +318,41 @@ def _adopt_single_variant_layout(output: Path) -> None:
     if not isinstance(name, str) or not name:
         raise ResultsError(f"{output / RUN_FILE} names no variant; move it away to start afresh")
     target = output / variant_folder(str(previous.get("model", "")), name)
-    logger.warning("%s: moving a single-variant run's results into %s (one layout for any number of variants)",
-                   output, target)
+    logger.warning(
+        "%s: moving a single-variant run's results into %s (one layout for any number of variants)", output, target
+    )
     move_results(output, target)
 
 
-def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Benchmark, answerer: Answerer,
-                  samples: Sequence[Sample], done: Mapping[Variant, set[str]], progress: bool,
-                  load_seconds: float = 0.0) -> RunResult:
-    mine = samples[context.rank::context.world_size]
+def _answer_shard(
+    config: RunConfig,
+    context: DistributedContext,
+    benchmark: Benchmark,
+    answerer: Answerer,
+    samples: Sequence[Sample],
+    done: Mapping[Variant, set[str]],
+    progress: bool,
+    load_seconds: float = 0.0,
+) -> RunResult:
+    mine = samples[context.rank :: context.world_size]
     pending = [s for s in mine if any(s.id not in done[v] for v in config.variants)]
     result = RunResult(skipped_done=len(mine) - len(pending))
     if result.skipped_done:
         logger.info("rank %d: %d of %d samples already done", context.rank, result.skipped_done, len(mine))
     model = answerer.describe()
     status: dict[str, Any] = {
-        "rank": context.rank, "world_size": context.world_size, "local_rank": context.local_rank,
-        "pid": os.getpid(), "host": socket.gethostname(), "device": model.get("device"),
-        "device_name": model.get("device_name"), "state": "answering", "load_seconds": round(load_seconds, 6),
-        "assigned": len(mine), "pending": len(pending), "skipped_done": result.skipped_done,
+        "rank": context.rank,
+        "world_size": context.world_size,
+        "local_rank": context.local_rank,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "device": model.get("device"),
+        "device_name": model.get("device_name"),
+        "state": "answering",
+        "load_seconds": round(load_seconds, 6),
+        "assigned": len(mine),
+        "pending": len(pending),
+        "skipped_done": result.skipped_done,
         "answering_started": time.time(),
     }
     write_rank_status(config.output, context.rank, status)
@@ -324,19 +360,37 @@ def _answer_shard(config: RunConfig, context: DistributedContext, benchmark: Ben
         _answer_pending(config, context, answerer, benchmark, pending, done, result, progress)
     except BaseException as error:
         state = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        write_rank_status(config.output, context.rank, {**status, "state": state, "processed": result.processed,
-                                                        "error": _describe_error(error)})
+        write_rank_status(
+            config.output,
+            context.rank,
+            {**status, "state": state, "processed": result.processed, "error": _describe_error(error)},
+        )
         raise
-    write_rank_status(config.output, context.rank, {
-        **status, "state": "done", "answering_finished": time.time(), "processed": result.processed,
-        "stage_seconds": {stage: round(seconds, 6) for stage, seconds in result.stage_seconds.items()},
-        "finished_after": result.finished_after})
+    write_rank_status(
+        config.output,
+        context.rank,
+        {
+            **status,
+            "state": "done",
+            "answering_finished": time.time(),
+            "processed": result.processed,
+            "stage_seconds": {stage: round(seconds, 6) for stage, seconds in result.stage_seconds.items()},
+            "finished_after": result.finished_after,
+        },
+    )
     return result
 
 
-def _answer_pending(config: RunConfig, context: DistributedContext, answerer: Answerer, benchmark: Benchmark,
-                    pending: Sequence[Sample], done: Mapping[Variant, set[str]], result: RunResult,
-                    progress: bool) -> None:
+def _answer_pending(
+    config: RunConfig,
+    context: DistributedContext,
+    answerer: Answerer,
+    benchmark: Benchmark,
+    pending: Sequence[Sample],
+    done: Mapping[Variant, set[str]],
+    result: RunResult,
+    progress: bool,
+) -> None:
     processor = _SampleProcessor(benchmark, answerer, config)
     writers = {}
     for variant in config.variants:
@@ -346,9 +400,16 @@ def _answer_pending(config: RunConfig, context: DistributedContext, answerer: An
     tqdm = require("tqdm.auto", "eval", "tqdm").tqdm
     started = time.perf_counter()
     try:
-        with Prefetcher(processor.prepare, pending, workers=config.workers, lookahead=config.prefetch) as loader, \
-                tqdm(total=len(pending), unit="sample", desc=f"{config.benchmark}[{context.rank}]",
-                     disable=not progress or not context.is_main, dynamic_ncols=True) as bar:
+        with (
+            Prefetcher(processor.prepare, pending, workers=config.workers, lookahead=config.prefetch) as loader,
+            tqdm(
+                total=len(pending),
+                unit="sample",
+                desc=f"{config.benchmark}[{context.rank}]",
+                disable=not progress or not context.is_main,
+                dynamic_ncols=True,
+            ) as bar,
+        ):
             for prepared in loader:
                 todo = [v for v in config.variants if prepared.sample.id not in done[v]]
                 records = processor.answer(prepared, todo)
@@ -365,20 +426,29 @@ def _answer_pending(config: RunConfig, context: DistributedContext, answerer: An
             writer.close()
     processor.stage_seconds["wall"] = time.perf_counter() - started
     result.stage_seconds = dict(processor.stage_seconds)
-    logger.info("rank %d: %d samples in %.1f s; %s", context.rank, result.processed,
-                result.stage_seconds["wall"], format_stage_seconds(result.stage_seconds))
+    logger.info(
+        "rank %d: %d samples in %.1f s; %s",
+        context.rank,
+        result.processed,
+        result.stage_seconds["wall"],
+        format_stage_seconds(result.stage_seconds),
+    )
 
 
 def format_stage_seconds(stage_seconds: Mapping[str, float]) -> str:
     """``stage 1.2 s (34%)`` per stage, shares of the wall time (prepare stages run in workers, overlapped)."""
     wall = stage_seconds.get("wall", 0.0) or 1e-9
-    parts = [f"{stage} {seconds:.2f} s ({100 * seconds / wall:.0f}%)" for stage, seconds in stage_seconds.items()
-             if stage != "wall"]
+    parts = [
+        f"{stage} {seconds:.2f} s ({100 * seconds / wall:.0f}%)"
+        for stage, seconds in stage_seconds.items()
+        if stage != "wall"
+    ]
     return ", ".join(parts) + f"; wall {stage_seconds.get('wall', 0.0):.2f} s"
 
 
-def _finish(config: RunConfig, benchmark: Benchmark, answerer: Answerer, samples: Sequence[Sample],
-            world_size: int) -> dict[str, dict[str, Any]]:
+def _finish(
+    config: RunConfig, benchmark: Benchmark, answerer: Answerer, samples: Sequence[Sample], world_size: int
+) -> dict[str, dict[str, Any]]:
     selected = {sample.id for sample in samples}
     summaries = {}
     for variant in config.variants:
@@ -399,8 +469,15 @@ def _timing_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, 
     return {stage: {"total": total, "mean": total / count} for stage, (total, count) in totals.items()}
 
 
-def build_summary(benchmark: Benchmark, answerer: Answerer, config: RunConfig, variant: Variant,
-                  records: Sequence[Mapping[str, Any]], selected: int, world_size: int = 1) -> dict[str, Any]:
+def build_summary(
+    benchmark: Benchmark,
+    answerer: Answerer,
+    config: RunConfig,
+    variant: Variant,
+    records: Sequence[Mapping[str, Any]],
+    selected: int,
+    world_size: int = 1,
+) -> dict[str, Any]:
     """``summary.json``: the benchmark's scores first, then what makes the run comparable and reproducible."""
     scores = benchmark.summarize(records)
     return {
@@ -424,8 +501,16 @@ def build_summary(benchmark: Benchmark, answerer: Answerer, config: RunConfig, v
 def package_versions() -> dict[str, Optional[str]]:
     """Versions of Python and of the packages that change results (None when not installed)."""
     versions: dict[str, Optional[str]] = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in ("divprune-video", "torch", "transformers", "numpy", "av", "opencv-python-headless",
-                    "opencv-python", "pyarrow"):
+    for package in (
+        "divprune-video",
+        "torch",
+        "transformers",
+        "numpy",
+        "av",
+        "opencv-python-headless",
+        "opencv-python",
+        "pyarrow",
+    ):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -437,10 +522,17 @@ def git_commit() -> Optional[str]:
     """The commit of the checkout this package runs from (suffixed ``-dirty`` with local changes), else None."""
     source = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("-dirty" if dirty else "")

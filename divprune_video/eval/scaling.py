@@ -90,23 +90,31 @@ class ScalingOptions:
             options.nproc = cuda_devices or 2
         _positive("--nproc", options.nproc)
         if cuda_devices and options.nproc > cuda_devices:
-            raise ValueError(f"--nproc {options.nproc} asks for more processes than the {cuda_devices} visible CUDA "
-                             f"GPU(s); one process per GPU")
+            raise ValueError(
+                f"--nproc {options.nproc} asks for more processes than the {cuda_devices} visible CUDA "
+                f"GPU(s); one process per GPU"
+            )
         if options.model == RANDOM_7B_MODEL and not cuda_devices:
-            raise ValueError(f"--model {RANDOM_7B_MODEL} needs CUDA GPUs (about 14 GB of weights per process); none "
-                             f"is visible (use --model {TINY_MODEL} on the CPU)")
+            raise ValueError(
+                f"--model {RANDOM_7B_MODEL} needs CUDA GPUs (about 14 GB of weights per process); none "
+                f"is visible (use --model {TINY_MODEL} on the CPU)"
+            )
         if options.samples is None:
             options.samples = DEFAULT_SAMPLES.get(options.model, OTHER_MODEL_SAMPLES)
         _positive("--samples", options.samples)
         if options.samples < options.nproc:
-            raise ValueError(f"--samples {options.samples} is fewer than --nproc {options.nproc}: every rank needs at "
-                             f"least one sample")
+            raise ValueError(
+                f"--samples {options.samples} is fewer than --nproc {options.nproc}: every rank needs at "
+                f"least one sample"
+            )
         if options.kill_after is None:
             options.kill_after = max(1, options.samples // 4)
         _positive("--kill-after", options.kill_after)
         if options.kill_test and options.kill_after >= options.samples:
-            raise ValueError(f"--kill-after {options.kill_after} must be below --samples {options.samples}, so the "
-                             f"kill lands mid-run")
+            raise ValueError(
+                f"--kill-after {options.kill_after} must be below --samples {options.samples}, so the "
+                f"kill lands mid-run"
+            )
         _positive("--num-frames", options.num_frames)
         _positive("--max-new-tokens", options.max_new_tokens)
         if options.dtype is None and options.model == RANDOM_7B_MODEL:
@@ -120,11 +128,33 @@ class ScalingOptions:
 
     def command_line(self) -> str:
         """The ``bench scaling`` command that repeats this check."""
-        words = ["python", "-m", "divprune_video", "bench", "scaling", "--model", self.model, "--nproc",
-                 str(self.nproc), "--samples", str(self.samples), "--benchmark", self.benchmark, "--workdir",
-                 str(self.workdir), "--num-frames", str(self.num_frames), "--method", self.method, "--keep-ratio",
-                 *[f"{ratio:g}" for ratio in self.keep_ratios], "--max-new-tokens", str(self.max_new_tokens),
-                 "--seed", str(self.seed)]
+        words = [
+            "python",
+            "-m",
+            "divprune_video",
+            "bench",
+            "scaling",
+            "--model",
+            self.model,
+            "--nproc",
+            str(self.nproc),
+            "--samples",
+            str(self.samples),
+            "--benchmark",
+            self.benchmark,
+            "--workdir",
+            str(self.workdir),
+            "--num-frames",
+            str(self.num_frames),
+            "--method",
+            self.method,
+            "--keep-ratio",
+            *[f"{ratio:g}" for ratio in self.keep_ratios],
+            "--max-new-tokens",
+            str(self.max_new_tokens),
+            "--seed",
+            str(self.seed),
+        ]
         if self.dtype:
             words += ["--dtype", self.dtype]
         words += ["--kill-after", str(self.kill_after)] if self.kill_test else ["--no-kill-test"]
@@ -187,8 +217,7 @@ def _start(command: Sequence[str], env: dict[str, str], log_path: Path) -> subpr
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         # A session of its own, so that a timeout can stop torchrun and its workers together.
-        return subprocess.Popen(list(command), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(list(command), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop_group(process: subprocess.Popen) -> None:
@@ -250,12 +279,29 @@ class ScalingCheck:
         self.env = child_environment(self.options.nproc)
 
     def run_command(self, output: Path) -> list[str]:
-        return [sys.executable, "-m", "divprune_video", "bench", "run", "--config", str(self.config_path),
-                "--output", str(output), "--no-progress"]
+        return [
+            sys.executable,
+            "-m",
+            "divprune_video",
+            "bench",
+            "run",
+            "--config",
+            str(self.config_path),
+            "--output",
+            str(output),
+            "--no-progress",
+        ]
 
     def torchrun_command(self, output: Path) -> list[str]:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                str(self.options.nproc), *self.run_command(output)[1:]]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(self.options.nproc),
+            *self.run_command(output)[1:],
+        ]
 
     def run(self) -> ScalingReport:
         options = self.options
@@ -264,21 +310,45 @@ class ScalingCheck:
         single_dir, sharded_dir = self.workdir / "single", self.workdir / "torchrun"
         measurements = []
         for label, directory, command, processes in (
-                ("single process", single_dir, self.run_command(single_dir), 1),
-                (f"torchrun --nproc-per-node {options.nproc}", sharded_dir, self.torchrun_command(sharded_dir),
-                 options.nproc)):
+            ("single process", single_dir, self.run_command(single_dir), 1),
+            (
+                f"torchrun --nproc-per-node {options.nproc}",
+                sharded_dir,
+                self.torchrun_command(sharded_dir),
+                options.nproc,
+            ),
+        ):
             self.progress(f"running {label} ({options.samples} samples, model {options.model}) ...")
-            seconds = run_to_completion(command, self.env, self.workdir / "logs" / f"{directory.name}.log",
-                                        options.timeout)
-            measurements.append(measure_run(label, processes, directory, self._variant_dirs(directory), seconds,
-                                            shown_command(command, self.env)))
+            seconds = run_to_completion(
+                command, self.env, self.workdir / "logs" / f"{directory.name}.log", options.timeout
+            )
+            measurements.append(
+                measure_run(
+                    label,
+                    processes,
+                    directory,
+                    self._variant_dirs(directory),
+                    seconds,
+                    shown_command(command, self.env),
+                )
+            )
             self.progress(f"  done in {seconds:.1f} s")
-        comparisons = {name: compare_results(reference, candidate) for (name, reference), (_, candidate)
-                       in zip(self._variant_dirs(single_dir).items(), self._variant_dirs(sharded_dir).items())}
+        comparisons = {
+            name: compare_results(reference, candidate)
+            for (name, reference), (_, candidate) in zip(
+                self._variant_dirs(single_dir).items(), self._variant_dirs(sharded_dir).items()
+            )
+        }
         kill_test = self._kill_test(single_dir) if options.kill_test else None
-        report = ScalingReport(options=options, command_line=options.command_line(), config_text=self._config_text(),
-                               measurements=measurements, comparisons=comparisons, kill_test=kill_test,
-                               versions=self._versions(single_dir))
+        report = ScalingReport(
+            options=options,
+            command_line=options.command_line(),
+            config_text=self._config_text(),
+            measurements=measurements,
+            comparisons=comparisons,
+            kill_test=kill_test,
+            versions=self._versions(single_dir),
+        )
         report.markdown = format_report(report)
         (self.workdir / "report.md").write_text(report.markdown, encoding="utf-8")
         return report
@@ -291,12 +361,20 @@ class ScalingCheck:
         for name in RUN_FOLDERS:
             shutil.rmtree(self.workdir / name, ignore_errors=True)
         options = self.options
-        fixture = write_fixture_set(options.benchmark, self.workdir / "data", options.samples,
-                                    num_frames=options.num_frames)
-        settings = {"benchmark": options.benchmark, "data_root": str(fixture.root), "model": options.model,
-                    "num_frames": options.num_frames, "methods": [options.method],
-                    "keep_ratios": list(options.keep_ratios), "max_new_tokens": options.max_new_tokens,
-                    "seed": options.seed, "dtype": options.dtype}
+        fixture = write_fixture_set(
+            options.benchmark, self.workdir / "data", options.samples, num_frames=options.num_frames
+        )
+        settings = {
+            "benchmark": options.benchmark,
+            "data_root": str(fixture.root),
+            "model": options.model,
+            "num_frames": options.num_frames,
+            "methods": [options.method],
+            "keep_ratios": list(options.keep_ratios),
+            "max_new_tokens": options.max_new_tokens,
+            "seed": options.seed,
+            "dtype": options.dtype,
+        }
         if fixture.tasks is not None:
             settings["tasks"] = list(fixture.tasks)
         from .._optional import require
@@ -304,8 +382,9 @@ class ScalingCheck:
         yaml = require("yaml", "eval", "pyyaml")
         self.config_path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
         self.config = config_from_mapping({**settings, "output": str(self.workdir / "single")})
-        self.progress(f"wrote {len(fixture.questions)} {options.benchmark} samples under {fixture.root} and "
-                      f"{self.config_path}")
+        self.progress(
+            f"wrote {len(fixture.questions)} {options.benchmark} samples under {fixture.root} and {self.config_path}"
+        )
 
     def _warm_up(self) -> None:
         """One sample, single process, untimed: the first timed run would otherwise pay alone for compiling the
@@ -327,8 +406,12 @@ class ScalingCheck:
         import torch
 
         summary = load_summary(next(iter(self._variant_dirs(single_dir).values())))
-        return {**summary.get("versions", {}), "cuda": torch.version.cuda, "git_commit": summary.get("git_commit"),
-                "model": summary.get("model", {})}
+        return {
+            **summary.get("versions", {}),
+            "cuda": torch.version.cuda,
+            "git_commit": summary.get("git_commit"),
+            "model": summary.get("model", {}),
+        }
 
     # -- kill and resume ---------------------------------------------------------------------------------------------
 
@@ -338,8 +421,9 @@ class ScalingCheck:
         command = self.torchrun_command(folder)
         test = KillTest(command=shown_command(command, self.env), killed_rank=options.nproc - 1)
         first_variant = next(iter(self._variant_dirs(folder).values()))
-        self.progress(f"kill test: rank {test.killed_rank} gets SIGKILL once {options.kill_after} records are "
-                      f"written ...")
+        self.progress(
+            f"kill test: rank {test.killed_rank} gets SIGKILL once {options.kill_after} records are written ..."
+        )
         log_path = self.workdir / "logs" / "killed.log"
         process = _start(command, self.env, log_path)
         try:
@@ -352,14 +436,21 @@ class ScalingCheck:
             return test
         if test.torchrun_returncode == 0:
             test.problems.append("torchrun exited with 0 although one of its workers was killed")
-        shard_files = [path for directory in self._variant_dirs(folder).values()
-                       for path in [directory / SAMPLES_FILE, *directory.glob(SHARD_PATTERN)]]
+        shard_files = [
+            path
+            for directory in self._variant_dirs(folder).values()
+            for path in [directory / SAMPLES_FILE, *directory.glob(SHARD_PATTERN)]
+        ]
         test.duplicates_before_rerun = duplicate_lines(shard_files)
-        done_per_variant = [{record["id"] for path in [d / SAMPLES_FILE, *d.glob(SHARD_PATTERN)]
-                             for record in read_records(path)} for d in self._variant_dirs(folder).values()]
+        done_per_variant = [
+            {record["id"] for path in [d / SAMPLES_FILE, *d.glob(SHARD_PATTERN)] for record in read_records(path)}
+            for d in self._variant_dirs(folder).values()
+        ]
         test.done_before_rerun = len(set.intersection(*done_per_variant))
-        self.progress(f"  killed rank {test.killed_rank} (pid {test.killed_pid}) at {test.records_at_kill} records; "
-                      f"torchrun exited with {test.torchrun_returncode}; rerunning the same command ...")
+        self.progress(
+            f"  killed rank {test.killed_rank} (pid {test.killed_pid}) at {test.records_at_kill} records; "
+            f"torchrun exited with {test.torchrun_returncode}; rerunning the same command ..."
+        )
         run_to_completion(command, self.env, self.workdir / "logs" / "resumed.log", options.timeout)
         self._check_resumed(folder, single_dir, test)
         return test
@@ -371,26 +462,34 @@ class ScalingCheck:
             records = _complete_lines([first_variant / SAMPLES_FILE, *first_variant.glob(SHARD_PATTERN)])
             status = read_rank_statuses(folder).get(test.killed_rank) if records >= self.options.kill_after else None
             if status is not None and status.get("state") != "answering":
-                test.problems.append(f"inconclusive: rank {test.killed_rank} was {status.get('state')} before "
-                                     f"{self.options.kill_after} records were written (lower --kill-after)")
+                test.problems.append(
+                    f"inconclusive: rank {test.killed_rank} was {status.get('state')} before "
+                    f"{self.options.kill_after} records were written (lower --kill-after)"
+                )
                 return
             if status is not None:
                 pid = int(status["pid"])
                 if _is_descendant(pid, process.pid) is False:
-                    raise ScalingError(f"rank {test.killed_rank}'s status file names pid {pid}, which is not a "
-                                       f"worker of torchrun (pid {process.pid})")
+                    raise ScalingError(
+                        f"rank {test.killed_rank}'s status file names pid {pid}, which is not a "
+                        f"worker of torchrun (pid {process.pid})"
+                    )
                 os.kill(pid, signal.SIGKILL)
                 test.killed_pid, test.records_at_kill = pid, records
                 test.rank_assigned = int(status["assigned"])
                 own_file = SAMPLES_FILE if self.options.nproc == 1 else f"samples.rank{test.killed_rank}.jsonl"
                 test.rank_records_at_kill = _complete_lines([first_variant / own_file])
                 if test.rank_records_at_kill >= test.rank_assigned:
-                    test.problems.append(f"inconclusive: rank {test.killed_rank} had written all its "
-                                         f"{test.rank_assigned} samples before the kill (lower --kill-after)")
+                    test.problems.append(
+                        f"inconclusive: rank {test.killed_rank} had written all its "
+                        f"{test.rank_assigned} samples before the kill (lower --kill-after)"
+                    )
                 return
             time.sleep(POLL_SECONDS)
-        test.problems.append(f"inconclusive: the run ended before {self.options.kill_after} records were written "
-                             f"(lower --kill-after or raise --samples)")
+        test.problems.append(
+            f"inconclusive: the run ended before {self.options.kill_after} records were written "
+            f"(lower --kill-after or raise --samples)"
+        )
 
     def _check_resumed(self, folder: Path, single_dir: Path, test: KillTest) -> None:
         total = self.options.samples
@@ -400,26 +499,33 @@ class ScalingCheck:
         if test.duplicates_before_rerun:
             test.problems.append(f"records written twice before the rerun: {test.duplicates_before_rerun}")
         if test.rerun_skipped != test.done_before_rerun:
-            test.problems.append(f"the rerun skipped {test.rerun_skipped} samples but {test.done_before_rerun} "
-                                 f"were on disk")
+            test.problems.append(
+                f"the rerun skipped {test.rerun_skipped} samples but {test.done_before_rerun} were on disk"
+            )
         if test.rerun_answered != total - test.done_before_rerun:
-            test.problems.append(f"the rerun answered {test.rerun_answered} samples; {total - test.done_before_rerun} "
-                                 f"were missing")
+            test.problems.append(
+                f"the rerun answered {test.rerun_answered} samples; {total - test.done_before_rerun} were missing"
+            )
         references = self._variant_dirs(single_dir)
         for name, directory in self._variant_dirs(folder).items():
             ids = [record["id"] for record in read_records(directory / SAMPLES_FILE)]
             summary = load_summary(directory)
             test.final_records, test.final_unique = len(ids), len(set(ids))
             test.summary_samples = int(summary["counts"]["samples"])
-            if not (test.final_records == test.final_unique == test.summary_samples == total
-                    and summary.get("complete")):
-                test.problems.append(f"{name}: {test.final_records} records, {test.final_unique} distinct ids, summary "
-                                     f"counts {test.summary_samples} (complete: {summary.get('complete')}); expected "
-                                     f"{total} of each")
+            if not (
+                test.final_records == test.final_unique == test.summary_samples == total and summary.get("complete")
+            ):
+                test.problems.append(
+                    f"{name}: {test.final_records} records, {test.final_unique} distinct ids, summary "
+                    f"counts {test.summary_samples} (complete: {summary.get('complete')}); expected "
+                    f"{total} of each"
+                )
             test.comparisons[name] = compare_results(references[name], directory)
             if not test.comparisons[name].identical:
-                test.problems.append(f"{name}: the resumed results differ from the single-process run: "
-                                     f"{test.comparisons[name].describe(max_listed=5)}")
+                test.problems.append(
+                    f"{name}: the resumed results differ from the single-process run: "
+                    f"{test.comparisons[name].describe(max_listed=5)}"
+                )
 
 
 def _complete_lines(paths: Sequence[Path]) -> int:
@@ -454,5 +560,14 @@ def run_scaling(options: ScalingOptions, progress: Callable[[str], None] = logge
     return ScalingCheck(options, progress).run()
 
 
-__all__ = ["KillTest", "MULTICAST_OFF", "RunMeasurement", "ScalingCheck", "ScalingError",
-           "ScalingOptions", "ScalingReport", "child_environment", "run_scaling"]
+__all__ = [
+    "KillTest",
+    "MULTICAST_OFF",
+    "RunMeasurement",
+    "ScalingCheck",
+    "ScalingError",
+    "ScalingOptions",
+    "ScalingReport",
+    "child_environment",
+    "run_scaling",
+]

@@ -67,8 +67,10 @@ def stage_means_ms(records: list[Mapping[str, Any]]) -> dict[str, float]:
     """stage -> mean milliseconds per record over ``records`` (a record without the stage counts as 0)."""
     if not records:
         return {stage: float("nan") for stage in STAGES}
-    return {stage: 1e3 * sum((record.get("timings") or {}).get(stage, 0.0) for record in records) / len(records)
-            for stage in STAGES}
+    return {
+        stage: 1e3 * sum((record.get("timings") or {}).get(stage, 0.0) for record in records) / len(records)
+        for stage in STAGES
+    }
 
 
 def steady_rate(finished_after: list[list[float]], warmup: int = WARMUP_SAMPLES) -> Optional[float]:
@@ -82,8 +84,9 @@ def steady_rate(finished_after: list[list[float]], warmup: int = WARMUP_SAMPLES)
     return samples / seconds if seconds > 0 else None
 
 
-def measure_run(label: str, processes: int, output: Path, variant_dirs: Mapping[str, Path],
-                end_to_end_seconds: float, command: str) -> RunMeasurement:
+def measure_run(
+    label: str, processes: int, output: Path, variant_dirs: Mapping[str, Path], end_to_end_seconds: float, command: str
+) -> RunMeasurement:
     """Read a finished run's rank status files, records and summaries."""
     statuses = read_rank_statuses(output)
     if len(statuses) != processes or any(status.get("state") != "done" for status in statuses.values()):
@@ -91,15 +94,29 @@ def measure_run(label: str, processes: int, output: Path, variant_dirs: Mapping[
         raise ResultsError(f"{output}: expected {processes} finished rank status files, found {states}")
     started = min(status["answering_started"] for status in statuses.values())
     finished = max(status["answering_finished"] for status in statuses.values())
-    ranks = [{"rank": rank, "device": status.get("device"), "device_name": status.get("device_name"),
-              "host": status.get("host"), "answered": status.get("processed", 0),
-              "load_seconds": status.get("load_seconds", 0.0),
-              "answering_seconds": status["answering_finished"] - status["answering_started"]}
-             for rank, status in sorted(statuses.items())]
-    measurement = RunMeasurement(label, processes, command, end_to_end_seconds,
-                                 max(rank["answering_seconds"] for rank in ranks), finished - started,
-                                 sum(rank["answered"] for rank in ranks),
-                                 max(rank["load_seconds"] for rank in ranks), ranks)
+    ranks = [
+        {
+            "rank": rank,
+            "device": status.get("device"),
+            "device_name": status.get("device_name"),
+            "host": status.get("host"),
+            "answered": status.get("processed", 0),
+            "load_seconds": status.get("load_seconds", 0.0),
+            "answering_seconds": status["answering_finished"] - status["answering_started"],
+        }
+        for rank, status in sorted(statuses.items())
+    ]
+    measurement = RunMeasurement(
+        label,
+        processes,
+        command,
+        end_to_end_seconds,
+        max(rank["answering_seconds"] for rank in ranks),
+        finished - started,
+        sum(rank["answered"] for rank in ranks),
+        max(rank["load_seconds"] for rank in ranks),
+        ranks,
+    )
     measurement.steady_rate = steady_rate([status.get("finished_after", []) for _, status in sorted(statuses.items())])
     for name, directory in variant_dirs.items():
         measurement.stage_ms[name] = stage_means_ms(read_records(Path(directory) / SAMPLES_FILE))
@@ -159,14 +176,18 @@ def _devices(measurement: RunMeasurement) -> str:
 
 
 def _throughput_table(report: ScalingReport) -> list[str]:
-    lines = ["| run | processes | samples | answering wall s | samples/s (answering) "
-             f"| samples/s (steady, after {WARMUP_SAMPLES} per rank) | answering span s | end-to-end wall s "
-             "| samples/s (end to end) | model load s (slowest rank) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| run | processes | samples | answering wall s | samples/s (answering) "
+        f"| samples/s (steady, after {WARMUP_SAMPLES} per rank) | answering span s | end-to-end wall s "
+        "| samples/s (end to end) | model load s (slowest rank) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for m in report.measurements:
-        lines.append(f"| {m.label} | {m.processes} | {m.answered} | {m.answering_seconds:.2f} | "
-                     f"{m.answering_rate:.2f} | {_number(m.steady_rate)} | {m.answering_span_seconds:.2f} | "
-                     f"{m.end_to_end_seconds:.2f} | {m.end_to_end_rate:.2f} | {m.load_seconds:.2f} |")
+        lines.append(
+            f"| {m.label} | {m.processes} | {m.answered} | {m.answering_seconds:.2f} | "
+            f"{m.answering_rate:.2f} | {_number(m.steady_rate)} | {m.answering_span_seconds:.2f} | "
+            f"{m.end_to_end_seconds:.2f} | {m.end_to_end_rate:.2f} | {m.load_seconds:.2f} |"
+        )
     return lines
 
 
@@ -181,15 +202,19 @@ def _speedup_lines(report: ScalingReport) -> list[str]:
         verdict = "no target with one process: this run checks the command, the results and the resume"
     else:
         verdict = f"target >= {SPEEDUP_TARGET}x: **{'met' if answering >= SPEEDUP_TARGET else 'NOT met'}**"
-    return [f"Speedup with {processes} process(es): **{answering:.2f}x** answering ({verdict}); "
-            f"{_number(report.speedup('steady'), 'x')} steady (after {WARMUP_SAMPLES} samples per rank); "
-            f"{report.speedup('end_to_end'):.2f}x end to end."]
+    return [
+        f"Speedup with {processes} process(es): **{answering:.2f}x** answering ({verdict}); "
+        f"{_number(report.speedup('steady'), 'x')} steady (after {WARMUP_SAMPLES} samples per rank); "
+        f"{report.speedup('end_to_end'):.2f}x end to end."
+    ]
 
 
 def _stage_table(report: ScalingReport) -> list[str]:
     several = len(report.comparisons) > 1
-    lines = ["| run | " + ("variant | " if several else "") + " | ".join(f"{stage} ms" for stage in STAGES) + " |",
-             "|---|" + ("---|" if several else "") + "---:|" * len(STAGES)]
+    lines = [
+        "| run | " + ("variant | " if several else "") + " | ".join(f"{stage} ms" for stage in STAGES) + " |",
+        "|---|" + ("---|" if several else "") + "---:|" * len(STAGES),
+    ]
     for m in report.measurements:
         for name, means in m.stage_ms.items():
             cells = " | ".join(f"{means[stage]:.1f}" for stage in STAGES)
@@ -198,14 +223,18 @@ def _stage_table(report: ScalingReport) -> list[str]:
 
 
 def _rank_table(report: ScalingReport) -> list[str]:
-    lines = ["| run | rank | device | samples | model load s | answering s | samples/s |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        "| run | rank | device | samples | model load s | answering s | samples/s |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
     for m in report.measurements:
         for rank in m.ranks:
             rate = rank["answered"] / rank["answering_seconds"] if rank["answering_seconds"] > 0 else float("nan")
-            lines.append(f"| {m.label} | {rank['rank']} | {rank['device']} ({rank['device_name']}) | "
-                         f"{rank['answered']} | {rank['load_seconds']:.2f} | {rank['answering_seconds']:.2f} | "
-                         f"{rate:.2f} |")
+            lines.append(
+                f"| {m.label} | {rank['rank']} | {rank['device']} ({rank['device_name']}) | "
+                f"{rank['answered']} | {rank['load_seconds']:.2f} | {rank['answering_seconds']:.2f} | "
+                f"{rate:.2f} |"
+            )
     return lines
 
 
@@ -239,8 +268,10 @@ def _kill_lines(test: "KillTest", samples: int) -> list[str]:
 
 def _version_line(versions: Mapping[str, Any]) -> str:
     names = ("python", "torch", "cuda", "transformers", "numpy", "av", "divprune-video", "git_commit")
-    return ", ".join(f"{name} {versions.get(name)}" for name in names if versions.get(name)) + \
-        f"; {versions.get('platform', platform.platform())}"
+    return (
+        ", ".join(f"{name} {versions.get(name)}" for name in names if versions.get(name))
+        + f"; {versions.get('platform', platform.platform())}"
+    )
 
 
 def format_report(report: ScalingReport) -> str:
@@ -249,19 +280,27 @@ def format_report(report: ScalingReport) -> str:
     model = report.versions.get("model", {})
     attention = model.get("attention") or model.get("attn_implementation") or "default"
     weights = f"; {model['weights']}" if model.get("weights") else ""
-    title = (f"### Multi-process scaling: {options.benchmark} fixture, {options.samples} samples, model "
-             f"`{options.model}`, {options.nproc} process(es)")
+    title = (
+        f"### Multi-process scaling: {options.benchmark} fixture, {options.samples} samples, model "
+        f"`{options.model}`, {options.nproc} process(es)"
+    )
     lines = [
-        title, "",
+        title,
+        "",
         f"Devices: torchrun: {_devices(sharded)}; single process: {_devices(single)}. Host: {_cpu_name()}, "
-        f"{os.cpu_count()} cores.", "",
+        f"{os.cpu_count()} cores.",
+        "",
         f"Model: `{options.model}` ({model.get('adapter', '?')}, {model.get('model_dtype', '?')}, attention "
         f"{attention}{weights}); "
         f"{options.num_frames} frames, {options.method} keep {', '.join(f'{r:g}' for r in options.keep_ratios)}, "
-        f"greedy, {options.max_new_tokens} new tokens, batch 1 per sample.", "",
-        f"Versions: {_version_line(report.versions)}.", "",
-        *_throughput_table(report), "",
-        *_speedup_lines(report), "",
+        f"greedy, {options.max_new_tokens} new tokens, batch 1 per sample.",
+        "",
+        f"Versions: {_version_line(report.versions)}.",
+        "",
+        *_throughput_table(report),
+        "",
+        *_speedup_lines(report),
+        "",
         "Both timed runs follow an untimed one-sample warm-up run (compile caches on disk). "
         "Answering wall: the slowest rank's time from starting to answer (model loaded) to its last record written "
         "(the ranks' own timers); it includes decoding (prefetch threads), encoding, selection, prefill, generation, "
@@ -269,21 +308,46 @@ def format_report(report: ScalingReport) -> str:
         "reading, model build/load and the merge. Steady: the same after each rank's first "
         f"{WARMUP_SAMPLES} samples (per-process warm-up: CUDA library handles, allocator growth, first kernel loads). "
         "Answering span: first rank's start to last rank's end (adds the ranks' different load times). End to end: "
-        "the command's wall time from launch to exit.", "",
-        "Per-stage time, mean ms per sample (records' `timings`; summed over the ranks' samples):", "",
-        *_stage_table(report), "",
-        *_rank_table(report), "",
+        "the command's wall time from launch to exit.",
+        "",
+        "Per-stage time, mean ms per sample (records' `timings`; summed over the ranks' samples):",
+        "",
+        *_stage_table(report),
+        "",
+        *_rank_table(report),
+        "",
         f"Merged results of the {options.nproc}-process run against the single process "
-        "(sample ids, every record field but timings, the summary's scores and counts):", "",
-        *_identity_lines(report), "",
+        "(sample ids, every record field but timings, the summary's scores and counts):",
+        "",
+        *_identity_lines(report),
+        "",
     ]
     if report.kill_test is not None:
         lines += [*_kill_lines(report.kill_test, options.samples), ""]
-    commands = [f"# this check (writes {options.workdir}/data, run.yaml and report.md):", report.command_line,
-                "# single process:", single.command, f"# {options.nproc} processes:", sharded.command]
+    commands = [
+        f"# this check (writes {options.workdir}/data, run.yaml and report.md):",
+        report.command_line,
+        "# single process:",
+        single.command,
+        f"# {options.nproc} processes:",
+        sharded.command,
+    ]
     if report.kill_test is not None:
-        commands += ["# kill test: this command, SIGKILL to one worker, then the same command again:",
-                     report.kill_test.command]
-    lines += ["Commands:", "", "```bash", *commands, "```", "", "run.yaml:", "", "```yaml",
-              report.config_text.rstrip(), "```"]
+        commands += [
+            "# kill test: this command, SIGKILL to one worker, then the same command again:",
+            report.kill_test.command,
+        ]
+    lines += [
+        "Commands:",
+        "",
+        "```bash",
+        *commands,
+        "```",
+        "",
+        "run.yaml:",
+        "",
+        "```yaml",
+        report.config_text.rstrip(),
+        "```",
+    ]
     return "\n".join(lines) + "\n"

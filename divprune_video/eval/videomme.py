@@ -40,18 +40,59 @@ from .mcq import LetterExtractionScoring
 logger = logging.getLogger(__name__)
 
 DURATIONS = ("short", "medium", "long")
-DOMAINS = ("Knowledge", "Film & Television", "Sports Competition", "Artistic Performance", "Life Record",
-           "Multilingual")
+DOMAINS = (
+    "Knowledge",
+    "Film & Television",
+    "Sports Competition",
+    "Artistic Performance",
+    "Life Record",
+    "Multilingual",
+)
 SUB_CATEGORIES = (
-    "Humanity & History", "Literature & Art", "Biology & Medicine", "Finance & Commerce", "Astronomy", "Geography",
-    "Law", "Life Tip", "Technology", "Animation", "Movie & TV Show", "Documentary", "News Report", "Esports",
-    "Basketball", "Football", "Athletics", "Other Sports", "Stage Play", "Magic Show", "Variety Show", "Acrobatics",
-    "Handicraft", "Food", "Fashion", "Daily Life", "Travel", "Pet & Animal", "Exercise", "Multilingual",
+    "Humanity & History",
+    "Literature & Art",
+    "Biology & Medicine",
+    "Finance & Commerce",
+    "Astronomy",
+    "Geography",
+    "Law",
+    "Life Tip",
+    "Technology",
+    "Animation",
+    "Movie & TV Show",
+    "Documentary",
+    "News Report",
+    "Esports",
+    "Basketball",
+    "Football",
+    "Athletics",
+    "Other Sports",
+    "Stage Play",
+    "Magic Show",
+    "Variety Show",
+    "Acrobatics",
+    "Handicraft",
+    "Food",
+    "Fashion",
+    "Daily Life",
+    "Travel",
+    "Pet & Animal",
+    "Exercise",
+    "Multilingual",
 )
 TASK_TYPES = (
-    "Temporal Perception", "Spatial Perception", "Attribute Perception", "Action Recognition", "Object Recognition",
-    "OCR Problems", "Counting Problem", "Temporal Reasoning", "Spatial Reasoning", "Action Reasoning",
-    "Object Reasoning", "Information Synopsis",
+    "Temporal Perception",
+    "Spatial Perception",
+    "Attribute Perception",
+    "Action Recognition",
+    "Object Recognition",
+    "OCR Problems",
+    "Counting Problem",
+    "Temporal Reasoning",
+    "Spatial Reasoning",
+    "Action Reasoning",
+    "Object Reasoning",
+    "Information Synopsis",
 )
 OPTION_PROMPT = (
     "Select the best answer to the following multiple-choice question based on the video and the subtitles. "
@@ -72,8 +113,17 @@ NO_SUBTITLES = "No subtitles available"
 SUBTITLE_POST_PROMPT = "The best answer is:"
 VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv")
 ANNOTATION_PATTERNS = ("videomme/test-*.parquet", "test-*.parquet", "*.parquet")
-_COLUMNS = ("videoID", "question_id", "duration", "domain", "sub_category", "task_type", "question", "options",
-            "answer")
+_COLUMNS = (
+    "videoID",
+    "question_id",
+    "duration",
+    "domain",
+    "sub_category",
+    "task_type",
+    "question",
+    "options",
+    "answer",
+)
 _CATEGORICAL = {"duration": DURATIONS, "domain": DOMAINS, "sub_category": SUB_CATEGORIES, "task_type": TASK_TYPES}
 _FONT_TEXT = re.compile(r'<font color="white" size=".72c">(.*?)</font>')
 
@@ -87,15 +137,24 @@ def variant_prompt(question: str, options: Sequence[str], variant: str) -> str:
     """The prompt of :data:`PROMPT_VARIANTS` ``variant`` (lmms-eval's videomme_doc_to_text, or its
     videomme_doc_to_text_qwen3vl for ``"qwen3_vl"``)."""
     if variant == "qwen3_vl":
-        return (QWEN3_VL_PRE_PROMPT + question + "\nOptions:\n" + "\n".join(options) + "\n"
-                + QWEN3_VL_POST_PROMPT)
+        return QWEN3_VL_PRE_PROMPT + question + "\nOptions:\n" + "\n".join(options) + "\n" + QWEN3_VL_POST_PROMPT
     return build_prompt(question, options, POST_PROMPTS[variant])
 
 
 def build_subtitle_prompt(question: str, options: Sequence[str], subtitles: str) -> str:
     """lmms-eval's videomme_doc_to_text_subtitle given the subtitle text."""
-    return (SUBTITLE_HEADER + subtitles + "\n" + OPTION_PROMPT + "\n" + question + "\n" + "\n".join(options) + "\n"
-            + SUBTITLE_POST_PROMPT)
+    return (
+        SUBTITLE_HEADER
+        + subtitles
+        + "\n"
+        + OPTION_PROMPT
+        + "\n"
+        + question
+        + "\n"
+        + "\n".join(options)
+        + "\n"
+        + SUBTITLE_POST_PROMPT
+    )
 
 
 def _srt_seconds(stamp: str) -> float:
@@ -112,8 +171,10 @@ def _not_utf8(path: Path) -> AnnotationError:
         where = ""
     except UnicodeDecodeError as error:
         where = f" (byte {data[error.start]:#04x} at offset {error.start})"
-    return AnnotationError(f"subtitle file {path} is not UTF-8 text{where}; lmms-eval reads subtitles as UTF-8: "
-                           f"convert it (e.g. iconv -f CP1252 -t UTF-8)")
+    return AnnotationError(
+        f"subtitle file {path} is not UTF-8 text{where}; lmms-eval reads subtitles as UTF-8: "
+        f"convert it (e.g. iconv -f CP1252 -t UTF-8)"
+    )
 
 
 def read_srt(path: Path) -> list[tuple[float, float, str]]:
@@ -196,18 +257,23 @@ class VideoMME(LetterExtractionScoring, Benchmark):
 
     name = "videomme"
     all_tasks = DURATIONS
-    description = ("Run Video-MME (lmms-lab/Video-MME: videomme/test-*.parquet, data/<videoID>.mp4, subtitle/*.srt "
-                   "under --data-root) scored as lmms-eval's videomme (or videomme_w_subtitle with --subtitles): "
-                   "extract_mcq_answer over A-D, micro accuracy with duration, domain and task-type breakdowns.")
+    description = (
+        "Run Video-MME (lmms-lab/Video-MME: videomme/test-*.parquet, data/<videoID>.mp4, subtitle/*.srt "
+        "under --data-root) scored as lmms-eval's videomme (or videomme_w_subtitle with --subtitles): "
+        "extract_mcq_answer over A-D, micro accuracy with duration, domain and task-type breakdowns."
+    )
     settings = ("subtitles", "prompt_variant", "subtitle_frames")
 
     @classmethod
     def add_arguments(cls, parser: Any) -> None:
         parser.add_argument("--subtitles", action="store_true", default=None, help="Video-MME with subtitles")
-        parser.add_argument("--prompt-variant", choices=["auto", "default", "llava_vid", "qwen3_vl"],
-                            help="Video-MME prompt: lmms-eval's default, its llava_vid post prompt or its qwen3_vl "
-                                 "format; auto (default): the model family's entry when lmms-eval has one (qwen3_vl "
-                                 "for Qwen3-VL), else default")
+        parser.add_argument(
+            "--prompt-variant",
+            choices=["auto", "default", "llava_vid", "qwen3_vl"],
+            help="Video-MME prompt: lmms-eval's default, its llava_vid post prompt or its qwen3_vl "
+            "format; auto (default): the model family's entry when lmms-eval has one (qwen3_vl "
+            "for Qwen3-VL), else default",
+        )
         parser.add_argument("--subtitle-frames", type=int, help="Video-MME: frames whose subtitles are shown (32)")
 
     @classmethod
@@ -220,18 +286,21 @@ class VideoMME(LetterExtractionScoring, Benchmark):
         from .fixtures import FixtureSet, write_videomme_fixture
 
         per_video = 3 if num_samples % 3 == 0 else 1
-        questions = write_videomme_fixture(root, num_videos=num_samples // per_video, questions_per_video=per_video,
-                                           num_frames=num_frames)
+        questions = write_videomme_fixture(
+            root, num_videos=num_samples // per_video, questions_per_video=per_video, num_frames=num_frames
+        )
         return FixtureSet(cls.name, root, tuple(questions), None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.options.prompt_variant not in PROMPT_VARIANTS:
-            raise ValueError(f"videomme prompt_variant must be one of {sorted(PROMPT_VARIANTS)}, "
-                             f"got {self.options.prompt_variant!r}")
+            raise ValueError(
+                f"videomme prompt_variant must be one of {sorted(PROMPT_VARIANTS)}, got {self.options.prompt_variant!r}"
+            )
         if not (self.options.subtitle_frames == -1 or self.options.subtitle_frames >= 1):
-            raise ValueError(f"videomme subtitle_frames must be >= 1, or -1 for every frame; got "
-                             f"{self.options.subtitle_frames}")
+            raise ValueError(
+                f"videomme subtitle_frames must be >= 1, or -1 for every frame; got {self.options.subtitle_frames}"
+            )
 
     def annotation_path(self) -> Path:
         return find_annotation_file(self.data_root, ANNOTATION_PATTERNS, self.options.annotations)
@@ -266,12 +335,21 @@ class VideoMME(LetterExtractionScoring, Benchmark):
         fields = {column: row[column] for column in _CATEGORICAL}
         if video_path is None:
             fields["expected_path"] = str(self.data_root / "data" / f"{row['videoID']}.mp4")
-        prompt = None if self.options.subtitles else variant_prompt(row["question"], options,
-                                                                    self.options.prompt_variant)
+        prompt = (
+            None if self.options.subtitles else variant_prompt(row["question"], options, self.options.prompt_variant)
+        )
         return Sample(
-            id=row["question_id"], benchmark=self.name, task=row["duration"], index=row_index, video=row["videoID"],
-            question=row["question"], options=tuple(options), gold=row["answer"], prompt=prompt,
-            video_path=video_path, fields=fields,
+            id=row["question_id"],
+            benchmark=self.name,
+            task=row["duration"],
+            index=row_index,
+            video=row["videoID"],
+            question=row["question"],
+            options=tuple(options),
+            gold=row["answer"],
+            prompt=prompt,
+            video_path=video_path,
+            fields=fields,
         )
 
     def needs_video_for_prompt(self) -> bool:
@@ -285,8 +363,10 @@ class VideoMME(LetterExtractionScoring, Benchmark):
             text = NO_SUBTITLES
         else:
             if sample.video_path is None:
-                raise BenchmarkError(f"videomme sample {sample.id}: subtitles need the video file for its frame "
-                                     f"count and rate, and {sample.video} is missing")
+                raise BenchmarkError(
+                    f"videomme sample {sample.id}: subtitles need the video file for its frame "
+                    f"count and rate, and {sample.video} is missing"
+                )
             total_frames, fps = video_frame_count_and_fps(sample.video_path)
             text = subtitles_at_frames(read_srt(subtitle_file), total_frames, fps, self.options.subtitle_frames)
         return build_subtitle_prompt(sample.question, sample.options, text)
@@ -330,7 +410,10 @@ class VideoMME(LetterExtractionScoring, Benchmark):
             "benchmark": self.name,
             "subtitles": self.options.subtitles,
             "prompt_variant": self.options.prompt_variant,
-            "post_prompt": (SUBTITLE_POST_PROMPT if self.options.subtitles
-                            else POST_PROMPTS.get(self.options.prompt_variant, QWEN3_VL_POST_PROMPT)),
+            "post_prompt": (
+                SUBTITLE_POST_PROMPT
+                if self.options.subtitles
+                else POST_PROMPTS.get(self.options.prompt_variant, QWEN3_VL_POST_PROMPT)
+            ),
             "subtitle_frames": self.options.subtitle_frames if self.options.subtitles else None,
         }

@@ -129,9 +129,11 @@ class TransformersVideoAdapter(ModelAdapter):
         target = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, target)
         attention = attn_implementation or default_attention(target)
-        network = getattr(transformers, cls.model_class).from_pretrained(
-            model, dtype=torch_dtype, attn_implementation=attention
-        ).to(target)
+        network = (
+            getattr(transformers, cls.model_class)
+            .from_pretrained(model, dtype=torch_dtype, attn_implementation=attention)
+            .to(target)
+        )
         tokenizer = transformers.AutoTokenizer.from_pretrained(model)
         processor_settings, _ = getattr(transformers, cls.processor_class).get_processor_dict(model)
         template = processor_settings.get("chat_template") or tokenizer.chat_template
@@ -208,11 +210,17 @@ class TransformersVideoAdapter(ModelAdapter):
         pixels = self.frame_preprocessor(frames, device=self.device)
         tokens = self.video_tokens(pixels)
         synchronize(self.device)
-        return EncodedVideo(tokens.features, -(-frames.shape[0] // self.frames_per_group), tokens.grid,
-                            seconds=time.perf_counter() - start, unframed=tokens.unframed,
-                            frames_per_group=self.frames_per_group,
-                            group_times=timing.group_times(self.frames_per_group), sampled_fps=timing.sampled_fps,
-                            layer_features=tokens.layer_features)
+        return EncodedVideo(
+            tokens.features,
+            -(-frames.shape[0] // self.frames_per_group),
+            tokens.grid,
+            seconds=time.perf_counter() - start,
+            unframed=tokens.unframed,
+            frames_per_group=self.frames_per_group,
+            group_times=timing.group_times(self.frames_per_group),
+            sampled_fps=timing.sampled_fps,
+            layer_features=tokens.layer_features,
+        )
 
     @abstractmethod
     def video_tokens(self, pixels: Any) -> VisualTokens:
@@ -236,21 +244,22 @@ class TransformersVideoAdapter(ModelAdapter):
             conversation, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
         )
 
-    def tokenize(
-        self, videos: Sequence[EncodedVideo], questions: Sequence[str]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def tokenize(self, videos: Sequence[EncodedVideo], questions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded (B, L) input ids and attention mask, the video placeholder repeated once per token of the
         video (as the checkpoint's processor does)."""
         if len(videos) != len(questions) or not videos:
-            raise ValueError(f"need one question per video and at least one; got {len(videos)} videos and "
-                             f"{len(questions)} questions")
+            raise ValueError(
+                f"need one question per video and at least one; got {len(videos)} videos and {len(questions)} questions"
+            )
         video_token = self.tokenizer.convert_ids_to_tokens(self.video_token_id)
         prompts = []
         for video, question in zip(videos, questions):
             prompt = self.build_prompt(question)
             if prompt.count(video_token) != 1:
-                raise ValueError(f"the chat template must place the video token {video_token!r} once; got "
-                                 f"{prompt.count(video_token)} in {prompt!r}")
+                raise ValueError(
+                    f"the chat template must place the video token {video_token!r} once; got "
+                    f"{prompt.count(video_token)} in {prompt!r}"
+                )
             prompts.append(self.expand_video(prompt, video))
         encoded = self.tokenizer(prompts, padding=True, return_tensors="pt")
         return encoded["input_ids"], encoded["attention_mask"]
@@ -305,8 +314,9 @@ class TransformersVideoAdapter(ModelAdapter):
         """:meth:`generate` on prepared (B, L) left-padded input ids and mask (row i holding video i's tokens)."""
         if generate_kwargs.get("use_cache") is False and pruning.enabled:
             raise ValueError("pruning works on the KV cache: use_cache=False is not supported")
-        self.check_context(attention_mask.sum(dim=1).tolist(), [video.num_tokens for video in videos], pruning,
-                           generate_kwargs)
+        self.check_context(
+            attention_mask.sum(dim=1).tolist(), [video.num_tokens for video in videos], pruning, generate_kwargs
+        )
         if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
             generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
         if self.static_decoding_for(generate_kwargs):
@@ -318,15 +328,18 @@ class TransformersVideoAdapter(ModelAdapter):
         pruner = None
         if pruning.enabled or positions is not None or layer_features:
             pruner = VisualTokenPruning(self.decoder, visual_mask, pruning, positions, layer_features)
-        with FirstForwardTimer(self.model) as timer, (pruner or contextlib.nullcontext()), \
-                reproducible_attention(self.device):
+        with (
+            FirstForwardTimer(self.model) as timer,
+            pruner or contextlib.nullcontext(),
+            reproducible_attention(self.device),
+        ):
             start = time.perf_counter()
             output = self.model.generate(
                 input_ids=input_ids, inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs
             )
             synchronize(self.device)
             total = time.perf_counter() - start
-        sequences = getattr(output, "sequences", output)[:, input_ids.shape[1]:].cpu()
+        sequences = getattr(output, "sequences", output)[:, input_ids.shape[1] :].cpu()
         select = pruner.select_seconds if pruner and pruning.enabled else 0.0
         first_forward = timer.seconds or 0.0
         if pruner is not None and pruning.enabled:
@@ -412,10 +425,17 @@ class TransformersVideoAdapter(ModelAdapter):
         prunable = pruning.prune_layer == 0 and positions == "renumber"
         for row, (length, visual) in enumerate(zip(prompt_lengths, visual_tokens)):
             reached = pruning.num_keep(visual) if prunable else visual
-            source = sources[row] if sources is not None else (f"prompt {row}" if len(prompt_lengths) > 1
-                                                               else "the prompt")
-            check_fits(context, visual=visual, reached_visual=reached,
-                       fixed=int(length) - visual + int(new_tokens or 0), prunable=prunable, source=source)
+            source = (
+                sources[row] if sources is not None else (f"prompt {row}" if len(prompt_lengths) > 1 else "the prompt")
+            )
+            check_fits(
+                context,
+                visual=visual,
+                reached_visual=reached,
+                fixed=int(length) - visual + int(new_tokens or 0),
+                prunable=prunable,
+                source=source,
+            )
 
     def text_tokens(self, question: str) -> Optional[int]:
         """Tokens of the chat prompt for ``question`` without the video's visual tokens (its placeholder and
@@ -443,6 +463,7 @@ def _layer_features(videos: Sequence[EncodedVideo]) -> list[list[torch.Tensor]]:
     """Per layer, per video, the features added after that layer (Qwen3-VL's DeepStack); empty when none."""
     levels = {len(video.layer_features) for video in videos}
     if len(levels) > 1:
-        raise ValueError(f"the videos of one batch carry layer features for different numbers of layers: "
-                         f"{sorted(levels)}")
+        raise ValueError(
+            f"the videos of one batch carry layer features for different numbers of layers: {sorted(levels)}"
+        )
     return [[video.layer_features[level] for video in videos] for level in range(levels.pop())]

@@ -65,14 +65,18 @@ class PruningConfig:
         if isinstance(self.prune_layer, bool) or not isinstance(self.prune_layer, numbers.Integral):
             raise TypeError(f"prune_layer must be an int >= 0; got {self.prune_layer!r}")
         if self.prune_layer < 0:
-            raise ValueError(f"prune_layer must be >= 0 (0: before the LLM, K: after decoder layer K); "
-                             f"got {self.prune_layer}")
+            raise ValueError(
+                f"prune_layer must be >= 0 (0: before the LLM, K: after decoder layer K); got {self.prune_layer}"
+            )
         if self.positions is not None and self.positions not in POSITION_MODES:
-            raise ValueError(f"positions must be one of {POSITION_MODES} or None (the family's default); got "
-                             f"{self.positions!r}")
+            raise ValueError(
+                f"positions must be one of {POSITION_MODES} or None (the family's default); got {self.positions!r}"
+            )
         if self.method == "attention" and self.prune_layer == 0:
-            raise ValueError("method='attention' ranks tokens by the attention they receive inside the LLM, which "
-                             "needs prune_layer >= 1 (FastV uses 2)")
+            raise ValueError(
+                "method='attention' ranks tokens by the attention they receive inside the LLM, which "
+                "needs prune_layer >= 1 (FastV uses 2)"
+            )
 
     @property
     def enabled(self) -> bool:
@@ -172,22 +176,25 @@ class EncodedVideo:
         if self.frame_ids is None:
             expected = self.num_frames * self.grid[0] * self.grid[1]
             if self.features.shape[0] != expected:
-                raise ValueError(f"features hold {self.features.shape[0]} tokens but {self.num_frames} frames of "
-                                 f"{self.grid[0]}x{self.grid[1]} tokens make {expected}")
+                raise ValueError(
+                    f"features hold {self.features.shape[0]} tokens but {self.num_frames} frames of "
+                    f"{self.grid[0]}x{self.grid[1]} tokens make {expected}"
+                )
         elif tuple(self.frame_ids.shape) != (self.features.shape[0],):
-            raise ValueError(f"frame_ids must have shape (N,) = ({self.features.shape[0]},); got "
-                             f"{tuple(self.frame_ids.shape)}")
+            raise ValueError(
+                f"frame_ids must have shape (N,) = ({self.features.shape[0]},); got {tuple(self.frame_ids.shape)}"
+            )
         if self.cells is not None and tuple(self.cells.shape) != (self.features.shape[0],):
-            raise ValueError(f"cells must have shape (N,) = ({self.features.shape[0]},); got "
-                             f"{tuple(self.cells.shape)}")
-        if self.unframed is not None and (self.unframed.dim() != 2
-                                          or self.unframed.shape[1] != self.features.shape[1]):
-            raise ValueError(f"unframed must have shape (E, {self.features.shape[1]}); got "
-                             f"{tuple(self.unframed.shape)}")
+            raise ValueError(f"cells must have shape (N,) = ({self.features.shape[0]},); got {tuple(self.cells.shape)}")
+        if self.unframed is not None and (self.unframed.dim() != 2 or self.unframed.shape[1] != self.features.shape[1]):
+            raise ValueError(
+                f"unframed must have shape (E, {self.features.shape[1]}); got {tuple(self.unframed.shape)}"
+            )
         for level, extra in enumerate(self.layer_features):
             if extra.shape[0] != self.features.shape[0]:
-                raise ValueError(f"layer_features[{level}] holds {extra.shape[0]} tokens for {self.num_tokens} "
-                                 f"visual tokens")
+                raise ValueError(
+                    f"layer_features[{level}] holds {extra.shape[0]} tokens for {self.num_tokens} visual tokens"
+                )
 
     @property
     def num_tokens(self) -> int:
@@ -376,6 +383,14 @@ class ModelAdapter(ABC):
             group_times: (num_frames,) seconds of each of those groups, in order.
             sampled_fps: the rate the stream is sampled at.
         """
-        return EncodedVideo(features, num_frames, grid, frame_ids=frame_ids, cells=cells,
-                            unframed=self.unframed_tokens(), frames_per_group=self.frames_per_group,
-                            group_times=group_times, sampled_fps=sampled_fps)
+        return EncodedVideo(
+            features,
+            num_frames,
+            grid,
+            frame_ids=frame_ids,
+            cells=cells,
+            unframed=self.unframed_tokens(),
+            frames_per_group=self.frames_per_group,
+            group_times=group_times,
+            sampled_fps=sampled_fps,
+        )

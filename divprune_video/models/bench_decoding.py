@@ -74,8 +74,9 @@ def prompts_after_video(ids: torch.Tensor, count: int, tail: int) -> list[torch.
     return prompts
 
 
-def measure_path(adapter: Any, video: Any, ids: torch.Tensor, mask: torch.Tensor, pruning: Any, tokens: int,
-                 repeats: int, mode: str) -> tuple[float, float, list[torch.Tensor]]:
+def measure_path(
+    adapter: Any, video: Any, ids: torch.Tensor, mask: torch.Tensor, pruning: Any, tokens: int, repeats: int, mode: str
+) -> tuple[float, float, list[torch.Tensor]]:
     """(ms per new token, ms of the whole answer after encoding, the greedy tokens) of ``adapter.decoding = mode``;
     the first call warms up (and captures the graphs)."""
     adapter.decoding = mode
@@ -89,16 +90,18 @@ def measure_path(adapter: Any, video: Any, ids: torch.Tensor, mask: torch.Tensor
     return statistics.median(per_token), statistics.median(answer), list(result.sequences)
 
 
-def agreement(adapter: Any, video: Any, prompts: list[torch.Tensor], pruning: Any, tokens: int, mode: str
-              ) -> tuple[str, str]:
+def agreement(
+    adapter: Any, video: Any, prompts: list[torch.Tensor], pruning: Any, tokens: int, mode: str
+) -> tuple[str, str]:
     """("k/n", note): of the prompts, how many give the ``generate()`` path's greedy tokens under ``mode``; the note
     gives, for each that differs, the first differing step and the reference's top-2 logit margin there."""
     same, notes = 0, []
     for ids in prompts:
         mask = torch.ones_like(ids)
         adapter.decoding = "generate"
-        reference = adapter.generate_from_ids(ids, mask, [video], pruning, **_no_eos(tokens), output_logits=True,
-                                              return_dict_in_generate=True)
+        reference = adapter.generate_from_ids(
+            ids, mask, [video], pruning, **_no_eos(tokens), output_logits=True, return_dict_in_generate=True
+        )
         adapter.decoding = mode
         ours = adapter.generate_from_ids(ids, mask, [video], pruning, **_no_eos(tokens))
         expected, got = reference.sequences[0], ours.sequences[0]
@@ -127,8 +130,9 @@ def measure_compiled(adapter: Any, length: int, tokens: int, repeats: int) -> tu
         synchronize(device)
         start = time.perf_counter()
         with torch.inference_mode():
-            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), cache_implementation="static",
-                           **_no_eos(new_tokens))
+            model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), cache_implementation="static", **_no_eos(new_tokens)
+            )
         synchronize(device)
         return time.perf_counter() - start
 
@@ -146,8 +150,9 @@ def measure_compiled(adapter: Any, length: int, tokens: int, repeats: int) -> tu
     return 1e3 * (many - one) / max(1, tokens - 1), compile_seconds
 
 
-def measure_shared(adapter: Any, video: Any, prompts: list[torch.Tensor], pruning: Any, repeats: int,
-                   tokens: int) -> tuple[float, float, str]:
+def measure_shared(
+    adapter: Any, video: Any, prompts: list[torch.Tensor], pruning: Any, repeats: int, tokens: int
+) -> tuple[float, float, str]:
     """(ms to the first token of a question on a shared prefill, MiB the context holds, agreement with the
     whole-prompt ``generate()`` path over ``prompts``)."""
     from .video_context import answer_from_context, prefill_context
@@ -156,8 +161,9 @@ def measure_shared(adapter: Any, video: Any, prompts: list[torch.Tensor], prunin
         context = prefill_context(adapter, video, pruning, prompt_ids=prompts[0])
         answer_from_context(adapter, context, None, _no_eos(1), prompt_ids=[prompts[1][0]])  # warm-up
         ttft = statistics.median(
-            1e3 * answer_from_context(adapter, context, None, _no_eos(1), prompt_ids=[prompts[1][0]]).timings[
-                "prefill"] for _ in range(repeats))
+            1e3 * answer_from_context(adapter, context, None, _no_eos(1), prompt_ids=[prompts[1][0]]).timings["prefill"]
+            for _ in range(repeats)
+        )
         same = 0
         for ids in prompts:
             shared = answer_from_context(adapter, context, None, _no_eos(tokens), prompt_ids=[ids[0]])
@@ -168,20 +174,29 @@ def measure_shared(adapter: Any, video: Any, prompts: list[torch.Tensor], prunin
 
 
 def format_decoding(rows: list[DecodeRow]) -> str:
-    lines = ["| frames | setting | decoding | ms per new token | answer ms (TTFT after encode + tokens) "
-             "| greedy tokens = generate() | note |", "|---:|---|---|---:|---:|---:|---|"]
+    lines = [
+        "| frames | setting | decoding | ms per new token | answer ms (TTFT after encode + tokens) "
+        "| greedy tokens = generate() | note |",
+        "|---:|---|---|---:|---:|---:|---|",
+    ]
     for row in rows:
         per_token = "-" if row.ms_per_token is None else f"{row.ms_per_token:.2f}"
         answer = "-" if row.answer_ms is None else f"{row.answer_ms:.1f}"
-        lines.append(f"| {row.frames} | {row.setting} | {row.path} | {per_token} | {answer} | {row.agreement} "
-                     f"| {row.note} |")
+        lines.append(
+            f"| {row.frames} | {row.setting} | {row.path} | {per_token} | {answer} | {row.agreement} | {row.note} |"
+        )
     return "\n".join(lines)
 
 
 def format_shared(rows: list[SharedRow]) -> str:
-    lines = ["| frames | setting | 1st question TTFT ms (whole prompt) | later question TTFT ms (shared prefill) "
-             "| ratio | context MiB | answers = whole prompt |", "|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| frames | setting | 1st question TTFT ms (whole prompt) | later question TTFT ms (shared prefill) "
+        "| ratio | context MiB | answers = whole prompt |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
-        lines.append(f"| {row.frames} | {row.setting} | {row.first_ttft_ms:.1f} | {row.second_ttft_ms:.1f} "
-                     f"| {row.second_ttft_ms / row.first_ttft_ms:.2f}x | {row.context_mib:,.1f} | {row.agreement} |")
+        lines.append(
+            f"| {row.frames} | {row.setting} | {row.first_ttft_ms:.1f} | {row.second_ttft_ms:.1f} "
+            f"| {row.second_ttft_ms / row.first_ttft_ms:.2f}x | {row.context_mib:,.1f} | {row.agreement} |"
+        )
     return "\n".join(lines)

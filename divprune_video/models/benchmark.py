@@ -51,36 +51,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-model",
         help="GPU: time to first token and peak memory of a family's 7B, plain transformers vs pruned (random "
-             "weights; without CUDA: the tiny model on the CPU)",
+        "weights; without CUDA: the tiny model on the CPU)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-type", default="llava_next_video",
-                        help="the model family's transformers model_type (default llava_next_video; "
-                             "see divprune_video.models.available_adapters())")
+    parser.add_argument(
+        "--model-type",
+        default="llava_next_video",
+        help="the model family's transformers model_type (default llava_next_video; "
+        "see divprune_video.models.available_adapters())",
+    )
     parser.add_argument("--frames", default=None, help="comma-separated frame counts (default 32,64; tiny: 2,4)")
     parser.add_argument("--keep", default="0.5,0.25,0.15", help="comma-separated keep ratios (default 0.5,0.25,0.15)")
     parser.add_argument("--prune-layers", default="0,2", help="comma-separated prune layers (default 0,2)")
     parser.add_argument("--method", default="divprune", help="selection method (default divprune)")
     parser.add_argument("--text-tokens", type=int, default=80, help="text tokens around the video (default 80)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per row, median (default 3; tiny 1)")
-    parser.add_argument("--tiny", action="store_true", help="the family's tiny test model on the CPU (smoke test; "
-                        "the default when there is no CUDA device and no --device)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the family's tiny test model on the CPU (smoke test; "
+        "the default when there is no CUDA device and no --device)",
+    )
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny or without CUDA)")
     parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
-    parser.add_argument("--frame-size", type=int, default=None,
-                        help="side of the square frames (default: the vision tower's input size, 448 for families of "
-                             "any resolution)")
-    parser.add_argument("--pixels", choices=("keep", "default"), default="keep",
-                        help="families of any resolution (Qwen): keep the frames' size (default) or apply the "
-                             "processor's default pixel limits")
-    parser.add_argument("--decode-tokens", type=int, default=16,
-                        help="new tokens per answer in the decoding tables (default 16; 0 skips them): ms per new "
-                             "token of generate() and of the static decoder, their greedy-token agreement, and a "
-                             "later question's time to first token on a shared video prefill")
-    parser.add_argument("--compiled", action="store_true",
-                        help="also time transformers' own static cache + torch.compile decoding (CUDA; compiles "
-                             "first, which takes a while)")
+    parser.add_argument(
+        "--frame-size",
+        type=int,
+        default=None,
+        help="side of the square frames (default: the vision tower's input size, 448 for families of any resolution)",
+    )
+    parser.add_argument(
+        "--pixels",
+        choices=("keep", "default"),
+        default="keep",
+        help="families of any resolution (Qwen): keep the frames' size (default) or apply the "
+        "processor's default pixel limits",
+    )
+    parser.add_argument(
+        "--decode-tokens",
+        type=int,
+        default=16,
+        help="new tokens per answer in the decoding tables (default 16; 0 skips them): ms per new "
+        "token of generate() and of the static decoder, their greedy-token agreement, and a "
+        "later question's time to first token on a shared video prefill",
+    )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also time transformers' own static cache + torch.compile decoding (CUDA; compiles "
+        "first, which takes a while)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -142,20 +163,35 @@ def run(args: argparse.Namespace) -> int:
         ids, mask = prompt_ids(adapter.placeholder_ids(video, TEXT_ID), args.text_tokens)
         configs = [PruningConfig(method="none")] + [
             PruningConfig(keep_ratio=ratio, method=args.method, prune_layer=layer)
-            for layer in prune_layers for ratio in keep_ratios
+            for layer in prune_layers
+            for ratio in keep_ratios
         ]
         for pruning in configs:
             select_ms, prefill_ms, peak = _measure(adapter, video, ids, mask, pruning, repeats)
-            rows.append(Row(frames, "ours", video.num_tokens, pruning.prune_layer if pruning.enabled else None,
-                            pruning.keep_ratio if pruning.enabled else 1.0, pruning.num_keep(video.num_tokens),
-                            encode_ms, select_ms, prefill_ms, peak))
+            rows.append(
+                Row(
+                    frames,
+                    "ours",
+                    video.num_tokens,
+                    pruning.prune_layer if pruning.enabled else None,
+                    pruning.keep_ratio if pruning.enabled else 1.0,
+                    pruning.num_keep(video.num_tokens),
+                    encode_ms,
+                    select_ms,
+                    prefill_ms,
+                    peak,
+                )
+            )
             logger.info("measured %s", rows[-1])
         if args.decode_tokens > 0:
-            decoded = [configs[0]] + [PruningConfig(keep_ratio=min(keep_ratios), method=args.method, prune_layer=layer)
-                                      for layer in prune_layers]
+            decoded = [configs[0]] + [
+                PruningConfig(keep_ratio=min(keep_ratios), method=args.method, prune_layer=layer)
+                for layer in prune_layers
+            ]
             ttft = {(row.prune_layer, row.keep_ratio): row.ttft_ms for row in rows if row.frames == frames}
-            _measure_decoding(args, adapter, video, ids, decoded, encode_ms, ttft, repeats, frames, decode_rows,
-                              shared_rows)
+            _measure_decoding(
+                args, adapter, video, ids, decoded, encode_ms, ttft, repeats, frames, decode_rows, shared_rows
+            )
     print(format_table(rows))
     if decode_rows:
         print("\n" + format_decoding(decode_rows))
@@ -163,35 +199,67 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _measure_decoding(args: argparse.Namespace, adapter: Any, video: Any, ids: torch.Tensor, configs: list[Any],
-                      encode_ms: float, ttft: dict[Any, float], repeats: int, frames: int,
-                      decode_rows: list[DecodeRow], shared_rows: list[SharedRow]) -> None:
+def _measure_decoding(
+    args: argparse.Namespace,
+    adapter: Any,
+    video: Any,
+    ids: torch.Tensor,
+    configs: list[Any],
+    encode_ms: float,
+    ttft: dict[Any, float],
+    repeats: int,
+    frames: int,
+    decode_rows: list[DecodeRow],
+    shared_rows: list[SharedRow],
+) -> None:
     """The decoding rows of ``configs`` (see :mod:`.bench_decoding`), appended to ``decode_rows`` and
     ``shared_rows``."""
     tokens, cuda = args.decode_tokens, adapter.device.type == "cuda"
     mask = torch.ones_like(ids)
     prompts = prompts_after_video(ids, AGREEMENT_PROMPTS if cuda else 2, max(1, args.text_tokens // 2))
     for pruning in configs:
-        setting = (f"{pruning.method} {pruning.keep_ratio:.0%}, layer {pruning.prune_layer}" if pruning.enabled
-                   else "unpruned")
+        setting = (
+            f"{pruning.method} {pruning.keep_ratio:.0%}, layer {pruning.prune_layer}" if pruning.enabled else "unpruned"
+        )
         for mode in ("generate", "static"):
             per_token, answer_ms, sequences = measure_path(adapter, video, ids, mask, pruning, tokens, repeats, mode)
-            agree, note = ("-", "reference") if mode == "generate" else \
-                agreement(adapter, video, prompts, pruning, tokens, mode)
-            label = "generate(), dynamic cache" if mode == "generate" else \
-                ("static cache + CUDA graphs" if cuda else "static cache (eager on the CPU)")
+            agree, note = (
+                ("-", "reference") if mode == "generate" else agreement(adapter, video, prompts, pruning, tokens, mode)
+            )
+            label = (
+                "generate(), dynamic cache"
+                if mode == "generate"
+                else ("static cache + CUDA graphs" if cuda else "static cache (eager on the CPU)")
+            )
             decode_rows.append(DecodeRow(frames, setting, label, per_token, encode_ms + answer_ms, agree, note))
             logger.info("measured %s", decode_rows[-1])
         if args.compiled and cuda and pruning.enabled and pruning.prune_layer == 0:
             try:
                 length = ids.shape[1] - video.num_tokens + pruning.num_keep(video.num_tokens)
                 per_token, compile_seconds = measure_compiled(adapter, length, tokens, repeats)
-                decode_rows.append(DecodeRow(frames, setting, "transformers static cache + torch.compile (text "
-                                             "model alone)", per_token, None, "-",
-                                             f"first two calls (compiling): {compile_seconds:.0f} s"))
+                decode_rows.append(
+                    DecodeRow(
+                        frames,
+                        setting,
+                        "transformers static cache + torch.compile (text model alone)",
+                        per_token,
+                        None,
+                        "-",
+                        f"first two calls (compiling): {compile_seconds:.0f} s",
+                    )
+                )
             except Exception as error:  # a reference only: say why it is missing, keep the other rows
-                decode_rows.append(DecodeRow(frames, setting, "transformers static cache + torch.compile", None,
-                                             None, "-", f"not measured: {type(error).__name__}: {error}"[:200]))
+                decode_rows.append(
+                    DecodeRow(
+                        frames,
+                        setting,
+                        "transformers static cache + torch.compile",
+                        None,
+                        None,
+                        "-",
+                        f"not measured: {type(error).__name__}: {error}"[:200],
+                    )
+                )
         second_ms, context_mib, agree = measure_shared(adapter, video, prompts, pruning, repeats, tokens)
         key = (pruning.prune_layer if pruning.enabled else None, pruning.keep_ratio if pruning.enabled else 1.0)
         shared_rows.append(SharedRow(frames, setting, ttft[key], second_ms, context_mib, agree))
@@ -215,12 +283,12 @@ def _build_model(family: Any, tiny: bool, device: torch.device, attention: str) 
     if tiny:
         with tempfile.TemporaryDirectory(prefix="divprune-bench-model-") as folder:
             checkpoint = str(family.save_tiny_checkpoint(folder))
-            model = transformers.AutoModelForImageTextToText.from_pretrained(checkpoint,
-                                                                             attn_implementation=attention)
+            model = transformers.AutoModelForImageTextToText.from_pretrained(checkpoint, attn_implementation=attention)
             return model.to(device).eval(), family.adapter.load_frame_preprocessor(checkpoint)
     with torch.device(device):
         model = transformers.AutoModelForImageTextToText.from_config(
-            family.reference_config(), dtype=torch.float16, attn_implementation=attention)
+            family.reference_config(), dtype=torch.float16, attn_implementation=attention
+        )
     model = model.to(device).eval()
     return model, family.adapter.default_frame_preprocessor(_ConfigOnly(model.config))
 
@@ -251,13 +319,15 @@ def _header(args: argparse.Namespace, device: torch.device, adapter: Any, family
     model = "tiny test model" if args.tiny else f"{family.default_checkpoint} architecture"
     command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     pixels = "kept at that size" if args.pixels == "keep" else "at the processor's default pixel limits"
-    return (f"# bench-model: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
-            f"# torch {torch.__version__}, transformers {transformers.__version__}; {size}x{size} frames ({pixels} "
-            f"where the family takes any resolution); {args.text_tokens} text tokens; median of "
-            f"{args.repeats or (1 if args.tiny else 3)} runs\n"
-            f"# plain: frames preprocessed on the CPU, then the stock generate() on them; its encode column is "
-            f"preprocessing + vision tower, its prefill the rest of the first forward pass\n"
-            f"# command: {command}\n")
+    return (
+        f"# bench-model: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
+        f"# torch {torch.__version__}, transformers {transformers.__version__}; {size}x{size} frames ({pixels} "
+        f"where the family takes any resolution); {args.text_tokens} text tokens; median of "
+        f"{args.repeats or (1 if args.tiny else 3)} runs\n"
+        f"# plain: frames preprocessed on the CPU, then the stock generate() on them; its encode column is "
+        f"preprocessing + vision tower, its prefill the rest of the first forward pass\n"
+        f"# command: {command}\n"
+    )
 
 
 def native_frame_size(config: Any) -> int:
@@ -289,8 +359,10 @@ def _to_device(pixels: Any, device: torch.device, dtype: torch.dtype) -> Any:
     cast to ``dtype``."""
     if isinstance(pixels, torch.Tensor):
         return pixels.to(device, dtype) if pixels.is_floating_point() else pixels.to(device)
-    return dataclasses.replace(pixels, **{field.name: _to_device(getattr(pixels, field.name), device, dtype)
-                                          for field in dataclasses.fields(pixels)})
+    return dataclasses.replace(
+        pixels,
+        **{field.name: _to_device(getattr(pixels, field.name), device, dtype) for field in dataclasses.fields(pixels)},
+    )
 
 
 def _measure_plain(stock: Any, num_frames: int, size: int, num_text: int, repeats: int) -> Row:
@@ -328,8 +400,13 @@ def _measure_plain(stock: Any, num_frames: int, size: int, num_text: int, repeat
             synchronize(device)
             prepared = time.perf_counter()
             with torch.inference_mode():
-                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=1, do_sample=False,
-                               **stock.plain_inputs(pixels, ids, video))
+                model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=1,
+                    do_sample=False,
+                    **stock.plain_inputs(pixels, ids, video),
+                )
             synchronize(device)
             if repeat:
                 prepare.append(prepared - start)
@@ -342,8 +419,18 @@ def _measure_plain(stock: Any, num_frames: int, size: int, num_text: int, repeat
             handle.remove()
     encode_ms = 1e3 * (statistics.median(prepare) + statistics.median(tower_time))
     prefill_ms = 1e3 * (statistics.median(total) - statistics.median(tower_time))
-    return Row(num_frames, "plain", video.num_tokens, None, 1.0, video.num_tokens, encode_ms, 0.0, prefill_ms,
-               max(peaks) if peaks else None)
+    return Row(
+        num_frames,
+        "plain",
+        video.num_tokens,
+        None,
+        1.0,
+        video.num_tokens,
+        encode_ms,
+        0.0,
+        prefill_ms,
+        max(peaks) if peaks else None,
+    )
 
 
 def prompt_ids(video_ids: torch.Tensor, num_text: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -351,12 +438,13 @@ def prompt_ids(video_ids: torch.Tensor, num_text: int) -> tuple[torch.Tensor, to
     (text ids drawn away from special ones); and the (1, L) attention mask."""
     generator = torch.Generator().manual_seed(0)
     text = torch.randint(100, 300, (num_text,), generator=generator)
-    ids = torch.cat([text[: num_text // 2], video_ids.cpu(), text[num_text // 2:]])
+    ids = torch.cat([text[: num_text // 2], video_ids.cpu(), text[num_text // 2 :]])
     return ids.unsqueeze(0), torch.ones(1, ids.numel(), dtype=torch.long)
 
 
-def _measure(adapter: Any, video: Any, ids: torch.Tensor, mask: torch.Tensor, pruning: Any,
-             repeats: int) -> tuple[float, float, Optional[float]]:
+def _measure(
+    adapter: Any, video: Any, ids: torch.Tensor, mask: torch.Tensor, pruning: Any, repeats: int
+) -> tuple[float, float, Optional[float]]:
     cuda = adapter.device.type == "cuda"
     adapter.generate_from_ids(ids, mask, [video], pruning, max_new_tokens=1, do_sample=False)  # warm-up
     selects, prefills, peaks = [], [], []
@@ -376,9 +464,11 @@ def _measure(adapter: Any, video: Any, ids: torch.Tensor, mask: torch.Tensor, pr
 def format_table(rows: list[Row]) -> str:
     """A markdown table; ratios are against the plain-transformers row and this project's unpruned row of the same
     frame count ("select + prefill": the LLM side of the time to first token)."""
-    header = ("| frames | path | visual tokens | prune layer | keep | kept | encode ms | select ms | prefill ms "
-              "| TTFT ms | TTFT vs plain | TTFT vs unpruned | select + prefill vs unpruned | select share of TTFT "
-              "| extra peak MiB | peak vs unpruned |")
+    header = (
+        "| frames | path | visual tokens | prune layer | keep | kept | encode ms | select ms | prefill ms "
+        "| TTFT ms | TTFT vs plain | TTFT vs unpruned | select + prefill vs unpruned | select share of TTFT "
+        "| extra peak MiB | peak vs unpruned |"
+    )
     lines = [header, "|" + "---:|" * 16]
     plain = {row.frames: row for row in rows if row.path == "plain"}
     baselines = {row.frames: row for row in rows if row.path == "ours" and row.prune_layer is None}
@@ -386,11 +476,11 @@ def format_table(rows: list[Row]) -> str:
         base, reference = baselines.get(row.frames), plain.get(row.frames)
         vs_plain = f"{row.ttft_ms / reference.ttft_ms:.2f}x" if reference else "-"
         ratio = f"{row.ttft_ms / base.ttft_ms:.2f}x" if base and row.path == "ours" else "-"
-        llm_ratio = f"{(row.select_ms + row.prefill_ms) / base.prefill_ms:.2f}x" if base and row.path == "ours" \
-            else "-"
+        llm_ratio = f"{(row.select_ms + row.prefill_ms) / base.prefill_ms:.2f}x" if base and row.path == "ours" else "-"
         peak = "-" if row.peak_mib is None else f"{row.peak_mib:,.0f}"
-        peak_ratio = (f"{row.peak_mib / base.peak_mib:.2f}x"
-                      if base and row.peak_mib is not None and base.peak_mib else "-")
+        peak_ratio = (
+            f"{row.peak_mib / base.peak_mib:.2f}x" if base and row.peak_mib is not None and base.peak_mib else "-"
+        )
         layer = "-" if row.prune_layer is None else str(row.prune_layer)
         path = "plain transformers" if row.path == "plain" else "divprune-video"
         lines.append(

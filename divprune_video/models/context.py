@@ -85,8 +85,13 @@ def check_fits(
         if ratio is not None:
             advice = f"use keep_ratio <= {ratio:g} (pruning before the LLM) or fewer frames"
         elif fixed < context:
-            advice = "use fewer frames" + ("" if prunable else ", or prune before the LLM (prune_layer=0) with "
-                                           "renumbered positions so only the kept tokens take positions")
+            advice = "use fewer frames" + (
+                ""
+                if prunable
+                else ", or prune before the LLM (prune_layer=0) with "
+                "renumbered positions so only the kept tokens take positions"
+            )
     raise ContextLengthError(
         f"{source} needs {reached_visual + fixed} positions ({reached_visual} visual of the video's {visual}, "
-        f"{fixed} text and new tokens), more than the model's context of {context}; {advice}")
+        f"{fixed} text and new tokens), more than the model's context of {context}; {advice}"
+    )

@@ -79,8 +79,10 @@ class PrunedLayout:
         """
         shape = [1] * states.dim()
         shape[0], shape[dim] = self.index.shape
-        index = self.index.to(states.device).view(shape).expand(
-            *[size if axis not in (0, dim) else -1 for axis, size in enumerate(states.shape)]
+        index = (
+            self.index.to(states.device)
+            .view(shape)
+            .expand(*[size if axis not in (0, dim) else -1 for axis, size in enumerate(states.shape)])
         )
         return states.gather(dim, index)
 
@@ -161,8 +163,12 @@ class DecoderAccess(ABC):
 
     @abstractmethod
     def last_token_attention(
-        self, layer_index: int, hidden_last: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
-        keys: torch.Tensor, key_mask: torch.Tensor,
+        self,
+        layer_index: int,
+        hidden_last: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        keys: torch.Tensor,
+        key_mask: torch.Tensor,
     ) -> torch.Tensor:
         """(B, L) float32 attention of the last token over the positions of one layer, averaged over heads."""
 
@@ -191,8 +197,10 @@ class LlamaStyleDecoder(DecoderAccess):
         """Raise ValueError when this decoder's layers cannot run on a pruned sequence."""
         sliding = [index for index in range(self.num_layers) if self.layer_type(index) != FULL_ATTENTION]
         if sliding:
-            raise ValueError(f"decoder layers {sliding} use sliding-window attention, which visual-token pruning "
-                             f"does not support (the window would span other tokens once some are dropped)")
+            raise ValueError(
+                f"decoder layers {sliding} use sliding-window attention, which visual-token pruning "
+                f"does not support (the window would span other tokens once some are dropped)"
+            )
 
     # -- positions -----------------------------------------------------------------------------------------------
 
@@ -216,8 +224,10 @@ class LlamaStyleDecoder(DecoderAccess):
             (position_ids (B, L') (or (A, B, L')), next_position (B,) (or (A, B))).
         """
         if mode not in self.position_modes:
-            raise ValueError(f"positions={mode!r} is not supported by {type(self).__name__}; supported: "
-                             f"{', '.join(map(repr, self.position_modes))}")
+            raise ValueError(
+                f"positions={mode!r} is not supported by {type(self).__name__}; supported: "
+                f"{', '.join(map(repr, self.position_modes))}"
+            )
         if mode == "renumber":
             positions = full_positions(mask)
             return positions, positions[..., -1] + 1
@@ -259,8 +269,10 @@ class LlamaStyleDecoder(DecoderAccess):
         layers = getattr(cache, "layers", None)
         kinds = {type(layer).__name__ for layer in layers or ()}
         if layers is None or "Dynamic" not in type(cache).__name__ or kinds - {"DynamicLayer"}:
-            raise ValueError(f"only the dynamic KV cache (the generate() default) can be pruned; got a "
-                             f"{type(cache).__name__}{f' of {sorted(kinds)}' if kinds else ''}")
+            raise ValueError(
+                f"only the dynamic KV cache (the generate() default) can be pruned; got a "
+                f"{type(cache).__name__}{f' of {sorted(kinds)}' if kinds else ''}"
+            )
 
     def cached_keys(self, cache: Any, layer: int) -> torch.Tensor:
         """(B, H_kv, L, head_dim) cached keys of decoder layer ``layer`` (rotary applied)."""
@@ -270,14 +282,18 @@ class LlamaStyleDecoder(DecoderAccess):
         """Keep only ``layout``'s positions in the first ``num_layers`` layers of a dynamic KV cache, in place."""
         layers = getattr(cache, "layers", None)
         if layers is None or len(layers) < num_layers:
-            raise ValueError(f"cannot prune a {type(cache).__name__}: expected a cache with per-layer key/value "
-                             f"tensors (transformers' DynamicCache, the generate() default)")
+            raise ValueError(
+                f"cannot prune a {type(cache).__name__}: expected a cache with per-layer key/value "
+                f"tensors (transformers' DynamicCache, the generate() default)"
+            )
         for layer in layers[:num_layers]:
             keys = getattr(layer, "keys", None)
             if type(layer).__name__ != "DynamicLayer" or keys is None or keys.shape[-2] != full_length:
-                raise ValueError(f"only the dynamic KV cache (the generate() default) can be pruned; got a "
-                                 f"{type(layer).__name__} holding {None if keys is None else keys.shape[-2]} "
-                                 f"positions for a prompt of {full_length}")
+                raise ValueError(
+                    f"only the dynamic KV cache (the generate() default) can be pruned; got a "
+                    f"{type(layer).__name__} holding {None if keys is None else keys.shape[-2]} "
+                    f"positions for a prompt of {full_length}"
+                )
             layer.keys = layout.gather(layer.keys, dim=2)
             layer.values = layout.gather(layer.values, dim=2)
 

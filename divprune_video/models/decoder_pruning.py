@@ -74,8 +74,8 @@ def build_layout(
     mask = torch.zeros(batch, length, dtype=torch.long, device=keep.device)
     for row in range(batch):
         kept_positions = keep[row].nonzero().squeeze(1)
-        index[row, length - kept_positions.numel():] = kept_positions
-        mask[row, length - kept_positions.numel():] = 1
+        index[row, length - kept_positions.numel() :] = kept_positions
+        mask[row, length - kept_positions.numel() :] = 1
     position_ids, next_position = decoder.pruned_positions(prompt_positions, index, mask, positions)
     return PrunedLayout(index, mask, position_ids, next_position)
 
@@ -140,19 +140,29 @@ class VisualTokenPruning:
     then runs per expanded row and :attr:`kept` reports each sample once.
     """
 
-    def __init__(self, decoder: DecoderAccess, visual_mask: torch.Tensor, config: PruningConfig,
-                 prompt_positions: Optional[torch.Tensor] = None,
-                 layer_features: Sequence[Sequence[torch.Tensor]] = (), prefix: bool = False) -> None:
+    def __init__(
+        self,
+        decoder: DecoderAccess,
+        visual_mask: torch.Tensor,
+        config: PruningConfig,
+        prompt_positions: Optional[torch.Tensor] = None,
+        layer_features: Sequence[Sequence[torch.Tensor]] = (),
+        prefix: bool = False,
+    ) -> None:
         if config.prune_layer >= decoder.num_layers:
-            raise ValueError(f"prune_layer must be below the decoder's {decoder.num_layers} layers; "
-                             f"got {config.prune_layer}")
+            raise ValueError(
+                f"prune_layer must be below the decoder's {decoder.num_layers} layers; got {config.prune_layer}"
+            )
         if visual_mask.dim() != 2 or visual_mask.dtype != torch.bool:
-            raise ValueError(f"visual_mask must be a (B, L) bool tensor; got {visual_mask.dtype} "
-                             f"{tuple(visual_mask.shape)}")
+            raise ValueError(
+                f"visual_mask must be a (B, L) bool tensor; got {visual_mask.dtype} {tuple(visual_mask.shape)}"
+            )
         self.positions = config.positions or decoder.position_modes[0]
         if self.positions not in decoder.position_modes:
-            raise ValueError(f"positions={config.positions!r} is not supported by this model's decoder; supported: "
-                             f"{', '.join(map(repr, decoder.position_modes))}")
+            raise ValueError(
+                f"positions={config.positions!r} is not supported by this model's decoder; supported: "
+                f"{', '.join(map(repr, decoder.position_modes))}"
+            )
         if config.enabled:
             decoder.check_prunable()
         self.decoder, self.config = decoder, config
@@ -214,8 +224,10 @@ class VisualTokenPruning:
         cache = self.decoder.find_cache(kwargs)
         embeds = kwargs.get("inputs_embeds")
         if cache is None or embeds is None:
-            raise ValueError("visual-token pruning needs generate() with its KV cache (use_cache=True) and "
-                             "inputs_embeds; got a decoder call without them")
+            raise ValueError(
+                "visual-token pruning needs generate() with its KV cache (use_cache=True) and "
+                "inputs_embeds; got a decoder call without them"
+            )
         if self._stage is _Stage.READY:
             self._start_prefill(kwargs, embeds, cache)
         elif self._stage is _Stage.DECODING:
@@ -261,8 +273,10 @@ class VisualTokenPruning:
         pruned = self._layout is not None and level >= self.config.prune_layer
         rows = range(hidden.shape[0])
         if pruned:
-            visual = self.visual_mask.gather(1, self._layout.index.to(hidden.device)) \
+            visual = (
+                self.visual_mask.gather(1, self._layout.index.to(hidden.device))
                 & self._layout.attention_mask.to(hidden.device).bool()
+            )
             parts = [self._layer_features[level][row // self._repeats][self._kept_rows[row]] for row in rows]
         else:
             visual = self.visual_mask
@@ -271,8 +285,9 @@ class VisualTokenPruning:
         hidden[visual] = hidden[visual] + torch.cat(parts).to(hidden.device, hidden.dtype)
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-    def _later_layer_hook(self, index: int, module: nn.Module, args: tuple, kwargs: dict
-                          ) -> Optional[tuple[tuple, dict]]:
+    def _later_layer_hook(
+        self, index: int, module: nn.Module, args: tuple, kwargs: dict
+    ) -> Optional[tuple[tuple, dict]]:
         if self._stage is not _Stage.PREFILLING:
             return None
         self._update_layer_kwargs(index, kwargs)
@@ -290,9 +305,11 @@ class VisualTokenPruning:
         self.decoder.check_cache(cache)
         cached = self.decoder.cached_length(cache)
         if cached != 0 or length != full_length or batch % rows:
-            raise ValueError(f"expected the prefill of the {rows} x {full_length} prompt on an empty cache; got "
-                             f"{batch} x {length} after {cached} cached positions "
-                             f"(prefill_chunk_size and continued generation are not supported with pruning)")
+            raise ValueError(
+                f"expected the prefill of the {rows} x {full_length} prompt on an empty cache; got "
+                f"{batch} x {length} after {cached} cached positions "
+                f"(prefill_chunk_size and continued generation are not supported with pruning)"
+            )
         self._repeats = batch // rows
         self._in_prefill = True
         self.visual_mask = self.visual_mask.to(embeds.device).repeat_interleave(self._repeats, dim=0)
@@ -321,13 +338,14 @@ class VisualTokenPruning:
         past, steps = self.decoder.cached_length(cache), embeds.shape[1]
         generated = past - layout.length
         if generated < 0 or embeds.shape[0] != layout.index.shape[0]:
-            raise ValueError(f"decoding step inconsistent with the pruned prompt: {past} cached positions for a "
-                             f"pruned prompt of {layout.length}, batch {embeds.shape[0]}")
+            raise ValueError(
+                f"decoding step inconsistent with the pruned prompt: {past} cached positions for a "
+                f"pruned prompt of {layout.length}, batch {embeds.shape[0]}"
+            )
         mask = layout.attention_mask.to(embeds.device)
         ones = torch.ones(mask.shape[0], generated + steps, dtype=mask.dtype, device=mask.device)
         kwargs["attention_mask"] = torch.cat([mask, ones], dim=1)
-        kwargs["position_ids"] = self.decoder.step_positions(layout.next_position.to(embeds.device), generated,
-                                                             steps)
+        kwargs["position_ids"] = self.decoder.step_positions(layout.next_position.to(embeds.device), generated, steps)
 
     def _select_and_layout(self, states: torch.Tensor, scores: Optional[torch.Tensor]) -> PrunedLayout:
         """states: (B, L, D) the visual tokens' representation to select on (inputs or hidden states)."""
@@ -343,11 +361,22 @@ class VisualTokenPruning:
         self.select_seconds += time.perf_counter() - start
         self._kept_rows = kept
         self.kept = [row.cpu() for row in kept[:: self._repeats]]
-        self._layout = build_layout(self.decoder, self._full_mask, self.visual_mask, kept, self.positions,
-                                    self._prompt_positions, ends_with_text=not self.prefix)
+        self._layout = build_layout(
+            self.decoder,
+            self._full_mask,
+            self.visual_mask,
+            kept,
+            self.positions,
+            self._prompt_positions,
+            ends_with_text=not self.prefix,
+        )
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("pruned %s visual tokens to %s at layer %d", self.visual_mask.sum(1).tolist(),
-                         [row.numel() for row in kept], self.config.prune_layer)
+            logger.debug(
+                "pruned %s visual tokens to %s at layer %d",
+                self.visual_mask.sum(1).tolist(),
+                [row.numel() for row in kept],
+                self.config.prune_layer,
+            )
         return self._layout
 
     def _attention_scores(self, cache: Any) -> torch.Tensor:
@@ -360,8 +389,10 @@ class VisualTokenPruning:
     def _check_layer_kwargs(kwargs: dict) -> None:
         missing = [name for name in ("attention_mask", "position_embeddings") if name not in kwargs]
         if missing:
-            raise RuntimeError(f"decoder layers were called without {missing}: this transformers version's "
-                               f"decoder is not supported by prune_layer >= 1")
+            raise RuntimeError(
+                f"decoder layers were called without {missing}: this transformers version's "
+                f"decoder is not supported by prune_layer >= 1"
+            )
 
 
 class FirstForwardTimer:
@@ -374,8 +405,10 @@ class FirstForwardTimer:
         self._handles: list[Any] = []
 
     def __enter__(self) -> "FirstForwardTimer":
-        self._handles = [self.module.register_forward_pre_hook(self._pre),
-                         self.module.register_forward_hook(self._post)]
+        self._handles = [
+            self.module.register_forward_pre_hook(self._pre),
+            self.module.register_forward_hook(self._post),
+        ]
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

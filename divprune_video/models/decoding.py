@@ -43,18 +43,51 @@ DECODE_MODES = ("auto", "generate", "static")
 MAX_GRAPHS = 4
 
 #: ``generate()`` keyword arguments the static path implements itself.
-_SUPPORTED_KWARGS = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p",
-                     "repetition_penalty", "eos_token_id", "pad_token_id", "bos_token_id", "use_cache"}
+_SUPPORTED_KWARGS = {
+    "max_new_tokens",
+    "max_length",
+    "do_sample",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "eos_token_id",
+    "pad_token_id",
+    "bos_token_id",
+    "use_cache",
+}
 #: Generation-config fields whose non-default values only ``generate()`` implements.
 _UNSUPPORTED_SETTINGS = {
-    "num_beams": 1, "num_return_sequences": 1, "no_repeat_ngram_size": 0, "bad_words_ids": None, "min_length": 0,
-    "min_new_tokens": None, "sequence_bias": None, "forced_bos_token_id": None, "forced_eos_token_id": None,
-    "suppress_tokens": None, "begin_suppress_tokens": None, "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0,
-    "eta_cutoff": 0.0, "top_h": None, "guidance_scale": None, "renormalize_logits": False,
-    "watermarking_config": None, "exponential_decay_length_penalty": None, "remove_invalid_values": False,
-    "max_time": None, "stop_strings": None, "penalty_alpha": None, "output_scores": False,
-    "output_logits": False, "return_dict_in_generate": False, "output_attentions": False,
-    "output_hidden_states": False, "prefill_chunk_size": None,
+    "num_beams": 1,
+    "num_return_sequences": 1,
+    "no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "sequence_bias": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "min_p": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "top_h": None,
+    "guidance_scale": None,
+    "renormalize_logits": False,
+    "watermarking_config": None,
+    "exponential_decay_length_penalty": None,
+    "remove_invalid_values": False,
+    "max_time": None,
+    "stop_strings": None,
+    "penalty_alpha": None,
+    "output_scores": False,
+    "output_logits": False,
+    "return_dict_in_generate": False,
+    "output_attentions": False,
+    "output_hidden_states": False,
+    "prefill_chunk_size": None,
 }
 
 
@@ -124,8 +157,9 @@ def _generation_config(model: nn.Module, generate_kwargs: dict[str, Any]) -> Any
     return config
 
 
-def token_chooser(model: nn.Module, generate_kwargs: dict[str, Any], prompt_length: int,
-                  attention_mask: torch.Tensor) -> TokenChooser:
+def token_chooser(
+    model: nn.Module, generate_kwargs: dict[str, Any], prompt_length: int, attention_mask: torch.Tensor
+) -> TokenChooser:
     """The :class:`TokenChooser` of a call on a (B, ``prompt_length``) left-padded prompt (``attention_mask``),
     counted in the full prompt's tokens as ``generate()`` counts them (``max_length`` included)."""
     from transformers.generation import logits_process as process
@@ -152,8 +186,13 @@ def token_chooser(model: nn.Module, generate_kwargs: dict[str, Any], prompt_leng
     eos = config.eos_token_id
     eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
     pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else 0)
-    return TokenChooser(max(0, int(new_tokens)), bool(config.do_sample),
-                        torch.tensor(eos, dtype=torch.long, device=attention_mask.device), int(pad), processors)
+    return TokenChooser(
+        max(0, int(new_tokens)),
+        bool(config.do_sample),
+        torch.tensor(eos, dtype=torch.long, device=attention_mask.device),
+        int(pad),
+        processors,
+    )
 
 
 # -- running the decoder's layers over a buffer --------------------------------------------------------------------
@@ -178,8 +217,9 @@ class LayerRunner:
         self.one_axis = not isinstance(decoder, MultimodalRopeDecoder)
         self.dtype = self.embed.weight.dtype
 
-    def forward(self, embeds: torch.Tensor, buffer: KVBuffer, positions: Sequence[torch.Tensor],
-                masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, embeds: torch.Tensor, buffer: KVBuffer, positions: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """Run S new tokens through every layer, writing their keys and values into ``buffer``.
 
         Args:
@@ -195,14 +235,24 @@ class LayerRunner:
         rope = [self.decoder.rotary(hidden, group_positions) for group_positions in positions]
         for index, layer in enumerate(self.decoder.layers):
             group = buffer.group_of[index]
-            output = layer(hidden, attention_mask=masks[group], position_embeddings=rope[group],
-                           position_ids=positions[group] if self.one_axis else None, use_cache=True,
-                           **{self.cache_kwarg: buffer})
+            output = layer(
+                hidden,
+                attention_mask=masks[group],
+                position_embeddings=rope[group],
+                position_ids=positions[group] if self.one_axis else None,
+                use_cache=True,
+                **{self.cache_kwarg: buffer},
+            )
             hidden = output[0] if isinstance(output, tuple) else output
         return self.lm_head(self.norm(hidden[:, -1:]))[:, -1]
 
-    def step(self, tokens: torch.Tensor, buffer: KVBuffer, positions: Sequence[torch.Tensor],
-             new_valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def step(
+        self,
+        tokens: torch.Tensor,
+        buffer: KVBuffer,
+        positions: Sequence[torch.Tensor],
+        new_valid: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """:meth:`forward` for (B, S) token ids appended to every row of ``buffer`` (``new_valid`` (B, S): False at
         padding among them). Returns the last token's (B, V) logits."""
         if new_valid is None:
@@ -249,14 +299,16 @@ class _GraphedStep:
         prefills: the buffer's captured question prefills, by (tokens, group structure, position shapes).
     """
 
-    def __init__(self, runner: LayerRunner, buffer: KVBuffer, position_shape: tuple[int, ...],
-                 capture: bool = True) -> None:
+    def __init__(
+        self, runner: LayerRunner, buffer: KVBuffer, position_shape: tuple[int, ...], capture: bool = True
+    ) -> None:
         device = buffer.device
         self.buffer, self.capture = buffer, capture
         self.tokens = torch.zeros(buffer.batch, 1, dtype=torch.long, device=device)
         self.positions = torch.zeros(position_shape, dtype=torch.long, device=device)
-        self.mask = torch.full((buffer.batch, 1, 1, buffer.capacity), torch.finfo(runner.dtype).min,
-                               dtype=runner.dtype, device=device)
+        self.mask = torch.full(
+            (buffer.batch, 1, 1, buffer.capacity), torch.finfo(runner.dtype).min, dtype=runner.dtype, device=device
+        )
         self.slot = torch.zeros(1, dtype=torch.long, device=device)
         self.prefills: dict[tuple[Any, ...], _GraphedPrefill] = {}
         buffer.slots[0] = self.slot
@@ -298,15 +350,28 @@ class _GraphedPrefill:
     prefill on a video context): token, per-group position, mask and slot tensors filled in place, then replayed.
     Captured before the buffer is loaded (its warm-up writes into the buffer)."""
 
-    def __init__(self, runner: LayerRunner, buffer: KVBuffer, steps: int,
-                 position_shapes: Sequence[tuple[int, ...]], capture: bool = True) -> None:
+    def __init__(
+        self,
+        runner: LayerRunner,
+        buffer: KVBuffer,
+        steps: int,
+        position_shapes: Sequence[tuple[int, ...]],
+        capture: bool = True,
+    ) -> None:
         device, groups = buffer.device, len(buffer.lengths)
         self.buffer, self.runner, self.steps = buffer, runner, steps
         self.group_of = list(buffer.group_of)
         self.tokens = torch.zeros(buffer.batch, steps, dtype=torch.long, device=device)
         self.positions = [torch.zeros(shape, dtype=torch.long, device=device) for shape in position_shapes]
-        self.masks = [torch.full((buffer.batch, 1, steps, buffer.capacity), torch.finfo(runner.dtype).min,
-                                 dtype=runner.dtype, device=device) for _ in range(groups)]
+        self.masks = [
+            torch.full(
+                (buffer.batch, 1, steps, buffer.capacity),
+                torch.finfo(runner.dtype).min,
+                dtype=runner.dtype,
+                device=device,
+            )
+            for _ in range(groups)
+        ]
         self.slots = [torch.arange(steps, device=device) for _ in range(groups)]
         buffer.slots = list(self.slots)
 
@@ -318,8 +383,9 @@ class _GraphedPrefill:
         if capture:
             self.graph, self.logits = _capture(run, device)
 
-    def __call__(self, tokens: torch.Tensor, positions: Sequence[torch.Tensor], new_valid: torch.Tensor
-                 ) -> torch.Tensor:
+    def __call__(
+        self, tokens: torch.Tensor, positions: Sequence[torch.Tensor], new_valid: torch.Tensor
+    ) -> torch.Tensor:
         """(B, S) tokens (False in ``new_valid`` at padding), their positions per group -> the last token's logits."""
         buffer = self.buffer
         if buffer.group_of != self.group_of:
@@ -350,8 +416,9 @@ class StaticDecoder:
             eagerly (to test its bookkeeping on the CPU).
     """
 
-    def __init__(self, model: nn.Module, decoder: DecoderAccess, use_graphs: Optional[bool] = None,
-                 capture: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, decoder: DecoderAccess, use_graphs: Optional[bool] = None, capture: bool = True
+    ) -> None:
         self.model, self.runner = model, LayerRunner(model, decoder)
         device = self.runner.embed.weight.device
         self.use_graphs = device.type == "cuda" if use_graphs is None else bool(use_graphs)
@@ -359,14 +426,16 @@ class StaticDecoder:
         self._graphs: OrderedDict[tuple[int, int, tuple[int, ...]], _GraphedStep] = OrderedDict()
         self.capture_seconds = 0.0
 
-    def buffer(self, batch: int, capacity: int, like: torch.Tensor, split: int = 0,
-               position_shape: tuple[int, ...] = ()) -> tuple[KVBuffer, Optional[_GraphedStep]]:
+    def buffer(
+        self, batch: int, capacity: int, like: torch.Tensor, split: int = 0, position_shape: tuple[int, ...] = ()
+    ) -> tuple[KVBuffer, Optional[_GraphedStep]]:
         """A zeroed-length buffer for (batch, capacity), shaped like the cached keys ``like`` (B, H_kv, L, d),
         with its graph-captured step when graphs are used (captured on first use of the shape)."""
         num_layers = self.runner.decoder.num_layers
         if not self.use_graphs:
-            return KVBuffer(num_layers, batch, like.shape[1], like.shape[3], capacity, like.dtype, like.device,
-                            split), None
+            return KVBuffer(
+                num_layers, batch, like.shape[1], like.shape[3], capacity, like.dtype, like.device, split
+            ), None
         key = (batch, capacity, position_shape)
         graphed = self._graphs.get(key)
         if graphed is None:
@@ -379,8 +448,12 @@ class StaticDecoder:
             graphed = _GraphedStep(self.runner, buffer, position_shape, capture=self.capture)
             synchronize(like.device)
             self.capture_seconds += time.perf_counter() - start
-            logger.info("captured a decoding step for batch %d, capacity %d in %.2f s", batch, capacity,
-                        time.perf_counter() - start)
+            logger.info(
+                "captured a decoding step for batch %d, capacity %d in %.2f s",
+                batch,
+                capacity,
+                time.perf_counter() - start,
+            )
             self._graphs[key] = graphed
         else:
             self._graphs.move_to_end(key)
@@ -392,8 +465,9 @@ class StaticDecoder:
         buffer.slots = [graphed.slot] + [torch.zeros(1, dtype=torch.long, device=like.device)] * (groups - 1)
         return buffer, graphed
 
-    def prefill_step(self, graphed: _GraphedStep, steps: int, position_shapes: Sequence[tuple[int, ...]]
-                     ) -> _GraphedPrefill:
+    def prefill_step(
+        self, graphed: _GraphedStep, steps: int, position_shapes: Sequence[tuple[int, ...]]
+    ) -> _GraphedPrefill:
         """The captured S-token step of ``graphed``'s buffer in its current group structure (captured on first use;
         call before loading the buffer)."""
         buffer = graphed.buffer
@@ -409,9 +483,16 @@ class StaticDecoder:
             graphed.prefills[key] = prefill
         return prefill
 
-    def decode(self, buffer: KVBuffer, graphed: Optional[_GraphedStep], first_logits: torch.Tensor,
-               next_position: torch.Tensor, chooser: TokenChooser, history: torch.Tensor,
-               on_token: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+    def decode(
+        self,
+        buffer: KVBuffer,
+        graphed: Optional[_GraphedStep],
+        first_logits: torch.Tensor,
+        next_position: torch.Tensor,
+        chooser: TokenChooser,
+        history: torch.Tensor,
+        on_token: Optional[Callable[[int], None]] = None,
+    ) -> torch.Tensor:
         """Choose new tokens from ``first_logits`` (B, V) on, each step feeding the last token back.
 
         Args:
@@ -452,11 +533,11 @@ class StaticDecoder:
             return torch.zeros(batch, 0, dtype=torch.long, device=device)
         return torch.stack(chosen, dim=1)
 
-    def load_cache(self, buffer: KVBuffer, cache: Any, valid: torch.Tensor, group: int = 0,
-                   layers: Optional[Sequence[int]] = None) -> None:
+    def load_cache(
+        self, buffer: KVBuffer, cache: Any, valid: torch.Tensor, group: int = 0, layers: Optional[Sequence[int]] = None
+    ) -> None:
         """Copy a dynamic cache's layers (all, or ``layers``) into ``buffer``'s ``group`` with (B or 1, L) valid
         flags."""
-        for layer in (range(self.runner.decoder.num_layers) if layers is None else layers):
+        for layer in range(self.runner.decoder.num_layers) if layers is None else layers:
             buffer.load(layer, cache.layers[layer].keys, cache.layers[layer].values)
         buffer.set_valid(group, valid)
-

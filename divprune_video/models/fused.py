@@ -72,15 +72,13 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
     """``x * sigmoid(1.702 * x)`` for a tensor of any shape; one fused Triton pass for float16/bfloat16 CUDA
     tensors outside autograd (bit-identical to :func:`quick_gelu_reference`), the eager formula otherwise."""
     kernel = _kernel()
-    if (kernel is None or not x.is_cuda or x.dtype not in _FUSED_DTYPES
-            or (torch.is_grad_enabled() and x.requires_grad)):
+    if kernel is None or not x.is_cuda or x.dtype not in _FUSED_DTYPES or (torch.is_grad_enabled() and x.requires_grad):
         return quick_gelu_reference(x)
     x = x.contiguous()
     out = torch.empty_like(x)
     count = x.numel()
     if count:
-        kernel[(-(-count // _BLOCK),)](x, out, count, BLOCK=_BLOCK, CUDA_EXP=True, num_warps=4,
-                                       enable_fp_fusion=False)
+        kernel[(-(-count // _BLOCK),)](x, out, count, BLOCK=_BLOCK, CUDA_EXP=True, num_warps=4, enable_fp_fusion=False)
     return out
 
 

@@ -40,8 +40,17 @@ class KVBuffer:
         slots: per group, the (S,) int64 slots the next ``update`` writes (set by :meth:`set_step`).
     """
 
-    def __init__(self, num_layers: int, batch: int, kv_heads: int, head_dim: int, capacity: int,
-                 dtype: torch.dtype, device: torch.device, split: int = 0) -> None:
+    def __init__(
+        self,
+        num_layers: int,
+        batch: int,
+        kv_heads: int,
+        head_dim: int,
+        capacity: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        split: int = 0,
+    ) -> None:
         if not 0 <= split < num_layers:
             raise ValueError(f"split must be in [0, {num_layers}); got {split}")
         shape = (batch, kv_heads, capacity, head_dim)
@@ -67,8 +76,9 @@ class KVBuffer:
 
     # -- what transformers' attention calls -------------------------------------------------------------------
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
-               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write (B, H_kv, S, head_dim) keys and values at the slots of layer ``layer_idx``'s group; return the
         layer's whole key and value tensors (the masks hide the unwritten slots)."""
         slots = self.slots[self.group_of[layer_idx]]
@@ -106,7 +116,7 @@ class KVBuffer:
             if start + steps > self.capacity:
                 raise ValueError(f"the KV buffer of {self.capacity} positions is full")
             self.slots[group] = torch.arange(start, start + steps, device=self.device)
-            self.valid[group][:, start: start + steps] = new_valid
+            self.valid[group][:, start : start + steps] = new_valid
             self.lengths[group] = start + steps
 
     def keep(self, index: torch.Tensor) -> None:

@@ -59,8 +59,9 @@ class MultimodalRopeAdapter(TransformersVideoAdapter):
 
     def video_tokens(self, pixels: VideoPatches) -> VisualTokens:
         visual = self.model.model.visual
-        output = visual(pixels.pixel_values.to(self.device, visual.dtype), grid_thw=pixels.grid_thw.to(self.device)
-                        .view(1, 3))
+        output = visual(
+            pixels.pixel_values.to(self.device, visual.dtype), grid_thw=pixels.grid_thw.to(self.device).view(1, 3)
+        )
         deepstack = tuple(getattr(output, "deepstack_features", None) or ())
         return VisualTokens(output.pooler_output, pixels.merged_grid(self.merge_size), layer_features=deepstack)
 
@@ -74,14 +75,18 @@ class MultimodalRopeAdapter(TransformersVideoAdapter):
         return dataclasses.replace(default, min_pixels=pixels, max_pixels=pixels)
 
     def plain_inputs(self, pixels: VideoPatches, input_ids: torch.Tensor, video: EncodedVideo) -> dict[str, Any]:
-        return {"pixel_values_videos": pixels.pixel_values, "video_grid_thw": pixels.grid_thw.view(1, 3),
-                "mm_token_type_ids": (input_ids == self.video_token_id).int() * 2,
-                **self.rope_index_options(video, input_ids.device)}
+        return {
+            "pixel_values_videos": pixels.pixel_values,
+            "video_grid_thw": pixels.grid_thw.view(1, 3),
+            "mm_token_type_ids": (input_ids == self.video_token_id).int() * 2,
+            **self.rope_index_options(video, input_ids.device),
+        }
 
     def video_grid(self, video: EncodedVideo, device: torch.device) -> torch.Tensor:
         """(1, 3) the whole video's (groups, patch rows, patch columns), as the processor reports it."""
-        return torch.tensor([[video.num_frames, video.grid[0] * self.merge_size, video.grid[1] * self.merge_size]],
-                            device=device)
+        return torch.tensor(
+            [[video.num_frames, video.grid[0] * self.merge_size, video.grid[1] * self.merge_size]], device=device
+        )
 
     def prompt_positions(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, videos: Sequence[EncodedVideo]
@@ -89,12 +94,16 @@ class MultimodalRopeAdapter(TransformersVideoAdapter):
         """(3, B, L) M-RoPE positions of the prompts (see the module text)."""
         rows = []
         for row, video in enumerate(videos):
-            ids, mask = input_ids[row:row + 1], attention_mask[row:row + 1]
+            ids, mask = input_ids[row : row + 1], attention_mask[row : row + 1]
             if video.frame_ids is None:
                 token_types = (ids == self.video_token_id).int() * 2
                 positions, _ = self.model.model.get_rope_index(
-                    ids, mm_token_type_ids=token_types, video_grid_thw=self.video_grid(video, ids.device),
-                    attention_mask=mask, **self.rope_index_options(video, ids.device))
+                    ids,
+                    mm_token_type_ids=token_types,
+                    video_grid_thw=self.video_grid(video, ids.device),
+                    attention_mask=mask,
+                    **self.rope_index_options(video, ids.device),
+                )
             else:
                 positions = self.sparse_positions(ids, mask, video)
             rows.append(positions)

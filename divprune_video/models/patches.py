@@ -65,8 +65,9 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return new_height, new_width
 
 
-def smart_resize_video(num_frames: int, height: int, width: int, factor: int, temporal_factor: int,
-                       min_pixels: int, max_pixels: int) -> tuple[int, int]:
+def smart_resize_video(
+    num_frames: int, height: int, width: int, factor: int, temporal_factor: int, min_pixels: int, max_pixels: int
+) -> tuple[int, int]:
     """The (height, width) a Qwen3-VL-style processor resizes a video's frames to: as :func:`smart_resize`, but the
     pixel limits bound all frames together (frame count rounded to ``temporal_factor`` x height x width), and
     frames smaller than ``factor`` are first scaled up to it."""
@@ -96,8 +97,17 @@ def patchify(video: torch.Tensor, patch_size: int, temporal_patch_size: int, mer
         video = torch.cat([video, video[-1:].expand(pad, -1, -1, -1)])
     frames, channels, height, width = video.shape
     grid_t, grid_h, grid_w = frames // temporal_patch_size, height // patch_size, width // patch_size
-    patches = video.reshape(grid_t, temporal_patch_size, channels, grid_h // merge_size, merge_size, patch_size,
-                            grid_w // merge_size, merge_size, patch_size)
+    patches = video.reshape(
+        grid_t,
+        temporal_patch_size,
+        channels,
+        grid_h // merge_size,
+        merge_size,
+        patch_size,
+        grid_w // merge_size,
+        merge_size,
+        patch_size,
+    )
     # (t, rows of blocks, cols of blocks, row in block, col in block) first, then the patch's own pixels.
     patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
     flat = patches.reshape(grid_t * grid_h * grid_w, channels * temporal_patch_size * patch_size * patch_size)
@@ -136,18 +146,23 @@ class PatchFramePreprocessor:
         min_pixels = settings.get("min_pixels") or size.get("shortest_edge")
         max_pixels = settings.get("max_pixels") or size.get("longest_edge")
         if not min_pixels or not max_pixels:
-            raise ValueError(f"the video processor settings need min/max pixels ('size': shortest_edge and "
-                             f"longest_edge); got {size!r}")
+            raise ValueError(
+                f"the video processor settings need min/max pixels ('size': shortest_edge and "
+                f"longest_edge); got {size!r}"
+            )
         resample = settings.get("resample", 3)
         if resample not in _RESAMPLE_MODES:
             raise ValueError(f"unsupported resample {resample!r}; supported: {sorted(_RESAMPLE_MODES)}")
         return cls(
-            min_pixels=int(min_pixels), max_pixels=int(max_pixels), patch_size=int(settings.get("patch_size", 14)),
+            min_pixels=int(min_pixels),
+            max_pixels=int(max_pixels),
+            patch_size=int(settings.get("patch_size", 14)),
             temporal_patch_size=int(settings.get("temporal_patch_size", 2)),
             merge_size=int(settings.get("merge_size", 2)),
             mean=tuple(settings.get("image_mean", (0.48145466, 0.4578275, 0.40821073))),
             std=tuple(settings.get("image_std", (0.26862954, 0.26130258, 0.27577711))),
-            rescale_factor=float(settings.get("rescale_factor", 1 / 255)), resample=_RESAMPLE_MODES[resample],
+            rescale_factor=float(settings.get("rescale_factor", 1 / 255)),
+            resample=_RESAMPLE_MODES[resample],
             budget=budget,
         )
 
@@ -155,8 +170,9 @@ class PatchFramePreprocessor:
         """(height, width) of the resized frames for ``num_frames`` frames of ``height`` x ``width``."""
         factor = self.patch_size * self.merge_size
         if self.budget == "video":
-            return smart_resize_video(num_frames, height, width, factor, self.temporal_patch_size, self.min_pixels,
-                                      self.max_pixels)
+            return smart_resize_video(
+                num_frames, height, width, factor, self.temporal_patch_size, self.min_pixels, self.max_pixels
+            )
         return smart_resize(height, width, factor, self.min_pixels, self.max_pixels)
 
     def __call__(self, frames: np.ndarray, device: Device = None) -> VideoPatches:
@@ -174,8 +190,12 @@ def load_patch_preprocessor(model: str, budget: str = "frame", **hub_kwargs: Any
     """The patch preprocessing of checkpoint ``model`` (hub id or folder): the checkpoint's own transformers video
     processor when it can be built (it needs torchvision), else :class:`PatchFramePreprocessor` with its settings
     (``budget``: how its pixel limits apply, see :class:`PatchFramePreprocessor`)."""
-    return load_checkpoint_preprocessor(model, functools.partial(PatchFramePreprocessor.from_dict, budget=budget),
-                                        TransformersPatchPreprocessor, **hub_kwargs)
+    return load_checkpoint_preprocessor(
+        model,
+        functools.partial(PatchFramePreprocessor.from_dict, budget=budget),
+        TransformersPatchPreprocessor,
+        **hub_kwargs,
+    )
 
 
 class TransformersPatchPreprocessor:
@@ -187,7 +207,5 @@ class TransformersPatchPreprocessor:
     def __call__(self, frames: np.ndarray, device: Device = None) -> VideoPatches:
         options: dict[str, Any] = {} if device is None else {"device": str(device)}
         # The frames are already sampled: the processor must not sample them again (Qwen3-VL's does by default).
-        output = self.processor(videos=[check_frames(frames)], return_tensors="pt", do_sample_frames=False,
-                                **options)
+        output = self.processor(videos=[check_frames(frames)], return_tensors="pt", do_sample_frames=False, **options)
         return VideoPatches(output["pixel_values_videos"], output["video_grid_thw"][0])
-

@@ -88,8 +88,9 @@ class TorchFramePreprocessor:
         elif "height" in size and "width" in size:
             resize_to = (int(size["height"]), int(size["width"]))
         else:
-            raise ValueError(f"unsupported video processor size {size!r}: expected 'shortest_edge' or 'height' and "
-                             f"'width'")
+            raise ValueError(
+                f"unsupported video processor size {size!r}: expected 'shortest_edge' or 'height' and 'width'"
+            )
         crop = settings.get("crop_size") or {}
         crop_size = None
         if settings.get("do_center_crop") and crop:
@@ -157,12 +158,16 @@ def _center_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     crop_height, crop_width = size
     height, width = video.shape[-2:]
     if crop_height > height or crop_width > width:
-        pad = [(crop_width - width) // 2, (crop_width - width + 1) // 2,
-               (crop_height - height) // 2, (crop_height - height + 1) // 2]
+        pad = [
+            (crop_width - width) // 2,
+            (crop_width - width + 1) // 2,
+            (crop_height - height) // 2,
+            (crop_height - height + 1) // 2,
+        ]
         video = F.pad(video, [max(0, value) for value in pad])
         height, width = video.shape[-2:]
     top, left = int((height - crop_height) / 2.0), int((width - crop_width) / 2.0)
-    return video[..., top: top + crop_height, left: left + crop_width]
+    return video[..., top : top + crop_height, left : left + crop_width]
 
 
 def load_frame_preprocessor(model: str, **hub_kwargs: Any) -> FramePreprocessor:
@@ -171,12 +176,14 @@ def load_frame_preprocessor(model: str, **hub_kwargs: Any) -> FramePreprocessor:
     The checkpoint's own transformers video processor when it can be built, else :class:`TorchFramePreprocessor`
     with its settings.
     """
-    return load_checkpoint_preprocessor(model, TorchFramePreprocessor.from_dict, _TransformersFramePreprocessor,
-                                        **hub_kwargs)
+    return load_checkpoint_preprocessor(
+        model, TorchFramePreprocessor.from_dict, _TransformersFramePreprocessor, **hub_kwargs
+    )
 
 
-def load_checkpoint_preprocessor(model: str, from_settings: Callable[[dict[str, Any]], Any],
-                                 wrap: Callable[[Any], Any], **hub_kwargs: Any) -> Any:
+def load_checkpoint_preprocessor(
+    model: str, from_settings: Callable[[dict[str, Any]], Any], wrap: Callable[[Any], Any], **hub_kwargs: Any
+) -> Any:
     """``wrap(processor)`` of checkpoint ``model``'s transformers video processor when it can be built (it needs
     torchvision), else ``from_settings(its video processor settings)`` (the same steps in PyTorch)."""
     from transformers import AutoVideoProcessor
@@ -185,8 +192,10 @@ def load_checkpoint_preprocessor(model: str, from_settings: Callable[[dict[str, 
     try:
         processor = AutoVideoProcessor.from_pretrained(model, **hub_kwargs)
     except ImportError as error:
-        logger.info("transformers' video processor is unavailable (%s); preprocessing frames in PyTorch",
-                    str(error).strip().splitlines()[0])
+        logger.info(
+            "transformers' video processor is unavailable (%s); preprocessing frames in PyTorch",
+            str(error).strip().splitlines()[0],
+        )
         settings, _ = BaseVideoProcessor.get_video_processor_dict(model, **hub_kwargs)
         return from_settings(settings)
     return wrap(processor)
@@ -202,4 +211,3 @@ class _TransformersFramePreprocessor:
         options: dict[str, Any] = {} if device is None else {"device": str(device)}
         output = self.processor(videos=[check_frames(frames)], return_tensors="pt", **options)
         return output["pixel_values_videos"][0]
-

@@ -64,29 +64,39 @@ def train_tiny_tokenizer(
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         backend.decoder = decoders.ByteLevel()
         alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False,
-                                  initial_alphabet=alphabet)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False, initial_alphabet=alphabet
+    )
     backend.train_from_iterator(TINY_CORPUS, trainer)
     if bos_token is not None:
         bos_id = backend.token_to_id(bos_token)
-        backend.post_processor = processors.TemplateProcessing(single=f"{bos_token} $A",
-                                                               pair=f"{bos_token} $A $B",
-                                                               special_tokens=[(bos_token, bos_id)])
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{bos_token} $A", pair=f"{bos_token} $A $B", special_tokens=[(bos_token, bos_id)]
+        )
     elif style == "byte_level":
         backend.post_processor = processors.ByteLevel(trim_offsets=False)
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos_token, **token_roles)
 
 
 #: The special tokens of the Qwen-VL tokenizers (Qwen2.5-VL, Qwen3-VL): ChatML's and the vision markers.
-QWEN_VL_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                          "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+QWEN_VL_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
 
 
 def chatml_tokenizer(special_tokens: Sequence[str], chat_template: str) -> Any:
     """A tiny Qwen-style tokenizer: byte-level BPE without a BOS token, ``<|im_end|>`` ending turns,
     ``<|endoftext|>`` padding, and ``chat_template`` set."""
-    tokenizer = train_tiny_tokenizer(special_tokens, style="byte_level", eos_token="<|im_end|>",
-                                     pad_token="<|endoftext|>")
+    tokenizer = train_tiny_tokenizer(
+        special_tokens, style="byte_level", eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
     tokenizer.chat_template = chat_template
     return tokenizer
 
@@ -97,9 +107,14 @@ def special_token_ids(tokenizer: Any, tokens: dict[str, str]) -> dict[str, int]:
 
 
 #: The token-id fields of a Qwen-VL config and the tokens they name.
-QWEN_VL_TOKEN_FIELDS = {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>",
-                        "vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>",
-                        "eos_token_id": "<|im_end|>", "pad_token_id": "<|endoftext|>"}
+QWEN_VL_TOKEN_FIELDS = {
+    "image_token_id": "<|image_pad|>",
+    "video_token_id": "<|video_pad|>",
+    "vision_start_token_id": "<|vision_start|>",
+    "vision_end_token_id": "<|vision_end|>",
+    "eos_token_id": "<|im_end|>",
+    "pad_token_id": "<|endoftext|>",
+}
 
 
 @torch.no_grad()

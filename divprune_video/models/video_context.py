@@ -63,9 +63,15 @@ class _Prefill:
     prefill_seconds: float
 
 
-def _prefill(adapter: "TransformersVideoAdapter", input_ids: torch.Tensor, attention_mask: torch.Tensor,
-             videos: Sequence[EncodedVideo], pruning: PruningConfig, prefix: bool = False,
-             positions: Optional[torch.Tensor] = None) -> _Prefill:
+def _prefill(
+    adapter: "TransformersVideoAdapter",
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    videos: Sequence[EncodedVideo],
+    pruning: PruningConfig,
+    prefix: bool = False,
+    positions: Optional[torch.Tensor] = None,
+) -> _Prefill:
     """Run the decoder once over a (B, L) left-padded prompt with visual-token pruning, on a fresh dynamic cache
     (``positions``: the prompt's positions when given, else the adapter's).
 
@@ -85,8 +91,13 @@ def _prefill(adapter: "TransformersVideoAdapter", input_ids: torch.Tensor, atten
     cache = DynamicCache(config=decoder.module.config)
     parameters = inspect.signature(decoder.module.forward).parameters
     cache_kwarg = next((name for name in CACHE_KWARGS if name in parameters), "past_key_values")
-    kwargs = {"inputs_embeds": embeds, "attention_mask": attention_mask, "use_cache": True, cache_kwarg: cache,
-              "position_ids": positions if positions is not None else full_positions(attention_mask)}
+    kwargs = {
+        "inputs_embeds": embeds,
+        "attention_mask": attention_mask,
+        "use_cache": True,
+        cache_kwarg: cache,
+        "position_ids": positions if positions is not None else full_positions(attention_mask),
+    }
     with pruner, reproducible_attention(adapter.device):
         synchronize(adapter.device)
         start = time.perf_counter()
@@ -99,17 +110,28 @@ def _prefill(adapter: "TransformersVideoAdapter", input_ids: torch.Tensor, atten
     return _Prefill(logits, cache, pruner.layout, kept, select, seconds - select)
 
 
-def _result(adapter: "TransformersVideoAdapter", tokens: torch.Tensor, videos: Sequence[EncodedVideo],
-            kept: Sequence[torch.Tensor], timings: dict[str, float]) -> GenerationResult:
+def _result(
+    adapter: "TransformersVideoAdapter",
+    tokens: torch.Tensor,
+    videos: Sequence[EncodedVideo],
+    kept: Sequence[torch.Tensor],
+    timings: dict[str, float],
+) -> GenerationResult:
     sequences = tokens.cpu()
     records = [PruneRecord(video.num_tokens, row.cpu()) for video, row in zip(videos, kept)]
-    return GenerationResult(sequences=list(sequences), texts=adapter.decode(sequences), records=records,
-                            timings=timings)
+    return GenerationResult(
+        sequences=list(sequences), texts=adapter.decode(sequences), records=records, timings=timings
+    )
 
 
-def generate_static(adapter: "TransformersVideoAdapter", input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    videos: Sequence[EncodedVideo], pruning: PruningConfig,
-                    generate_kwargs: dict[str, Any]) -> GenerationResult:
+def generate_static(
+    adapter: "TransformersVideoAdapter",
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    videos: Sequence[EncodedVideo],
+    pruning: PruningConfig,
+    generate_kwargs: dict[str, Any],
+) -> GenerationResult:
     """:meth:`~.adapter.TransformersVideoAdapter.generate_from_ids` on the static decoder: the pruned prefill as
     ``generate()`` runs it, its cache copied into a preallocated buffer, the new tokens chosen as ``generate()``
     chooses them."""
@@ -121,16 +143,22 @@ def generate_static(adapter: "TransformersVideoAdapter", input_ids: torch.Tensor
     keys = prefill.cache.layers[0].keys
     next_position = layout.next_position.to(adapter.device)
     with reproducible_attention(adapter.device):
-        buffer, graphed = static.buffer(input_ids.shape[0], capacity_for(layout.length + chooser.max_new_tokens),
-                                        keys, position_shape=(*next_position.shape, 1))
+        buffer, graphed = static.buffer(
+            input_ids.shape[0],
+            capacity_for(layout.length + chooser.max_new_tokens),
+            keys,
+            position_shape=(*next_position.shape, 1),
+        )
         static.load_cache(buffer, prefill.cache, layout.attention_mask)
         del prefill.cache
-        tokens = static.decode(buffer, graphed, prefill.logits, next_position, chooser,
-                               input_ids.to(adapter.device))
+        tokens = static.decode(buffer, graphed, prefill.logits, next_position, chooser, input_ids.to(adapter.device))
     synchronize(adapter.device)
     end = time.perf_counter()
-    timings = {"select": prefill.select_seconds, "prefill": prefill.prefill_seconds,
-               "generate": end - start - prefill.select_seconds - prefill.prefill_seconds}
+    timings = {
+        "select": prefill.select_seconds,
+        "prefill": prefill.prefill_seconds,
+        "generate": end - start - prefill.select_seconds - prefill.prefill_seconds,
+    }
     return _result(adapter, tokens, videos, prefill.kept, timings)
 
 
@@ -178,16 +206,22 @@ class VideoContext:
         return sum(keys.nbytes + values.nbytes for keys, values in self.cache)
 
 
-def prefill_context(adapter: "TransformersVideoAdapter", video: EncodedVideo, pruning: PruningConfig,
-                    prompt_ids: Optional[torch.Tensor] = None) -> VideoContext:
+def prefill_context(
+    adapter: "TransformersVideoAdapter",
+    video: EncodedVideo,
+    pruning: PruningConfig,
+    prompt_ids: Optional[torch.Tensor] = None,
+) -> VideoContext:
     """Prefill ``video``'s prompt prefix once, pruned as ``pruning`` says (see :class:`VideoContext`).
 
     ``prompt_ids``: (1, L) ids of any whole prompt about the video (default: the chat template's, from the
     tokenizer); the prefix is its part up to the last video placeholder.
     """
     if not shares_prefill(pruning):
-        raise ValueError(f"method={pruning.method!r} selects with the question's attention, so its prefill cannot "
-                         f"be shared between questions; ask each question with the video itself")
+        raise ValueError(
+            f"method={pruning.method!r} selects with the question's attention, so its prefill cannot "
+            f"be shared between questions; ask each question with the video itself"
+        )
     ids = adapter.tokenize([video], [_PROBE_QUESTION])[0] if prompt_ids is None else prompt_ids.cpu()
     placeholders = (ids[0] == adapter.video_token_id).nonzero()
     if placeholders.numel() == 0:
@@ -197,21 +231,37 @@ def prefill_context(adapter: "TransformersVideoAdapter", video: EncodedVideo, pr
     positions = adapter.prompt_positions(ids, torch.ones_like(ids), [video])
     if positions is not None:  # the adapter's own numbering (3-D): the prefix's part of the whole prompt's
         positions = positions[..., :split]
-    prefill = _prefill(adapter, ids[:, :split], torch.ones_like(ids[:, :split]), [video], pruning, prefix=True,
-                       positions=positions)
+    prefill = _prefill(
+        adapter, ids[:, :split], torch.ones_like(ids[:, :split]), [video], pruning, prefix=True, positions=positions
+    )
     # The unpruned numbering continues at P (1-D positions); 3-D positions have one mode, the layout's.
-    full_next = prefill.layout.next_position if positions is not None else \
-        torch.full((1,), split, dtype=torch.long, device=adapter.device)
+    full_next = (
+        prefill.layout.next_position
+        if positions is not None
+        else torch.full((1,), split, dtype=torch.long, device=adapter.device)
+    )
     prefix_ids = ids[:, :split]
     cache = [(layer.keys, layer.values) for layer in prefill.cache.layers]
-    return VideoContext(video=video, pruning=pruning, prefix_ids=prefix_ids[0].cpu(), kept=prefill.kept[0].cpu(),
-                        cache=cache, layout=prefill.layout, full_next_position=full_next.to(adapter.device),
-                        select_seconds=prefill.select_seconds, prefill_seconds=prefill.prefill_seconds)
+    return VideoContext(
+        video=video,
+        pruning=pruning,
+        prefix_ids=prefix_ids[0].cpu(),
+        kept=prefill.kept[0].cpu(),
+        cache=cache,
+        layout=prefill.layout,
+        full_next_position=full_next.to(adapter.device),
+        select_seconds=prefill.select_seconds,
+        prefill_seconds=prefill.prefill_seconds,
+    )
 
 
-def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoContext,
-                        questions: Optional[Sequence[str]], generate_kwargs: dict[str, Any],
-                        prompt_ids: Optional[Sequence[torch.Tensor]] = None) -> GenerationResult:
+def answer_from_context(
+    adapter: "TransformersVideoAdapter",
+    context: VideoContext,
+    questions: Optional[Sequence[str]],
+    generate_kwargs: dict[str, Any],
+    prompt_ids: Optional[Sequence[torch.Tensor]] = None,
+) -> GenerationResult:
     """Answer ``questions`` (a batch) about ``context``'s video: each question's tokens are prefilled on a copy of
     the context's cache, then decoded on the static decoder. ``prompt_ids``: instead of ``questions``, each whole
     prompt's (L_r,) ids (they must start with the context's prefix)."""
@@ -225,8 +275,10 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
     length = context.prefix_length
     for index, ids in enumerate(prompts):
         if ids.numel() <= length or not torch.equal(ids[:length], context.prefix_ids):
-            raise ValueError(f"question {index}'s prompt does not start with the context's prefix (the chat template "
-                             f"puts text from the question before the video?)")
+            raise ValueError(
+                f"question {index}'s prompt does not start with the context's prefix (the chat template "
+                f"puts text from the question before the video?)"
+            )
     suffixes = [ids[length:] for ids in prompts]
     longest_suffix = max(suffix.numel() for suffix in suffixes)
     static = adapter.static_decoder
@@ -239,12 +291,13 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
     history = torch.full((batch, length + longest_suffix), pad, dtype=torch.long)
     history_mask = torch.zeros(batch, length + longest_suffix, dtype=torch.long)
     for row, (ids, suffix) in enumerate(zip(prompts, suffixes)):
-        suffix_ids[row, steps - suffix.numel():] = suffix
-        suffix_valid[row, steps - suffix.numel():] = True
-        history[row, history.shape[1] - ids.numel():] = ids
-        history_mask[row, history.shape[1] - ids.numel():] = 1
-    adapter.check_context([int(ids.numel()) for ids in prompts], [context.video.num_tokens] * batch, context.pruning,
-                          generate_kwargs)
+        suffix_ids[row, steps - suffix.numel() :] = suffix
+        suffix_valid[row, steps - suffix.numel() :] = True
+        history[row, history.shape[1] - ids.numel() :] = ids
+        history_mask[row, history.shape[1] - ids.numel() :] = 1
+    adapter.check_context(
+        [int(ids.numel()) for ids in prompts], [context.video.num_tokens] * batch, context.pruning, generate_kwargs
+    )
     suffix_ids, suffix_valid = suffix_ids.to(device), suffix_valid.to(device)
     history, history_mask = history.to(device), history_mask.to(device)
     chooser = token_chooser(adapter.model, generate_kwargs, history.shape[1], history_mask)
@@ -256,8 +309,13 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
     next_position = layout.next_position.to(device)
     axes = next_position.shape[:-1]
     with reproducible_attention(device):  # the graphs are captured here on first use of their shapes
-        buffer, graphed = static.buffer(batch, capacity_for(longest + steps + chooser.max_new_tokens), keys,
-                                        split=split, position_shape=(*axes, batch, 1))
+        buffer, graphed = static.buffer(
+            batch,
+            capacity_for(longest + steps + chooser.max_new_tokens),
+            keys,
+            split=split,
+            position_shape=(*axes, batch, 1),
+        )
         prefill = None
         if graphed is not None and steps in PREFILL_BUCKETS:
             prefill = static.prefill_step(graphed, steps, [(*axes, batch, steps)] * len(buffer.lengths))
@@ -285,8 +343,12 @@ def answer_from_context(adapter: "TransformersVideoAdapter", context: VideoConte
     return _result(adapter, tokens, [context.video] * batch, [context.kept] * batch, timings)
 
 
-def _suffix_positions(adapter: "TransformersVideoAdapter", context: VideoContext, prompts: Sequence[torch.Tensor],
-                      suffix_valid: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+def _suffix_positions(
+    adapter: "TransformersVideoAdapter",
+    context: VideoContext,
+    prompts: Sequence[torch.Tensor],
+    suffix_valid: torch.Tensor,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Positions of the questions' tokens after the prefix, per buffer group, and of each row's first new token.
 
     1-D positions continue the kept prefix's numbering (and, in the first K layers of a context pruned after layer
@@ -297,9 +359,12 @@ def _suffix_positions(adapter: "TransformersVideoAdapter", context: VideoContext
     batch, steps = suffix_valid.shape
     split = context.pruning.prune_layer if context.pruning.enabled else 0
     layout = context.layout
-    whole = [adapter.prompt_positions(ids[None].to(device), torch.ones(1, ids.numel(), dtype=torch.long,
-                                                                       device=device), [context.video])
-             for ids in prompts]
+    whole = [
+        adapter.prompt_positions(
+            ids[None].to(device), torch.ones(1, ids.numel(), dtype=torch.long, device=device), [context.video]
+        )
+        for ids in prompts
+    ]
     if whole[0] is None:
         offsets = (suffix_valid.long().cumsum(dim=1) - 1).clamp(min=0)
         positions = [layout.next_position.to(device)[..., None] + offsets]
@@ -311,7 +376,7 @@ def _suffix_positions(adapter: "TransformersVideoAdapter", context: VideoContext
     following = []
     for row, numbering in enumerate(whole):
         size = numbering.shape[-1] - length
-        suffix[:, row, steps - size:] = numbering[:, 0, length:]
+        suffix[:, row, steps - size :] = numbering[:, 0, length:]
         index = torch.arange(numbering.shape[-1], device=device)[None]
         following.append(adapter.decoder.pruned_positions(numbering, index, torch.ones_like(index), "original")[1])
     return [suffix] * (2 if split else 1), torch.cat(following, dim=-1)

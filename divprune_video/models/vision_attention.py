@@ -35,8 +35,9 @@ def _rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return (x32 * cos + _rotate_half(x32) * sin).to(x.dtype)
 
 
-def attend_in_chunks(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, lengths: list[int],
-                     scaling: float) -> torch.Tensor:
+def attend_in_chunks(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, lengths: list[int], scaling: float
+) -> torch.Tensor:
     """Attention of every token to the tokens of its own chunk, one call per distinct chunk length.
 
     query, key, value: (L, H, d) packed chunk after chunk; lengths: the C chunk lengths (sum L). Returns (L, H, d).
@@ -56,8 +57,9 @@ def attend_in_chunks(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     for length in sorted(set(lengths)):
         chosen = starts[sizes == length]
         index = (chosen[:, None] + torch.arange(length, device=query.device)[None, :]).reshape(-1)
-        stacked = [tensor[index].view(chosen.numel(), length, heads, dim).transpose(1, 2)
-                   for tensor in (query, key, value)]
+        stacked = [
+            tensor[index].view(chosen.numel(), length, heads, dim).transpose(1, 2) for tensor in (query, key, value)
+        ]
         part = F.scaled_dot_product_attention(*stacked, scale=scaling)
         out[index] = part.transpose(1, 2).reshape(-1, heads, dim)
     return out
@@ -76,9 +78,14 @@ class ChunkBatchedAttention(nn.Module):
         self.qkv, self.proj = stock.qkv, stock.proj
         self.num_heads, self.scaling = stock.num_heads, stock.scaling
 
-    def forward(self, hidden_states: torch.Tensor, cu_seqlens: torch.Tensor,
-                position_embeddings: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
-                max_seqlen: Optional[int] = None, **kwargs: Any) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        cu_seqlens: torch.Tensor,
+        position_embeddings: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        max_seqlen: Optional[int] = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         length = hidden_states.shape[0]
         query, key, value = self.qkv(hidden_states).reshape(length, 3, self.num_heads, -1).unbind(1)
         cos, sin = position_embeddings
@@ -105,8 +112,13 @@ _MLP_PROJECTIONS = ((("gate_proj", "up_proj"), "down_proj"), (("linear_fc1",), "
 
 def _widened(layer: nn.Linear, rows: int = 0, columns: int = 0) -> nn.Linear:
     """A copy of ``layer`` with ``rows`` more outputs and ``columns`` more inputs, all zero."""
-    wider = nn.Linear(layer.in_features + columns, layer.out_features + rows, bias=layer.bias is not None,
-                      device=layer.weight.device, dtype=layer.weight.dtype)
+    wider = nn.Linear(
+        layer.in_features + columns,
+        layer.out_features + rows,
+        bias=layer.bias is not None,
+        device=layer.weight.device,
+        dtype=layer.weight.dtype,
+    )
     with torch.no_grad():
         wider.weight.zero_()
         wider.weight[: layer.out_features, : layer.in_features] = layer.weight

@@ -3,10 +3,10 @@
 Knows nothing about video or models: it takes (N, D) or (B, N, D) tensors and returns indices.
 """
 
-from .distance import pairwise_distance
 from .api import SelectionPlan, divprune, divprune_batch, plan_selection
-from .metrics import min_pairwise_distance
+from .distance import pairwise_distance
 from .methods import SELECTORS, TokenSelector, available_methods, get_selector, register_selector
+from .metrics import min_pairwise_distance
 
 __all__ = [
     "SELECTORS",

@@ -69,8 +69,17 @@ def _valid(valid_ptr, index, in_range, HAS_MASK: tl.constexpr):
 
 @triton.jit
 def _first_scores_kernel(
-    gram_ptr, inv_norm_ptr, valid_ptr, col_min_ptr, row_part_ptr, N, stride_batch, num_col_blocks,
-    BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, HAS_MASK: tl.constexpr,
+    gram_ptr,
+    inv_norm_ptr,
+    valid_ptr,
+    col_min_ptr,
+    row_part_ptr,
+    N,
+    stride_batch,
+    num_col_blocks,
+    BLOCK_I: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    HAS_MASK: tl.constexpr,
 ):
     """For one block of columns: col_min[b, j] = min over valid rows i != j of d(i, j), and, for every row i,
     row_part[b, block, i] = min over the block's valid columns j != i of d(i, j).
@@ -104,8 +113,18 @@ def _first_scores_kernel(
 
 @triton.jit
 def _greedy_kernel(
-    src_ptr, inv_norm_ptr, first_ptr, counts_ptr, out_ptr, scratch_ptr, N, stride_batch, stride_out,
-    FROM_GRAM: tl.constexpr, BLOCK_N: tl.constexpr, NUM_CHUNKS: tl.constexpr,
+    src_ptr,
+    inv_norm_ptr,
+    first_ptr,
+    counts_ptr,
+    out_ptr,
+    scratch_ptr,
+    N,
+    stride_batch,
+    stride_out,
+    FROM_GRAM: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    NUM_CHUNKS: tl.constexpr,
 ):
     """One program per batch row runs every greedy step.
 
@@ -126,8 +145,9 @@ def _greedy_kernel(
         inv_cols = _column_norms(norms, offs, in_range, FROM_GRAM)
         min_dist = tl.where(first > float("-inf"), float("inf"), float("-inf"))
         for step in range(1, count):
-            row = _row_distances(src_ptr, base + pick.to(tl.int64) * N, offs, in_range, norms, pick, inv_cols,
-                                 FROM_GRAM)
+            row = _row_distances(
+                src_ptr, base + pick.to(tl.int64) * N, offs, in_range, norms, pick, inv_cols, FROM_GRAM
+            )
             min_dist = tl.minimum(min_dist, row)
             min_dist = tl.where(offs == pick, float("-inf"), min_dist)
             pick = _index_of(tl.max(_score_keys(min_dist, offs), axis=0))
@@ -161,8 +181,17 @@ def _greedy_kernel(
 
 @triton.jit
 def _greedy_cooperative_kernel(
-    src_ptr, inv_norm_ptr, first_ptr, out_ptr, keys_ptr, N, count,
-    FROM_GRAM: tl.constexpr, BLOCK_N: tl.constexpr, NUM_PROGRAMS: tl.constexpr, PEERS: tl.constexpr,
+    src_ptr,
+    inv_norm_ptr,
+    first_ptr,
+    out_ptr,
+    keys_ptr,
+    N,
+    count,
+    FROM_GRAM: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    NUM_PROGRAMS: tl.constexpr,
+    PEERS: tl.constexpr,
     SPECULATE: tl.constexpr,
 ):
     """One batch row, its columns split over NUM_PROGRAMS programs that hold their running minima in registers.
@@ -194,14 +223,17 @@ def _greedy_cooperative_kernel(
             if pick == spec:
                 row = spec_row
             else:
-                row = _row_distances(src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols,
-                                     FROM_GRAM)
+                row = _row_distances(
+                    src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols, FROM_GRAM
+                )
             spec = runner
-            spec_row = _row_distances(src_ptr, spec.to(tl.int64) * N, cols, in_range, inv_norm_ptr, spec,
-                                      inv_cols, FROM_GRAM)
+            spec_row = _row_distances(
+                src_ptr, spec.to(tl.int64) * N, cols, in_range, inv_norm_ptr, spec, inv_cols, FROM_GRAM
+            )
         else:
-            row = _row_distances(src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols,
-                                 FROM_GRAM)
+            row = _row_distances(
+                src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols, FROM_GRAM
+            )
         min_dist = tl.minimum(min_dist, row)
         min_dist = tl.where(cols == pick, float("-inf"), min_dist)
         key = tl.max(_score_keys(min_dist, cols), axis=0)
@@ -228,7 +260,8 @@ def _agree(keys_ptr, step, program, peers, key, N, NUM_PROGRAMS: tl.constexpr):
     return _index_of(best), tl.minimum(_index_of(second), N - 1)
 
 
-#: Cooperative launch shapes, tried in order: (tokens per program, warps). Measured on an H100 (notes/selection-perf.md).
+#: Cooperative launch shapes, tried in order: (tokens per program, warps). Measured on an H100
+#: (notes/selection-perf.md).
 COOPERATIVE_SHAPES = ((512, 4), (1024, 8), (2048, 8), (4096, 8), (8192, 16))
 #: Rows of at most this many tokens run in one program (the cooperative exchange costs more than it saves).
 SINGLE_PROGRAM_MAX = 2048
@@ -278,9 +311,20 @@ def greedy_triton(
     scratch = torch.empty((batch, num_tokens) if chunks > 1 else (1,), dtype=torch.float32, device=device)
     from_gram = inv_norms is not None
     _greedy_kernel[(batch,)](
-        src, inv_norms if from_gram else first_scores, first_scores.contiguous(), counts_t, picks, scratch,
-        num_tokens, num_tokens * num_tokens, picks.stride(0),
-        FROM_GRAM=from_gram, BLOCK_N=block, NUM_CHUNKS=chunks, num_warps=warps, enable_fp_fusion=False,
+        src,
+        inv_norms if from_gram else first_scores,
+        first_scores.contiguous(),
+        counts_t,
+        picks,
+        scratch,
+        num_tokens,
+        num_tokens * num_tokens,
+        picks.stride(0),
+        FROM_GRAM=from_gram,
+        BLOCK_N=block,
+        NUM_CHUNKS=chunks,
+        num_warps=warps,
+        enable_fp_fusion=False,
     )
     return picks
 
@@ -309,10 +353,20 @@ def greedy_triton_cooperative(
     keys = torch.full((count, programs), -(2**63), dtype=torch.int64, device=src.device)
     from_gram = inv_norms is not None
     _greedy_cooperative_kernel[(programs,)](
-        src.contiguous(), inv_norms if from_gram else first_scores, first_scores.contiguous(), picks, keys,
-        num_tokens, count,
-        FROM_GRAM=from_gram, BLOCK_N=block, NUM_PROGRAMS=programs, PEERS=triton.next_power_of_2(programs),
-        SPECULATE=speculate, num_warps=num_warps, enable_fp_fusion=False,
+        src.contiguous(),
+        inv_norms if from_gram else first_scores,
+        first_scores.contiguous(),
+        picks,
+        keys,
+        num_tokens,
+        count,
+        FROM_GRAM=from_gram,
+        BLOCK_N=block,
+        NUM_PROGRAMS=programs,
+        PEERS=triton.next_power_of_2(programs),
+        SPECULATE=speculate,
+        num_warps=num_warps,
+        enable_fp_fusion=False,
     )
     return picks
 
@@ -337,9 +391,18 @@ def cosine_first_scores(
     col_min = torch.empty(batch, num_tokens, dtype=torch.float32, device=g.device)
     row_part = torch.empty(batch, num_blocks, num_tokens, dtype=torch.float32, device=g.device)
     _first_scores_kernel[(num_blocks, batch)](
-        g, inv_norms, col_min if valid is None else valid.to(torch.int8), col_min, row_part, num_tokens,
-        num_tokens * num_tokens, num_blocks,
-        BLOCK_I=tile // block_j, BLOCK_J=block_j, HAS_MASK=valid is not None, num_warps=num_warps,
+        g,
+        inv_norms,
+        col_min if valid is None else valid.to(torch.int8),
+        col_min,
+        row_part,
+        num_tokens,
+        num_tokens * num_tokens,
+        num_blocks,
+        BLOCK_I=tile // block_j,
+        BLOCK_J=block_j,
+        HAS_MASK=valid is not None,
+        num_warps=num_warps,
         enable_fp_fusion=False,
     )
     scores = torch.minimum(col_min, row_part.amin(dim=1), out=col_min)
@@ -399,6 +462,7 @@ def select_full_triton(
     picks = torch.full((batch, max(counts)), -1, dtype=torch.long, device=tokens.device)
     for row, count in enumerate(counts):
         row_inv = None if inv is None else inv[row : row + 1]
-        picks[row, :count] = greedy_triton_cooperative(src[row : row + 1], row_inv, scores[row : row + 1], count,
-                                                       *shape)[0]
+        picks[row, :count] = greedy_triton_cooperative(
+            src[row : row + 1], row_inv, scores[row : row + 1], count, *shape
+        )[0]
     return picks

@@ -36,11 +36,15 @@ def check_tokens(tokens: torch.Tensor, *, rank: int) -> None:
     if not tokens.is_floating_point():
         raise TypeError(f"tokens must have a floating-point dtype; got {tokens.dtype}")
     if tokens.dtype not in TOKEN_DTYPES:
-        raise TypeError(f"tokens have dtype {tokens.dtype}; selection takes float16, bfloat16, float32 or float64 "
-                        "tokens (convert them, e.g. tokens.float())")
+        raise TypeError(
+            f"tokens have dtype {tokens.dtype}; selection takes float16, bfloat16, float32 or float64 "
+            "tokens (convert them, e.g. tokens.float())"
+        )
     if tokens.is_meta:
-        raise TypeError("tokens are on the meta device, which holds shapes but no values; selection needs the "
-                        "values: move them to the cpu or cuda first")
+        raise TypeError(
+            "tokens are on the meta device, which holds shapes but no values; selection needs the "
+            "values: move them to the cpu or cuda first"
+        )
     if tokens.numel() == 0:
         raise ValueError(f"tokens is empty: got shape {tuple(tokens.shape)}; need N >= 1 tokens of D >= 1 features")
 

@@ -214,8 +214,14 @@ def _select(
     Returns (B, max(counts)) picks, -1 padded."""
     if metric == "cosine":
         inv_norms = (inverse_norms(tokens) if inv_norms is None else inv_norms).reshape(tokens.shape[:2])
-    logger.debug("divprune: %s path, %s backend, B=%d N=%d k=%s", plan.path, plan.backend,
-                 tokens.shape[0], tokens.shape[1], counts)
+    logger.debug(
+        "divprune: %s path, %s backend, B=%d N=%d k=%s",
+        plan.path,
+        plan.backend,
+        tokens.shape[0],
+        tokens.shape[1],
+        counts,
+    )
     if plan.backend == "triton" and plan.path == "full":
         from ._triton import select_full_triton
 

@@ -118,8 +118,12 @@ def divergence(tokens: torch.Tensor, ours: torch.Tensor, other: torch.Tensor) ->
     prefix = ours[:step]
     gap = abs(_score(tokens, prefix, int(ours[step])) - _score(tokens, prefix, int(other[step])))
     return Divergence(
-        step=step, ours=int(ours[step]), other=int(other[step]), score_gap=gap,
-        min_distance_ours=min_pairwise_distance(tokens, ours), min_distance_other=min_pairwise_distance(tokens, other),
+        step=step,
+        ours=int(ours[step]),
+        other=int(other[step]),
+        score_gap=gap,
+        min_distance_ours=min_pairwise_distance(tokens, ours),
+        min_distance_other=min_pairwise_distance(tokens, other),
     )
 
 
@@ -149,7 +153,9 @@ def run_benchmark(
         num_keep = max(1, round(keep_ratio * num_tokens))
         plan = plan_selection(tokens)
         repeat_here = repeats if num_tokens <= 18432 else 1
-        ours_ms, ours_mib, ours = measure(lambda: divprune(tokens, num_keep=num_keep), target, repeat_here)
+        ours_ms, ours_mib, ours = measure(
+            lambda tokens=tokens, num_keep=num_keep: divprune(tokens, num_keep=num_keep), target, repeat_here
+        )
         row = BenchRow(num_tokens, num_keep, plan.path, plan.backend, ours_ms, ours_mib)
         if num_tokens <= check_max and plan.backend != "torch":
             reference = divprune(tokens, num_keep=num_keep, backend="torch", path=plan.path)
@@ -159,7 +165,9 @@ def run_benchmark(
         if num_tokens <= published_max:
             try:
                 row.published_ms, row.published_mib, _ = measure(
-                    lambda: published_style_greedy(tokens, num_keep), target, repeat_here
+                    lambda tokens=tokens, num_keep=num_keep: published_style_greedy(tokens, num_keep),
+                    target,
+                    repeat_here,
                 )
                 published = published_style_greedy(tokens.to(compute_dtype(dtype)), num_keep)
                 row.same_as_published_fp32 = bool(torch.equal(ours, published))
@@ -172,14 +180,16 @@ def run_benchmark(
         rows.append(row)
         if progress:
             progress(format_row(row))
-        del tokens
+        tokens = None  # free the tokens before the next size (not del: closures above read the name)
         if target.type == "cuda":
             torch.cuda.empty_cache()
     return rows
 
 
-HEADER = ("| N tokens | kept | published ms | published MiB | ours ms | ours MiB | speed-up | path | "
-          "same as torch path | same as published (fp32) |")
+HEADER = (
+    "| N tokens | kept | published ms | published MiB | ours ms | ours MiB | speed-up | path | "
+    "same as torch path | same as published (fp32) |"
+)
 
 
 def _fmt(value: Optional[float], spec: str, missing: str = "-") -> str:
@@ -188,11 +198,15 @@ def _fmt(value: Optional[float], spec: str, missing: str = "-") -> str:
 
 def format_row(row: BenchRow) -> str:
     published_ms = _fmt(row.published_ms, ",.2f", row.published_status)
+
     def agree(flag: Optional[bool]) -> str:
         return "-" if flag is None else "yes" if flag else "no"
-    return (f"| {row.num_tokens:,} | {row.num_keep:,} | {published_ms} | {_fmt(row.published_mib, ',.0f')} | "
-            f"{row.ours_ms:,.3f} | {row.ours_mib:,.0f} | {_fmt(row.speedup, ',.1f')}x | "
-            f"{row.path}/{row.backend} | {agree(row.same_as_torch)} | {agree(row.same_as_published_fp32)} |")
+
+    return (
+        f"| {row.num_tokens:,} | {row.num_keep:,} | {published_ms} | {_fmt(row.published_mib, ',.0f')} | "
+        f"{row.ours_ms:,.3f} | {row.ours_mib:,.0f} | {_fmt(row.speedup, ',.1f')}x | "
+        f"{row.path}/{row.backend} | {agree(row.same_as_torch)} | {agree(row.same_as_published_fp32)} |"
+    )
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:
@@ -213,22 +227,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-select",
         help="GPU: time the selector against the published-style greedy and check both pick the same tokens "
-             "(without CUDA: small sizes on the CPU)",
+        "(without CUDA: small sizes on the CPU)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sizes", default=None, help="comma-separated token counts N (default: 576 ... 147456; "
-                        f"on the CPU {','.join(map(str, CPU_SIZES))})")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help=f"comma-separated token counts N (default: 576 ... 147456; on the CPU {','.join(map(str, CPU_SIZES))})",
+    )
     parser.add_argument("--dim", type=int, default=None, help=f"token dimension D (default 4096; CPU {CPU_DIM})")
-    parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
-                        help=f"token dtype (default float16; CPU {CPU_DTYPE})")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float16", "bfloat16", "float32"],
+        help=f"token dtype (default float16; CPU {CPU_DTYPE})",
+    )
     parser.add_argument("--keep-ratio", type=float, default=0.15)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per size up to N=18,432 (median)")
-    parser.add_argument("--published-max", type=int, default=36864,
-                        help="largest N for the published-style greedy (default 36864)")
-    parser.add_argument("--check-max", type=int, default=147456,
-                        help="largest N at which picks are checked against the pure-PyTorch path")
+    parser.add_argument(
+        "--published-max", type=int, default=36864, help="largest N for the published-style greedy (default 36864)"
+    )
+    parser.add_argument(
+        "--check-max",
+        type=int,
+        default=147456,
+        help="largest N at which picks are checked against the pure-PyTorch path",
+    )
     parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
     parser.set_defaults(func=_main)
 
@@ -241,8 +267,14 @@ def _main(args: argparse.Namespace) -> int:
     print(f"bench-select on {name}, torch {torch.__version__}, D={args.dim}, {args.dtype}, keep {args.keep_ratio}")
     print(HEADER, flush=True)
     rows = run_benchmark(
-        sizes, dim=args.dim, dtype=getattr(torch, args.dtype), keep_ratio=args.keep_ratio, device=device,
-        repeats=args.repeats, published_max=args.published_max, check_max=args.check_max,
+        sizes,
+        dim=args.dim,
+        dtype=getattr(torch, args.dtype),
+        keep_ratio=args.keep_ratio,
+        device=device,
+        repeats=args.repeats,
+        published_max=args.published_max,
+        check_max=args.check_max,
         progress=lambda line: print(line, flush=True),
     )
     print()

@@ -119,9 +119,7 @@ def _first_occurrences_exact(words: torch.Tensor) -> Optional[torch.Tensor]:
     return None if bool((first == positions).all()) else first
 
 
-def share_duplicate_distances(
-    rows: torch.Tensor, row_first: torch.Tensor, col_first: torch.Tensor
-) -> torch.Tensor:
+def share_duplicate_distances(rows: torch.Tensor, row_first: torch.Tensor, col_first: torch.Tensor) -> torch.Tensor:
     """Distances in which every token reads its values from its first occurrence, and copies are at exactly 0.
 
     rows: (..., R, C) distances from the tokens at positions ``row_first`` (their first occurrences) to the C

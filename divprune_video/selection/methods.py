@@ -20,6 +20,7 @@ from .api import divprune
 
 SelectorType = TypeVar("SelectorType", bound=type["TokenSelector"])
 
+
 class TokenSelector:
     """Base class of token selection methods.
 
@@ -60,6 +61,7 @@ def get_selector(name: str, **options: Any) -> TokenSelector:
         instance.name = name
     return instance
 
+
 @register_selector
 class DivPruneSelector(TokenSelector):
     """DivPrune: greedy Max-Min diversity (see :func:`divprune`)."""
@@ -72,6 +74,7 @@ class DivPruneSelector(TokenSelector):
     def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
         return divprune(tokens, num_keep=num_keep, metric=self.metric, backend=self.backend, path=self.path)
 
+
 @register_selector
 class UniformSelector(TokenSelector):
     """Every n-th token: k indices spread evenly over 0..N-1 (``linspace``, rounded down), in order."""
@@ -81,6 +84,7 @@ class UniformSelector(TokenSelector):
     def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:
         num_tokens = tokens.shape[0]
         return (torch.arange(num_keep, device=tokens.device) * num_tokens) // num_keep
+
 
 @register_selector
 class RandomSelector(TokenSelector):
@@ -97,12 +101,14 @@ class RandomSelector(TokenSelector):
             generator = torch.Generator().manual_seed(self.seed)
         return torch.randperm(tokens.shape[0], generator=generator)[:num_keep].to(tokens.device)
 
+
 def _check_attention(tokens: torch.Tensor, attention: Optional[torch.Tensor]) -> torch.Tensor:
     if attention is None:
         raise ValueError("this method ranks tokens by attention: pass attention=(N,) scores in the context")
     if attention.shape != tokens.shape[:1]:
         raise ValueError(f"attention must have shape (N,) = ({tokens.shape[0]},); got {tuple(attention.shape)}")
     return attention
+
 
 @register_selector
 class AttentionSelector(TokenSelector):

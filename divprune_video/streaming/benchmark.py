@@ -44,34 +44,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench-stream",
         help="GPU: streaming video QA throughput, memory-update cost, answer latency, flat memory (a family's 7B, "
-             "random weights; without CUDA: the tiny model on the CPU)",
+        "random weights; without CUDA: the tiny model on the CPU)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-type", default="llava_next_video",
-                        help="the model family's transformers model_type (default llava_next_video)")
-    parser.add_argument("--budgets", default=None, help="comma-separated token budgets (default 1024,2048,4096; "
-                        "tiny: 32,64,128)")
-    parser.add_argument("--frames", type=int, default=None,
-                        help="frames ingested at the largest budget (default 10000; tiny 300)")
-    parser.add_argument("--other-frames", type=int, default=None,
-                        help="frames ingested at the other budgets (default 2000; tiny 100)")
-    parser.add_argument("--sample-every", type=int, default=None,
-                        help="frames between GPU memory samples (default 1000; tiny 50)")
-    parser.add_argument("--frame-kind", choices=("shapes", "noise"), default="shapes",
-                        help="synthetic frames: moving shapes (default) or uniform noise")
-    parser.add_argument("--frame-size", type=int, default=None, help="frame side in pixels (default: the "
-                        "model's input size, 336)")
-    parser.add_argument("--method", default="divprune", choices=MEMORIES.names(),
-                        help="memory policy (default divprune; any registered memory)")
-    parser.add_argument("--update", default="auto", choices=("auto", "cached", "recompute"),
-                        help="DivPrune memory update (default auto: recompute on CUDA, cached on CPU)")
+    parser.add_argument(
+        "--model-type",
+        default="llava_next_video",
+        help="the model family's transformers model_type (default llava_next_video)",
+    )
+    parser.add_argument(
+        "--budgets", default=None, help="comma-separated token budgets (default 1024,2048,4096; tiny: 32,64,128)"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=None, help="frames ingested at the largest budget (default 10000; tiny 300)"
+    )
+    parser.add_argument(
+        "--other-frames", type=int, default=None, help="frames ingested at the other budgets (default 2000; tiny 100)"
+    )
+    parser.add_argument(
+        "--sample-every", type=int, default=None, help="frames between GPU memory samples (default 1000; tiny 50)"
+    )
+    parser.add_argument(
+        "--frame-kind",
+        choices=("shapes", "noise"),
+        default="shapes",
+        help="synthetic frames: moving shapes (default) or uniform noise",
+    )
+    parser.add_argument(
+        "--frame-size", type=int, default=None, help="frame side in pixels (default: the model's input size, 336)"
+    )
+    parser.add_argument(
+        "--method",
+        default="divprune",
+        choices=MEMORIES.names(),
+        help="memory policy (default divprune; any registered memory)",
+    )
+    parser.add_argument(
+        "--update",
+        default="auto",
+        choices=("auto", "cached", "recompute"),
+        help="DivPrune memory update (default auto: recompute on CUDA, cached on CPU)",
+    )
     parser.add_argument("--answer-tokens", type=int, default=16, help="length of the timed answer (default 16)")
     parser.add_argument("--text-tokens", type=int, default=40, help="question tokens around the video (default 40)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed answers per budget, median (default 3; "
-                        "tiny 1)")
-    parser.add_argument("--tiny", action="store_true", help="the tiny test model on the CPU (smoke test; the "
-                        "default when there is no CUDA device and no --device)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed answers per budget, median (default 3; tiny 1)"
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the tiny test model on the CPU (smoke test; the default when there is no CUDA device and no --device)",
+    )
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny or without CUDA)")
     parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
     parser.set_defaults(func=run)
@@ -159,8 +183,15 @@ def synthetic_frames(kind: str, size: int, count: int = FRAME_POOL) -> np.ndarra
     return moving_shapes_video(count, size, size, seed=0)
 
 
-def measure_budget(adapter: Any, budget: int, num_frames: int, pool: np.ndarray, args: argparse.Namespace,
-                   sample_every: int, repeats: int) -> BudgetResult:
+def measure_budget(
+    adapter: Any,
+    budget: int,
+    num_frames: int,
+    pool: np.ndarray,
+    args: argparse.Namespace,
+    sample_every: int,
+    repeats: int,
+) -> BudgetResult:
     """Ingest ``num_frames`` frames (cycling through ``pool``: (P, H, W, 3) uint8) at one budget, then time answers
     from the full memory."""
     from . import StreamingVideoQA
@@ -184,8 +215,13 @@ def measure_budget(adapter: Any, budget: int, num_frames: int, pool: np.ndarray,
             if index == steady_from:
                 steady_start = time.perf_counter()
             if cuda and (index + 1) % sample_every == 0:
-                samples.append((index + 1, torch.cuda.memory_allocated(adapter.device) / 2**20,
-                                torch.cuda.max_memory_allocated(adapter.device) / 2**20))
+                samples.append(
+                    (
+                        index + 1,
+                        torch.cuda.memory_allocated(adapter.device) / 2**20,
+                        torch.cuda.max_memory_allocated(adapter.device) / 2**20,
+                    )
+                )
     elapsed = time.perf_counter() - steady_start
     first = steady_from if steady_from is not None and steady_from < num_frames - 1 else 0
     steady = slice(first, num_frames)
@@ -195,9 +231,17 @@ def measure_budget(adapter: Any, budget: int, num_frames: int, pool: np.ndarray,
     share = float(update_steady.sum() / max(1e-12, encode_steady.sum() + update_steady.sum()))
     path = getattr(qa.memory, "resolved_update", "-") if args.method == "divprune" else args.method
     return BudgetResult(
-        budget=budget, frames=num_frames, update_path=path, frames_per_second=frames_per_second,
-        encode_ms=_median_p95(encode_steady), update_ms=_median_p95(update_steady), update_share=share,
-        ttft_ms=ttft_ms, answer_ms=answer_ms, answer_tokens=args.answer_tokens, memory_tokens=qa.num_memory_tokens,
+        budget=budget,
+        frames=num_frames,
+        update_path=path,
+        frames_per_second=frames_per_second,
+        encode_ms=_median_p95(encode_steady),
+        update_ms=_median_p95(update_steady),
+        update_share=share,
+        ttft_ms=ttft_ms,
+        answer_ms=answer_ms,
+        answer_tokens=args.answer_tokens,
+        memory_tokens=qa.num_memory_tokens,
         memory_samples=samples,
     )
 
@@ -216,8 +260,9 @@ def _answer_latency(qa: Any, adapter: Any, args: argparse.Namespace, repeats: in
         start = time.perf_counter()
         video, _ = qa.encoded_memory()
         ids, mask = prompt_ids(adapter.placeholder_ids(video, TEXT_ID), args.text_tokens)
-        adapter.generate_from_ids(ids, mask, [video], unpruned, max_new_tokens=new_tokens,
-                                  min_new_tokens=new_tokens, do_sample=False)
+        adapter.generate_from_ids(
+            ids, mask, [video], unpruned, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+        )
         if adapter.device.type == "cuda":
             torch.cuda.synchronize(adapter.device)
         return 1e3 * (time.perf_counter() - start)
@@ -247,18 +292,22 @@ def _header(args: argparse.Namespace, device: torch.device, adapter: Any, size: 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     model = "tiny test model" if args.tiny else f"{args.model_type} 7B architecture"
     command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-    return (f"# bench-stream: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
-            f"# torch {torch.__version__}, transformers {transformers.__version__}; {args.frame_kind} frames "
-            f"{size}x{size} at 1 fps sampling, ingested one by one as fast as possible; method {args.method}\n"
-            f"# command: {command}\n")
+    return (
+        f"# bench-stream: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
+        f"# torch {torch.__version__}, transformers {transformers.__version__}; {args.frame_kind} frames "
+        f"{size}x{size} at 1 fps sampling, ingested one by one as fast as possible; method {args.method}\n"
+        f"# command: {command}\n"
+    )
 
 
 def format_table(results: list[BudgetResult]) -> str:
     """A markdown table, one row per budget (per-frame times over the frames after the memory first filled)."""
     answer = f"{results[0].answer_tokens}-token answer ms" if results else "answer ms"
-    header = ("| budget | frames | update path | frames/s | x real time at 1 fps | encode ms p50 / p95 "
-              f"| update ms p50 / p95 | update share | TTFT ms | {answer} | GPU MiB allocated (min - max) "
-              "| max allocated MiB |")
+    header = (
+        "| budget | frames | update path | frames/s | x real time at 1 fps | encode ms p50 / p95 "
+        f"| update ms p50 / p95 | update share | TTFT ms | {answer} | GPU MiB allocated (min - max) "
+        "| max allocated MiB |"
+    )
     lines = [header, "|" + "---:|" * 12]
     for row in results:
         allocated = row.allocated_range

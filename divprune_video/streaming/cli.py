@@ -28,9 +28,11 @@ from typing import Any, Optional, TextIO, Union
 from ..cli import argument_error, device_problem, model_config, model_problem, resolved_model
 from .memory import MEMORIES
 
-TINY_NOTICE = ("Note: no --model given, so the embedded tiny LLaVA-NeXT-Video runs; it has random weights and its "
-               "answers are gibberish. The point is the mechanics (a bounded, diverse token memory of a live feed); "
-               "use --model llava-hf/LLaVA-NeXT-Video-7B-hf for real answers.")
+TINY_NOTICE = (
+    "Note: no --model given, so the embedded tiny LLaVA-NeXT-Video runs; it has random weights and its "
+    "answers are gibberish. The point is the mechanics (a bounded, diverse token memory of a live feed); "
+    "use --model llava-hf/LLaVA-NeXT-Video-7B-hf for real answers."
+)
 _POLL_SECONDS = 0.1
 
 
@@ -49,33 +51,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``divprune-video stream`` (shared with examples/webcam_qa.py and examples/stream_qa.py)."""
     model = parser.add_argument_group("model and memory")
-    model.add_argument("--model", default=None, metavar="tiny|ID|PATH",
-                       help="a LLaVA-NeXT-Video checkpoint (hub id or folder); default: the embedded tiny model")
+    model.add_argument(
+        "--model",
+        default=None,
+        metavar="tiny|ID|PATH",
+        help="a LLaVA-NeXT-Video checkpoint (hub id or folder); default: the embedded tiny model",
+    )
     model.add_argument("--budget", type=int, default=2048, help="visual tokens kept in memory (default 2048)")
     model.add_argument("--sample-fps", type=float, default=1.0, help="frames per second ingested (default 1)")
-    model.add_argument("--method", default="divprune", choices=MEMORIES.names(),
-                       help="memory policy (default divprune; recent = the latest tokens; any registered memory)")
+    model.add_argument(
+        "--method",
+        default="divprune",
+        choices=MEMORIES.names(),
+        help="memory policy (default divprune; recent = the latest tokens; any registered memory)",
+    )
     model.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     model.add_argument("--timestamps", action="store_true", help="tell the model when the frames were taken")
     questions = parser.add_argument_group("questions")
-    questions.add_argument("--question", action="append", default=[], metavar="Q",
-                           help="a question to ask at the end (or every --ask-every s); repeatable")
-    questions.add_argument("--ask-every", type=float, default=None, metavar="S",
-                           help="ask the --question(s) every S seconds while the stream runs")
+    questions.add_argument(
+        "--question",
+        action="append",
+        default=[],
+        metavar="Q",
+        help="a question to ask at the end (or every --ask-every s); repeatable",
+    )
+    questions.add_argument(
+        "--ask-every",
+        type=float,
+        default=None,
+        metavar="S",
+        help="ask the --question(s) every S seconds while the stream runs",
+    )
     questions.add_argument("--max-new-tokens", type=int, default=32, help="answer length (default 32)")
     questions.add_argument("--no-stdin", action="store_true", help="do not read questions from the terminal")
     stream = parser.add_argument_group("stream")
     stream.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
-    stream.add_argument("--fast", action="store_true",
-                        help="files: ingest as fast as possible instead of playing them in real time")
-    stream.add_argument("--status-every", type=float, default=5.0, metavar="S",
-                        help="seconds between status lines (default 5; 0: none)")
-    stream.add_argument("--max-retries", type=int, default=5,
-                        help="reconnect attempts in a row before giving up on a network stream (default 5)")
+    stream.add_argument(
+        "--fast", action="store_true", help="files: ingest as fast as possible instead of playing them in real time"
+    )
+    stream.add_argument(
+        "--status-every", type=float, default=5.0, metavar="S", help="seconds between status lines (default 5; 0: none)"
+    )
+    stream.add_argument(
+        "--max-retries",
+        type=int,
+        default=5,
+        help="reconnect attempts in a row before giving up on a network stream (default 5)",
+    )
     stream.add_argument("--backoff", type=float, default=0.5, help="first wait between reconnects, s (default 0.5)")
     stream.add_argument("--timeout", type=float, default=10.0, help="network read timeout, s (default 10)")
-    stream.add_argument("--max-queue", type=int, default=4,
-                        help="frames buffered before the oldest are dropped (default 4)")
+    stream.add_argument(
+        "--max-queue", type=int, default=4, help="frames buffered before the oldest are dropped (default 4)"
+    )
 
 
 def parse_source(text: str) -> Union[int, str]:
@@ -107,15 +134,22 @@ def _load(args: argparse.Namespace) -> Any:
 
         print(TINY_NOTICE, flush=True)
         model = str(tiny_model_path())
-    return StreamingVideoQA(model, token_budget=args.budget, sample_fps=args.sample_fps, method=args.method,
-                            device=args.device, timestamps_in_prompt=args.timestamps)
+    return StreamingVideoQA(
+        model,
+        token_budget=args.budget,
+        sample_fps=args.sample_fps,
+        method=args.method,
+        device=args.device,
+        timestamps_in_prompt=args.timestamps,
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> Optional[str]:
     """The first bad argument, found before any work (the model's config is read, the model is not loaded), or
     None."""
-    problem = (_check_options(args) or source_problem(args.source) or device_problem(args.device)
-               or model_problem(args.model))
+    problem = (
+        _check_options(args) or source_problem(args.source) or device_problem(args.device) or model_problem(args.model)
+    )
     if problem:
         return problem
     try:
@@ -123,8 +157,10 @@ def check_arguments(args: argparse.Namespace) -> Optional[str]:
     except ValueError as error:
         return str(error)
     if per_frame is not None and args.budget < per_frame:
-        return (f"--budget {args.budget} is below one frame's {per_frame} visual tokens for this model; use at "
-                f"least {per_frame}")
+        return (
+            f"--budget {args.budget} is below one frame's {per_frame} visual tokens for this model; use at "
+            f"least {per_frame}"
+        )
     return None
 
 
@@ -178,11 +214,20 @@ class StreamSession:
         args, status, interrupted = self.args, 0, False
         stdin = TerminalQuestions(enabled=not args.no_stdin)
         try:
-            self.qa.run(source, realtime=not args.fast, max_queue=args.max_queue, max_retries=args.max_retries,
-                        backoff=args.backoff, timeout=args.timeout)
-            self._say(f"streaming {self.qa.source_name}: {args.sample_fps:g} frame/s into a {args.method} memory of "
-                      f"{args.budget} tokens. " + ("Type a question and press Enter; " if stdin.enabled else "")
-                      + "Ctrl-C stops.")
+            self.qa.run(
+                source,
+                realtime=not args.fast,
+                max_queue=args.max_queue,
+                max_retries=args.max_retries,
+                backoff=args.backoff,
+                timeout=args.timeout,
+            )
+            self._say(
+                f"streaming {self.qa.source_name}: {args.sample_fps:g} frame/s into a {args.method} memory of "
+                f"{args.budget} tokens. "
+                + ("Type a question and press Enter; " if stdin.enabled else "")
+                + "Ctrl-C stops."
+            )
             self._say(f"stopped: {self._loop(stdin)}")
         except KeyboardInterrupt:
             interrupted = True
@@ -259,24 +304,30 @@ class StreamSession:
         frames = self.qa.memory_frame_ids  # may have moved on since the snapshot: only for the span shown
         seconds = sum(result.timings.get(stage, 0.0) for stage in ("snapshot", "select", "prefill", "generate"))
         span = f"frames {int(frames.min())}-{int(frames.max())}" if frames.numel() else "no frames"
-        self._say(f"[{elapsed:7.1f} s] Q: {question}\n            A: {result.answer}\n"
-                  f"            ({result.num_kept} tokens in memory of {result.num_visual_tokens} seen, {span}; "
-                  f"answered in {1e3 * seconds:.0f} ms)")
+        self._say(
+            f"[{elapsed:7.1f} s] Q: {question}\n            A: {result.answer}\n"
+            f"            ({result.num_kept} tokens in memory of {result.num_visual_tokens} seen, {span}; "
+            f"answered in {1e3 * seconds:.0f} ms)"
+        )
 
     def status_line(self) -> str:
         stats = self.qa.stats
         elapsed = time.monotonic() - self.started
-        return (f"[{elapsed:7.1f} s] frames {stats.frames_ingested} (dropped {stats.frames_dropped}, reconnects "
-                f"{stats.reconnects}) | memory {stats.memory_tokens}/{stats.token_budget} tokens from "
-                f"{stats.memory_frames} frames | per frame: encode {1e3 * stats.last_encode_seconds:.1f} ms, update "
-                f"{stats.last_update_ms:.1f} ms")
+        return (
+            f"[{elapsed:7.1f} s] frames {stats.frames_ingested} (dropped {stats.frames_dropped}, reconnects "
+            f"{stats.reconnects}) | memory {stats.memory_tokens}/{stats.token_budget} tokens from "
+            f"{stats.memory_frames} frames | per frame: encode {1e3 * stats.last_encode_seconds:.1f} ms, update "
+            f"{stats.last_update_ms:.1f} ms"
+        )
 
     def ingested(self) -> str:
         """What was ingested, in one line (said when Ctrl-C stops the command)."""
         stats = self.qa.stats
-        return (f"{stats.frames_ingested} frames ingested from {self.qa.source_name or self.args.source} "
-                f"({stats.frames_dropped} dropped, {stats.reconnects} reconnects); memory {stats.memory_tokens}/"
-                f"{stats.token_budget} tokens from {stats.memory_frames} frames")
+        return (
+            f"{stats.frames_ingested} frames ingested from {self.qa.source_name or self.args.source} "
+            f"({stats.frames_dropped} dropped, {stats.reconnects} reconnects); memory {stats.memory_tokens}/"
+            f"{stats.token_budget} tokens from {stats.memory_frames} frames"
+        )
 
     def _source_failed(self, error: BaseException, source: Union[int, str]) -> int:
         print(f"error: {error}", file=sys.stderr)

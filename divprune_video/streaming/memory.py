@@ -112,8 +112,9 @@ class TokenMemory:
     method: ClassVar[str] = ""
 
     @classmethod
-    def from_options(cls, token_budget: int, *, metric: str = "cosine", update: str = "auto",
-                     seed: int = 0) -> "TokenMemory":
+    def from_options(
+        cls, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+    ) -> "TokenMemory":
         """The memory for ``token_budget`` from the options every memory is offered (``metric`` and ``update``:
         the diverse memory's; ``seed``: the random one's); a memory takes the ones it has."""
         return cls(token_budget)
@@ -164,8 +165,11 @@ class TokenMemory:
     @property
     def storage_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of every buffer the memory holds (they stay fixed once the first frame is in)."""
-        shapes = {"tokens": tuple(self._tokens.shape) if self._tokens is not None else (0,),
-                  "frame_ids": tuple(self._frame_ids.shape), "token_indices": tuple(self._token_indices.shape)}
+        shapes = {
+            "tokens": tuple(self._tokens.shape) if self._tokens is not None else (0,),
+            "frame_ids": tuple(self._frame_ids.shape),
+            "token_indices": tuple(self._token_indices.shape),
+        }
         return shapes
 
     def snapshot(self) -> MemorySnapshot:
@@ -173,16 +177,21 @@ class TokenMemory:
         size = self._size
         tokens = self.tokens.clone() if self._tokens is not None else torch.empty(0, 0)
         return MemorySnapshot(
-            tokens=tokens, frame_ids=self._frame_ids[:size].clone(), positions=self._positions[:size].clone(),
-            token_indices=self._token_indices[:size].clone(), timestamps=self._timestamps[:size].clone(),
-            num_frames_seen=self.num_frames_seen, num_tokens_seen=self.num_tokens_seen,
+            tokens=tokens,
+            frame_ids=self._frame_ids[:size].clone(),
+            positions=self._positions[:size].clone(),
+            token_indices=self._token_indices[:size].clone(),
+            timestamps=self._timestamps[:size].clone(),
+            num_frames_seen=self.num_frames_seen,
+            num_tokens_seen=self.num_tokens_seen,
         )
 
     # -- updating --------------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def add(self, tokens: torch.Tensor, *, frame_id: Optional[int] = None,
-            timestamp: Optional[float] = None) -> MemoryUpdate:
+    def add(
+        self, tokens: torch.Tensor, *, frame_id: Optional[int] = None, timestamp: Optional[float] = None
+    ) -> MemoryUpdate:
         """Merge one frame's tokens into the memory.
 
         Args:
@@ -250,8 +259,10 @@ class TokenMemory:
         if isinstance(frame_id, bool) or not isinstance(frame_id, numbers.Integral):
             raise TypeError(f"frame_id must be an int; got {frame_id!r}")
         if frame_id <= self._last_frame_id:
-            raise ValueError(f"frame_id must increase from frame to frame (the memory is in time order); got "
-                             f"{frame_id} after {self._last_frame_id}")
+            raise ValueError(
+                f"frame_id must increase from frame to frame (the memory is in time order); got "
+                f"{frame_id} after {self._last_frame_id}"
+            )
         return int(frame_id)
 
     def _check_tokens(self, tokens: torch.Tensor, frame_id: int) -> None:
@@ -260,16 +271,22 @@ class TokenMemory:
         except (TypeError, ValueError) as error:
             raise type(error)(f"frame {frame_id}: {error}") from None
         if tokens.shape[0] > self.token_budget:
-            raise ValueError(f"frame {frame_id} has {tokens.shape[0]} tokens, more than token_budget="
-                             f"{self.token_budget}; the budget must hold at least one frame's tokens")
+            raise ValueError(
+                f"frame {frame_id} has {tokens.shape[0]} tokens, more than token_budget="
+                f"{self.token_budget}; the budget must hold at least one frame's tokens"
+            )
         if self._tokens is not None:
             reference = self._tokens
             if tokens.shape[1] != reference.shape[1]:
-                raise ValueError(f"frame {frame_id} has tokens of dimension {tokens.shape[1]}; the memory holds "
-                                 f"dimension {reference.shape[1]}")
+                raise ValueError(
+                    f"frame {frame_id} has tokens of dimension {tokens.shape[1]}; the memory holds "
+                    f"dimension {reference.shape[1]}"
+                )
             if tokens.dtype != reference.dtype or tokens.device != reference.device:
-                raise ValueError(f"frame {frame_id}'s tokens are {tokens.dtype} on {tokens.device}; the memory holds "
-                                 f"{reference.dtype} on {reference.device}")
+                raise ValueError(
+                    f"frame {frame_id}'s tokens are {tokens.dtype} on {tokens.device}; the memory holds "
+                    f"{reference.dtype} on {reference.device}"
+                )
         self._check_values(tokens, frame_id)
 
     def _check_values(self, tokens: torch.Tensor, frame_id: int) -> None:
@@ -295,8 +312,10 @@ class TokenMemory:
         """Hook: reallocate method-specific buffers to ``capacity`` keeping the first ``size`` entries."""
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(token_budget={self.token_budget}, tokens={self._size}, "
-                f"frames_seen={self.num_frames_seen})")
+        return (
+            f"{type(self).__name__}(token_budget={self.token_budget}, tokens={self._size}, "
+            f"frames_seen={self.num_frames_seen})"
+        )
 
 
 class DiverseTokenMemory(TokenMemory):
@@ -324,8 +343,9 @@ class DiverseTokenMemory(TokenMemory):
     method = "divprune"
 
     @classmethod
-    def from_options(cls, token_budget: int, *, metric: str = "cosine", update: str = "auto",
-                     seed: int = 0) -> "DiverseTokenMemory":
+    def from_options(
+        cls, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+    ) -> "DiverseTokenMemory":
         return cls(token_budget, metric=metric, update=update)
 
     def __init__(self, token_budget: int, *, metric: str = "cosine", update: str = "auto") -> None:
@@ -396,7 +416,8 @@ class DiverseTokenMemory(TokenMemory):
             distances[start:end, :end] = cosine_from_gram(gram(new, candidates), inverse[start:end], inverse[:end])
             if start:
                 distances[:start, start:end] = cosine_from_gram(
-                    gram(candidates[:start], new), inverse[:start], inverse[start:end])
+                    gram(candidates[:start], new), inverse[:start], inverse[start:end]
+                )
         else:
             distances[start:end, :end] = minkowski(new, candidates, self.metric)
             if start:
@@ -478,8 +499,9 @@ class RandomTokenMemory(TokenMemory):
     method = "random"
 
     @classmethod
-    def from_options(cls, token_budget: int, *, metric: str = "cosine", update: str = "auto",
-                     seed: int = 0) -> "RandomTokenMemory":
+    def from_options(
+        cls, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+    ) -> "RandomTokenMemory":
         return cls(token_budget, seed=seed)
 
     def __init__(self, token_budget: int, *, seed: int = 0) -> None:
@@ -511,8 +533,9 @@ for _memory in (DiverseTokenMemory, FifoTokenMemory, UniformTokenMemory, RandomT
     MEMORIES.register(_memory.method, _memory)
 
 
-def token_memory(method: str, token_budget: int, *, metric: str = "cosine", update: str = "auto",
-                 seed: int = 0) -> TokenMemory:
+def token_memory(
+    method: str, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+) -> TokenMemory:
     """The memory registered as ``method`` in :data:`MEMORIES` (``"divprune"``, ``"uniform"``, ``"random"``,
     ``"recent"``, or one of yours); ``metric`` and ``update`` apply to divprune, ``seed`` to random."""
     return MEMORIES.get(method).from_options(token_budget, metric=metric, update=update, seed=seed)
@@ -530,4 +553,3 @@ def _raise_named(check, frame_id: int) -> None:  # type: ignore[no-untyped-def]
         check()
     except ValueError as error:
         raise ValueError(f"frame {frame_id}: {error}") from None
-

@@ -210,9 +210,11 @@ class StreamingVideoQA:
             encoded = self.adapter.encode_frames(np.stack(images), FrameTiming(stamps, self.sample_fps))
             tokens = encoded.features
             if tokens.shape[0] > self.token_budget:
-                raise ValueError(f"token_budget={self.token_budget} is smaller than one frame's "
-                                 f"{tokens.shape[0]} visual tokens ({encoded.grid[0]}x{encoded.grid[1]}); use a "
-                                 f"budget of at least {tokens.shape[0]}")
+                raise ValueError(
+                    f"token_budget={self.token_budget} is smaller than one frame's "
+                    f"{tokens.shape[0]} visual tokens ({encoded.grid[0]}x{encoded.grid[1]}); use a "
+                    f"budget of at least {tokens.shape[0]}"
+                )
             start = time.perf_counter()
             with self._memory_lock:
                 self.memory.add(tokens, frame_id=group_id, timestamp=group_time)
@@ -222,8 +224,9 @@ class StreamingVideoQA:
                 if tokens.is_cuda:  # honest timings: wait for the update's kernels
                     torch.cuda.synchronize(tokens.device)
                 update_seconds = time.perf_counter() - start
-                record = IngestRecord(group_id, int(tokens.shape[0]), self.memory.num_tokens, encoded.seconds,
-                                      update_seconds)
+                record = IngestRecord(
+                    group_id, int(tokens.shape[0]), self.memory.num_tokens, encoded.seconds, update_seconds
+                )
                 self._record(record)
         return record
 
@@ -245,8 +248,10 @@ class StreamingVideoQA:
         groups = snapshot.frame_ids.tolist()
         cells = snapshot.positions.tolist()
         levels = len(next(iter(self._layer_features.values())))
-        return tuple(torch.stack([self._layer_features[group][level][cell] for group, cell in zip(groups, cells)])
-                     for level in range(levels))
+        return tuple(
+            torch.stack([self._layer_features[group][level][cell] for group, cell in zip(groups, cells)])
+            for level in range(levels)
+        )
 
     def _record(self, record: IngestRecord) -> None:
         self._last = record
@@ -272,11 +277,18 @@ class StreamingVideoQA:
             layer_features = self._memory_layer_features(snapshot)
         if snapshot.num_tokens == 0 or self.grid is None:
             raise EmptyMemoryError("nothing to answer from yet: no frame has been ingested (call ingest() or run())")
-        group_times = snapshot.timestamps[torch.unique_consecutive(snapshot.frame_ids, return_counts=True)[1]
-                                          .cumsum(0) - 1]
-        video = self.adapter.video_from_tokens(snapshot.tokens, snapshot.frame_ids, snapshot.positions, self.grid,
-                                               snapshot.num_frames, group_times=group_times,
-                                               sampled_fps=self.sample_fps)
+        group_times = snapshot.timestamps[
+            torch.unique_consecutive(snapshot.frame_ids, return_counts=True)[1].cumsum(0) - 1
+        ]
+        video = self.adapter.video_from_tokens(
+            snapshot.tokens,
+            snapshot.frame_ids,
+            snapshot.positions,
+            self.grid,
+            snapshot.num_frames,
+            group_times=group_times,
+            sampled_fps=self.sample_fps,
+        )
         video.layer_features = layer_features
         video.seconds = time.perf_counter() - start
         return video, snapshot
@@ -291,8 +303,8 @@ class StreamingVideoQA:
             A :class:`~divprune_video.VideoQAResult`: ``num_visual_tokens`` = tokens seen in total,
             ``num_kept`` = memory size, ``kept_indices`` = (num_kept,) ascending indices of the memory's tokens in
             the stream of all tokens (frame-major: token ``i`` is frame ``i // tokens_per_frame``),
-            ``num_frames`` = frame groups encoded (frames for the LLaVA families), ``timings`` = ``snapshot`` (copying the memory), ``select`` (0: the
-            selection happens during ingestion), ``prefill``, ``generate``.
+            ``num_frames`` = frame groups encoded (frames for the LLaVA families), ``timings`` = ``snapshot``
+            (copying the memory), ``select`` (0: the selection happens during ingestion), ``prefill``, ``generate``.
 
         Raises:
             The error that stopped the background ingestion of :meth:`run`, if any (once);
@@ -309,14 +321,20 @@ class StreamingVideoQA:
         prompt = timestamp_preamble(snapshot) + question if self.timestamps_in_prompt else question
         output = self._answer(video, snapshot, prompt, generate_kwargs)
         return VideoQAResult(
-            answer=output.texts[0], num_visual_tokens=snapshot.num_tokens_seen, num_kept=snapshot.num_tokens,
-            kept_indices=snapshot.token_indices, timings={"snapshot": video.seconds, **output.timings},
-            question=question, num_frames=snapshot.num_frames_seen, grid=video.grid,
+            answer=output.texts[0],
+            num_visual_tokens=snapshot.num_tokens_seen,
+            num_kept=snapshot.num_tokens,
+            kept_indices=snapshot.token_indices,
+            timings={"snapshot": video.seconds, **output.timings},
+            question=question,
+            num_frames=snapshot.num_frames_seen,
+            grid=video.grid,
             frames_per_group=self.adapter.frames_per_group,
         )
 
-    def _answer(self, video: EncodedVideo, snapshot: MemorySnapshot, prompt: str,
-                generate_kwargs: dict[str, Any]) -> Any:
+    def _answer(
+        self, video: EncodedVideo, snapshot: MemorySnapshot, prompt: str, generate_kwargs: dict[str, Any]
+    ) -> Any:
         """Answer from the memory's prefill: reused while no frame group entered the memory since it was made (the
         memory is the pruned set, so the prefill is unpruned); ``generate()`` for calls the static decoder does not
         implement."""
@@ -376,21 +394,33 @@ class StreamingVideoQA:
                 frames_ingested=self._frames_ingested,
                 frames_dropped=self._dropped_before + (stream.dropped if stream is not None else 0),
                 reconnects=self._reconnects_before + (stream.reconnects if stream is not None else 0),
-                tokens_seen=self.memory.num_tokens_seen, memory_tokens=self.memory.num_tokens,
+                tokens_seen=self.memory.num_tokens_seen,
+                memory_tokens=self.memory.num_tokens,
                 memory_frames=int(torch.unique_consecutive(self.memory.frame_ids).numel()),
                 token_budget=self.token_budget,
                 last_encode_seconds=last.encode_seconds if last else 0.0,
                 last_update_seconds=last.update_seconds if last else 0.0,
-                total_encode_seconds=self._encode_total, total_update_seconds=self._update_total,
-                recent_encode_seconds=tuple(self._recent_encode), recent_update_seconds=tuple(self._recent_update),
+                total_encode_seconds=self._encode_total,
+                total_update_seconds=self._update_total,
+                recent_encode_seconds=tuple(self._recent_encode),
+                recent_update_seconds=tuple(self._recent_update),
                 running=self.running,
             )
 
     # -- background ingestion --------------------------------------------------------------------------------------
 
-    def run(self, source: Any, *, realtime: Optional[bool] = None, live: Optional[bool] = None, max_queue: int = 4,
-            backend: str = "auto", max_retries: int = 5, backoff: float = 0.5,
-            timeout: Optional[float] = None) -> "StreamingVideoQA":
+    def run(
+        self,
+        source: Any,
+        *,
+        realtime: Optional[bool] = None,
+        live: Optional[bool] = None,
+        max_queue: int = 4,
+        backend: str = "auto",
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        timeout: Optional[float] = None,
+    ) -> "StreamingVideoQA":
         """Ingest ``source`` in a background thread, ``sample_fps`` frames per second, until it ends or
         :meth:`close`.
 
@@ -420,13 +450,22 @@ class StreamingVideoQA:
             raise RuntimeError("already ingesting a source; close() it before run() starts another")
         self._raise_background_error()
         self._retire_stream()
-        stream = stream_frames(source, fps=self.sample_fps, max_queue=max_queue, realtime=realtime, live=live,
-                               backend=backend, max_retries=max_retries, backoff=backoff,
-                               timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
+        stream = stream_frames(
+            source,
+            fps=self.sample_fps,
+            max_queue=max_queue,
+            realtime=realtime,
+            live=live,
+            backend=backend,
+            max_retries=max_retries,
+            backoff=backoff,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        )
         self._stop.clear()
         self._stream = stream
-        self._thread = threading.Thread(target=self._ingest_loop, args=(stream,), daemon=True,
-                                        name=f"divprune-streaming-qa {stream.source.name}")
+        self._thread = threading.Thread(
+            target=self._ingest_loop, args=(stream,), daemon=True, name=f"divprune-streaming-qa {stream.source.name}"
+        )
         self._thread.start()
         return self
 
@@ -481,8 +520,11 @@ class StreamingVideoQA:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
-                logger.warning("the ingestion thread did not stop within %.0f s (a frame still encoding?); it is a "
-                               "daemon thread and ends with its current frame", timeout)
+                logger.warning(
+                    "the ingestion thread did not stop within %.0f s (a frame still encoding?); it is a "
+                    "daemon thread and ends with its current frame",
+                    timeout,
+                )
         self._raise_background_error()
 
     def _retire_stream(self) -> None:
@@ -509,8 +551,10 @@ class StreamingVideoQA:
             logger.error("background ingestion had failed too: %s", error)
 
     def __repr__(self) -> str:
-        return (f"StreamingVideoQA(method={self.method!r}, token_budget={self.token_budget}, "
-                f"sample_fps={self.sample_fps}, frames={self.num_frames}, memory={self.num_memory_tokens})")
+        return (
+            f"StreamingVideoQA(method={self.method!r}, token_budget={self.token_budget}, "
+            f"sample_fps={self.sample_fps}, frames={self.num_frames}, memory={self.num_memory_tokens})"
+        )
 
 
 def timestamp_preamble(snapshot: MemorySnapshot) -> str:
@@ -529,8 +573,7 @@ def _frame_image(frame: FrameInput) -> tuple[np.ndarray, Optional[float]]:
     if isinstance(frame, torch.Tensor):
         frame = frame.detach().cpu().numpy()
     if not isinstance(frame, np.ndarray):
-        raise TypeError(f"frame must be an (H, W, 3) uint8 RGB array or tensor, or a Frame; got "
-                        f"{type(frame).__name__}")
+        raise TypeError(f"frame must be an (H, W, 3) uint8 RGB array or tensor, or a Frame; got {type(frame).__name__}")
     if frame.ndim != 3 or frame.shape[-1] != 3 or min(frame.shape) == 0:
         hint = " (channels first? use image.transpose(1, 2, 0))" if frame.ndim == 3 and frame.shape[0] == 3 else ""
         raise ValueError(f"frame must have shape (H, W, 3); got {tuple(frame.shape)}{hint}")

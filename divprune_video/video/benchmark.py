@@ -1,9 +1,9 @@
 """``divprune-video bench-video``: the decoding backends side by side on generated H.264 videos (720p by default).
 
-Videos: a 1-minute 1280x720 (``--height``) 30 fps H.264 file (libx264 veryfast, CRF 23, a keyframe every 2 s (``--gop`` frames;
-x264's own default is 250), 2 B-frames between
-references, a scrolling textured picture with grain, ~2.5 Mbit/s, like camera or web video) is encoded once; longer
-videos repeat its packets with shifted timestamps (no re-encoding), so a 10-minute file costs seconds to make.
+Videos: a 1-minute 1280x720 (``--height``) 30 fps H.264 file (libx264 veryfast, CRF 23, a keyframe every 2 s
+(``--gop`` frames; x264's own default is 250), 2 B-frames between references, a scrolling textured picture with
+grain, ~2.5 Mbit/s, like camera or web video) is encoded once; longer videos repeat its packets with shifted
+timestamps (no re-encoding), so a 10-minute file costs seconds to make.
 Every frame shows its number within the minute (see :func:`divprune_video.testing.index_coded_frame`), so each
 measurement also checks that the backend returned the right frames.
 
@@ -82,9 +82,16 @@ def repeat_video(segment: Path, target: Path, times: int) -> Path:
     return target
 
 
-def make_videos(folder: Path, minutes: Sequence[int], *, width: int = 1280, height: int = 720,
-                segment_seconds: int = SEGMENT_SECONDS, gop: int = 2 * FPS,
-                progress: Callable[[str], None] = lambda line: None) -> list[BenchVideo]:
+def make_videos(
+    folder: Path,
+    minutes: Sequence[int],
+    *,
+    width: int = 1280,
+    height: int = 720,
+    segment_seconds: int = SEGMENT_SECONDS,
+    gop: int = 2 * FPS,
+    progress: Callable[[str], None] = lambda line: None,
+) -> list[BenchVideo]:
     """The benchmark's videos in ``folder``: one per entry of ``minutes``, each that many repeats of one encoded
     ``segment_seconds`` segment (a minute by default) with a keyframe every ``gop`` frames."""
     from ..testing import write_index_coded_video
@@ -94,8 +101,18 @@ def make_videos(folder: Path, minutes: Sequence[int], *, width: int = 1280, heig
     if not segment.exists():
         progress(f"encoding a {segment_seconds} s {width}x{height} H.264 video (libx264 veryfast) ...")
         began = time.perf_counter()
-        write_index_coded_video(segment, segment_seconds * FPS, fps=FPS, height=height, width=width, gop=gop,
-                                bframes=2, crf=23, preset="veryfast", texture=True)
+        write_index_coded_video(
+            segment,
+            segment_seconds * FPS,
+            fps=FPS,
+            height=height,
+            width=width,
+            gop=gop,
+            bframes=2,
+            crf=23,
+            preset="veryfast",
+            texture=True,
+        )
         progress(f"  done in {time.perf_counter() - began:.0f} s")
     videos = []
     for count in minutes:
@@ -103,8 +120,11 @@ def make_videos(folder: Path, minutes: Sequence[int], *, width: int = 1280, heig
         if not path.exists():
             repeat_video(segment, path, count)
         frames = count * segment_seconds * FPS
-        videos.append(BenchVideo(str(path), count * segment_seconds / 60, frames, path.stat().st_size / 2**20,
-                                 segment_seconds * FPS))
+        videos.append(
+            BenchVideo(
+                str(path), count * segment_seconds / 60, frames, path.stat().st_size / 2**20, segment_seconds * FPS
+            )
+        )
     return videos
 
 
@@ -144,8 +164,13 @@ def _measure_load(path: str, backend: str, num_frames: int, repeats: int, period
         cpu_times.append(time.process_time() - cpu_began)
     codes = [read_frame_index(frame) for frame in clip.frames]
     exact = len(clip) == num_frames and codes == (clip.indices % period).tolist()
-    return {"seconds": statistics.median(times), "first_seconds": times[0], "cpu_seconds": statistics.median(cpu_times),
-            "peak_mib": peak, "exact": exact}
+    return {
+        "seconds": statistics.median(times),
+        "first_seconds": times[0],
+        "cpu_seconds": statistics.median(cpu_times),
+        "peak_mib": peak,
+        "exact": exact,
+    }
 
 
 def _measure_sequential(path: str, backend: str, frames: int) -> dict:
@@ -191,47 +216,67 @@ def _in_child(function: Callable[..., dict], *args: object, timeout: float = 900
             process.join(timeout=5)
 
 
-def run_benchmark(videos: Sequence[BenchVideo], backends: Sequence[str], frame_counts: Sequence[int], *,
-                  repeats: int = 3, sequential_frames: int = 900,
-                  progress: Callable[[str], None] = lambda line: None) -> tuple[list[LoadRow], list[SequentialRow]]:
+def run_benchmark(
+    videos: Sequence[BenchVideo],
+    backends: Sequence[str],
+    frame_counts: Sequence[int],
+    *,
+    repeats: int = 3,
+    sequential_frames: int = 900,
+    progress: Callable[[str], None] = lambda line: None,
+) -> tuple[list[LoadRow], list[SequentialRow]]:
     loads, sequential = [], []
     for video in videos:
         for num_frames in frame_counts:
             for backend in backends:
                 result = _in_child(_measure_load, video.path, backend, num_frames, repeats, video.segment_frames)
                 nan = float("nan")
-                row = LoadRow(video.minutes, backend, num_frames, result.get("seconds", nan),
-                              result.get("first_seconds", nan), result.get("cpu_seconds", nan),
-                              result.get("peak_mib", nan), bool(result.get("exact", False)), result.get("error", ""))
+                row = LoadRow(
+                    video.minutes,
+                    backend,
+                    num_frames,
+                    result.get("seconds", nan),
+                    result.get("first_seconds", nan),
+                    result.get("cpu_seconds", nan),
+                    result.get("peak_mib", nan),
+                    bool(result.get("exact", False)),
+                    result.get("error", ""),
+                )
                 loads.append(row)
                 progress(format_load_row(row))
     for backend in backends:
         result = _in_child(_measure_sequential, videos[0].path, backend, sequential_frames)
-        row = SequentialRow(backend, int(result.get("frames", 0)), result.get("fps", float("nan")),
-                            result.get("error", ""))
+        row = SequentialRow(
+            backend, int(result.get("frames", 0)), result.get("fps", float("nan")), result.get("error", "")
+        )
         sequential.append(row)
         progress(format_sequential_row(row))
     return loads, sequential
 
 
-LOAD_HEADER = ("| video | backend | frames | time (s, median) | first run (s) | CPU time (s, all threads) | "
-               "peak memory (MiB) | right frames |\n|---|---|---:|---:|---:|---:|---:|---|")
+LOAD_HEADER = (
+    "| video | backend | frames | time (s, median) | first run (s) | CPU time (s, all threads) | "
+    "peak memory (MiB) | right frames |\n|---|---|---:|---:|---:|---:|---:|---|"
+)
 SEQUENTIAL_HEADER = "| backend | sequential decode (frames/s, {resolution}RGB) |\n|---|---:|"
 
 
 def format_load_row(row: LoadRow) -> str:
     if row.error:
         return f"| {row.video_minutes:g} min | {row.backend} | {row.num_frames} | failed: {row.error} | | | | |"
-    return (f"| {row.video_minutes:g} min | {row.backend} | {row.num_frames} | {row.seconds:.2f} | "
-            f"{row.first_seconds:.2f} | {row.cpu_seconds:.2f} | {row.peak_mib:.0f} | {'yes' if row.exact else 'NO'} |")
+    return (
+        f"| {row.video_minutes:g} min | {row.backend} | {row.num_frames} | {row.seconds:.2f} | "
+        f"{row.first_seconds:.2f} | {row.cpu_seconds:.2f} | {row.peak_mib:.0f} | {'yes' if row.exact else 'NO'} |"
+    )
 
 
 def format_sequential_row(row: SequentialRow) -> str:
     return f"| {row.backend} | failed: {row.error} |" if row.error else f"| {row.backend} | {row.fps:.0f} |"
 
 
-def format_tables(loads: Sequence[LoadRow], sequential: Sequence[SequentialRow], *,
-                  resolution: Optional[str] = None) -> str:
+def format_tables(
+    loads: Sequence[LoadRow], sequential: Sequence[SequentialRow], *, resolution: Optional[str] = None
+) -> str:
     """The two Markdown tables; ``resolution`` (e.g. "1280x720") labels the decode rate with what was measured."""
     header = SEQUENTIAL_HEADER.format(resolution=f"{resolution}, " if resolution else "")
     return "\n".join([LOAD_HEADER, *map(format_load_row, loads), "", header, *map(format_sequential_row, sequential)])
@@ -239,9 +284,10 @@ def format_tables(loads: Sequence[LoadRow], sequential: Sequence[SequentialRow],
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench-video", help="compare the video decoding backends on generated H.264 videos (1280x720 unless "
-                            "--height)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "bench-video",
+        help="compare the video decoding backends on generated H.264 videos (1280x720 unless --height)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--minutes", default="1,10", help="video lengths in whole minutes (default 1,10)")
     parser.add_argument("--frames", default="32,64", help="uniform frame counts to take (default 32,64)")
@@ -249,8 +295,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--seq-frames", type=int, default=900, help="frames for the sequential decode rate")
     parser.add_argument("--height", type=int, default=720, help="frame height (default 720; width = 16/9 of it)")
-    parser.add_argument("--gop", type=int, default=2 * FPS,
-                        help=f"frames between keyframes (default {2 * FPS}: 2 s; x264's default is 250)")
+    parser.add_argument(
+        "--gop",
+        type=int,
+        default=2 * FPS,
+        help=f"frames between keyframes (default {2 * FPS}: 2 s; x264's default is 250)",
+    )
     parser.add_argument("--workdir", default=None, help="keep the generated videos here (default: a temp dir)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
     parser.set_defaults(func=_main)
@@ -264,8 +314,11 @@ def _main(args: argparse.Namespace) -> int:
     frame_counts = [int(n) for n in args.frames.split(",") if n]
     width = (args.height * 16 // 9) // 2 * 2
     resolution = f"{width}x{args.height}"
-    print(f"bench-video: {resolution} {FPS} fps H.264 videos; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, backends {', '.join(backends)}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"bench-video: {resolution} {FPS} fps H.264 videos; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, backends {', '.join(backends)}; load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     temporary: Optional[tempfile.TemporaryDirectory] = None
     if args.workdir:
         folder = Path(args.workdir)
@@ -276,15 +329,28 @@ def _main(args: argparse.Namespace) -> int:
     try:
         if args.gop < 1:
             raise SystemExit(f"--gop must be >= 1; got {args.gop}")
-        videos = make_videos(folder, minutes, width=width, height=args.height, gop=args.gop,
-                             progress=lambda line: print(line, flush=True))
+        videos = make_videos(
+            folder,
+            minutes,
+            width=width,
+            height=args.height,
+            gop=args.gop,
+            progress=lambda line: print(line, flush=True),
+        )
         for video in videos:
-            print(f"{video.minutes:g} min at {resolution}: {video.num_frames} frames, {video.size_mib:.0f} MiB",
-                  flush=True)
+            print(
+                f"{video.minutes:g} min at {resolution}: {video.num_frames} frames, {video.size_mib:.0f} MiB",
+                flush=True,
+            )
         print(LOAD_HEADER, flush=True)
-        loads, sequential = run_benchmark(videos, backends, frame_counts, repeats=args.repeats,
-                                          sequential_frames=args.seq_frames,
-                                          progress=lambda line: print(line, flush=True))
+        loads, sequential = run_benchmark(
+            videos,
+            backends,
+            frame_counts,
+            repeats=args.repeats,
+            sequential_frames=args.seq_frames,
+            progress=lambda line: print(line, flush=True),
+        )
     finally:
         if temporary is not None:
             temporary.cleanup()
@@ -292,6 +358,13 @@ def _main(args: argparse.Namespace) -> int:
     print(format_tables(loads, sequential, resolution=resolution))
     if args.json_path:
         with open(args.json_path, "w") as handle:
-            json.dump({"videos": [asdict(v) for v in videos], "loads": [asdict(r) for r in loads],
-                       "sequential": [asdict(r) for r in sequential]}, handle, indent=2)
+            json.dump(
+                {
+                    "videos": [asdict(v) for v in videos],
+                    "loads": [asdict(r) for r in loads],
+                    "sequential": [asdict(r) for r in sequential],
+                },
+                handle,
+                indent=2,
+            )
     return 0

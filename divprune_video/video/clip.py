@@ -39,8 +39,10 @@ class VideoClip:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
             raise ValueError(f"frames: expected (T, H, W, 3) uint8; got {self.frames.shape} {self.frames.dtype}")
         if not len(self.frames) == len(self.indices) == len(self.timestamps):
-            raise ValueError(f"frames, indices and timestamps differ in length: {len(self.frames)}, "
-                             f"{len(self.indices)}, {len(self.timestamps)}")
+            raise ValueError(
+                f"frames, indices and timestamps differ in length: {len(self.frames)}, "
+                f"{len(self.indices)}, {len(self.timestamps)}"
+            )
         self.lost_frames = _checked_ranges(self.lost_frames)
 
     def __len__(self) -> int:
@@ -63,8 +65,7 @@ class VideoClip:
     def take(self, positions: Sequence[int] | np.ndarray) -> "VideoClip":
         """A clip of the frames at ``positions`` ((k,) ints into this clip), in the order given."""
         picks = np.asarray(positions, dtype=np.int64)
-        return replace(self, frames=self.frames[picks], indices=self.indices[picks],
-                       timestamps=self.timestamps[picks])
+        return replace(self, frames=self.frames[picks], indices=self.indices[picks], timestamps=self.timestamps[picks])
 
     def to_pil(self) -> list[Any]:
         """The frames as a list of PIL images (needs pillow)."""
@@ -74,10 +75,12 @@ class VideoClip:
         return [image.fromarray(frame) for frame in self.frames]
 
     def __repr__(self) -> str:
-        return (f"VideoClip(source={self.source!r}, frames={tuple(self.frames.shape)}, fps={self.fps:.3f}, "
-                f"duration={self.duration:.2f}s, indices={self.indices.tolist()[:8]}"
-                f"{' ...' if len(self.indices) > 8 else ''}, backend={self.backend!r}"
-                f"{f', lost {self.num_lost_frames} frames' if self.partial else ''})")
+        return (
+            f"VideoClip(source={self.source!r}, frames={tuple(self.frames.shape)}, fps={self.fps:.3f}, "
+            f"duration={self.duration:.2f}s, indices={self.indices.tolist()[:8]}"
+            f"{' ...' if len(self.indices) > 8 else ''}, backend={self.backend!r}"
+            f"{f', lost {self.num_lost_frames} frames' if self.partial else ''})"
+        )
 
 
 def _checked_ranges(ranges: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
@@ -85,8 +88,9 @@ def _checked_ranges(ranges: Sequence[Sequence[int]]) -> tuple[tuple[int, int], .
     pairs = tuple((int(start), int(end)) for start, end in ranges)
     bounds = [bound for pair in pairs for bound in pair]
     if any(start >= end for start, end in pairs) or bounds != sorted(bounds) or min(bounds, default=0) < 0:
-        raise ValueError(f"lost_frames: expected ascending, disjoint (start, end) ranges with 0 <= start < end; "
-                         f"got {ranges}")
+        raise ValueError(
+            f"lost_frames: expected ascending, disjoint (start, end) ranges with 0 <= start < end; got {ranges}"
+        )
     return pairs
 
 

@@ -30,7 +30,7 @@ def thumbnail_features(frames: np.ndarray, size: int = 16) -> torch.Tensor:
     frames: (T, H, W, 3) uint8."""
     rows = []
     for begin in range(0, len(frames), _CHUNK):
-        chunk = torch.from_numpy(np.ascontiguousarray(frames[begin:begin + _CHUNK])).permute(0, 3, 1, 2).float()
+        chunk = torch.from_numpy(np.ascontiguousarray(frames[begin : begin + _CHUNK])).permute(0, 3, 1, 2).float()
         rows.append(F.adaptive_avg_pool2d(chunk, size).flatten(1) / 255.0)
     return torch.cat(rows)
 
@@ -44,7 +44,7 @@ def histogram_features(frames: np.ndarray, bins: int = 16) -> torch.Tensor:
         for channel in range(3):
             values = frame[..., channel].reshape(-1).astype(np.int32)
             counts = np.bincount(values * bins // 256, minlength=bins)
-            features[t, channel * bins:(channel + 1) * bins] = counts / counts.sum()
+            features[t, channel * bins : (channel + 1) * bins] = counts / counts.sum()
     return torch.from_numpy(features)
 
 
@@ -67,8 +67,9 @@ def frame_features(frames: np.ndarray, features: Union[str, FeatureFn] = "thumbn
         raise ValueError(f"features must be one of {sorted(FEATURES)} or a callable; got {features!r}")
     tensor = values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
     if tensor.ndim != 2 or tensor.shape[0] != len(frames):
-        raise ValueError(f"features: expected ({len(frames)}, D) features for {len(frames)} frames; "
-                         f"got shape {tuple(tensor.shape)}")
+        raise ValueError(
+            f"features: expected ({len(frames)}, D) features for {len(frames)} frames; got shape {tuple(tensor.shape)}"
+        )
     return tensor.float(), metric
 
 

@@ -143,10 +143,18 @@ def load_video(
         window = time_window(info.timestamps, info.duration, start, end, source=resolved.name)
         rule = _SamplingRequest(num_frames, fps, sampling, MAX_CLIP_BYTES if max_bytes is None else max_bytes)
         frames, indices, lost = _read_sampled(reader, window, rule)
-        clip = VideoClip(frames, indices, info.timestamps[indices].astype(np.float64), info.fps, info.duration,
-                         resolved.name, info.num_frames, reader.name, lost_frames=lost)
-    logger.debug("%s: %d frames with %s in %.3f s", resolved.name, len(clip), clip.backend,
-                 time.perf_counter() - began)
+        clip = VideoClip(
+            frames,
+            indices,
+            info.timestamps[indices].astype(np.float64),
+            info.fps,
+            info.duration,
+            resolved.name,
+            info.num_frames,
+            reader.name,
+            lost_frames=lost,
+        )
+    logger.debug("%s: %d frames with %s in %.3f s", resolved.name, len(clip), clip.backend, time.perf_counter() - began)
     if keyframes is not None and keyframes < len(clip):
         clip = clip.take(select_keyframes(clip.frames, keyframes, features=keyframe_features))
     return clip
@@ -162,18 +170,22 @@ class _SamplingRequest:
     max_bytes: int
 
     def sample(self, reader: VideoReader, window: Window, readable: np.ndarray) -> np.ndarray:
-        return sample_window(reader.info.timestamps, window, num_frames=self.num_frames, fps=self.fps,
-                             rule=self.rule, readable=readable)
+        return sample_window(
+            reader.info.timestamps, window, num_frames=self.num_frames, fps=self.fps, rule=self.rule, readable=readable
+        )
 
     def check_size(self, reader: VideoReader, count: int) -> None:
         """Raise :class:`VideoTooLargeError` when ``count`` frames of the source's size exceed ``max_bytes``."""
         info = reader.info
         size = count * info.height * info.width * 3
         if size > self.max_bytes:
-            raise VideoTooLargeError(reader.source.name, f"{count:,} frames of {info.width} x {info.height} would "
-                                     f"take {size / 2**30:.1f} GiB, over the limit of {self.max_bytes / 2**30:.1f} "
-                                     "GiB (MAX_CLIP_BYTES): ask for fewer frames (num_frames, fps, candidates) or "
-                                     "pass max_bytes")
+            raise VideoTooLargeError(
+                reader.source.name,
+                f"{count:,} frames of {info.width} x {info.height} would "
+                f"take {size / 2**30:.1f} GiB, over the limit of {self.max_bytes / 2**30:.1f} "
+                "GiB (MAX_CLIP_BYTES): ask for fewer frames (num_frames, fps, candidates) or "
+                "pass max_bytes",
+            )
 
 
 def _read_sampled(
@@ -201,14 +213,18 @@ def _read_sampled(
         failures += failed
         readable[failed] = False
         for frame in failed:  # damage usually runs on to the next keyframe: avoid a widening band around it
-            avoid[max(frame - 2**round_, 0):frame + 2**round_ + 1] = True
+            avoid[max(frame - 2**round_, 0) : frame + 2**round_ + 1] = True
         if round_ < RESAMPLING_ROUNDS:
             indices = request.sample(reader, window, readable & ~avoid)
             indices = indices if len(indices) else request.sample(reader, window, readable)
     indices = indices[np.isin(indices, list(decoded))]
     if failures:
-        warn_lost(reader.source.name, f"{frame_ranges(failures)} could not be decoded (truncated or damaged "
-                                      f"data); sampled {len(indices)} frames among the others", stacklevel=4)
+        warn_lost(
+            reader.source.name,
+            f"{frame_ranges(failures)} could not be decoded (truncated or damaged "
+            f"data); sampled {len(indices)} frames among the others",
+            stacklevel=4,
+        )
     if not len(indices):
         raise CorruptVideoError(reader.source.name, "no frame of the requested window could be decoded")
     # Frames past the end of the data (a cut file whose header declares more) count when the window reaches it.
@@ -240,4 +256,3 @@ def _merged(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
 
 
 __all__ = ["DEFAULT_NUM_FRAMES", "MAX_CLIP_BYTES", "MAX_FPS", "MAX_NUM_FRAMES", "load_video"]
-

@@ -43,8 +43,19 @@ class FrameStream(Iterator[Frame]):
     Attributes: ``dropped`` (frames discarded because the consumer was slow), ``reconnects`` (reopening attempts
     after failures), ``delivered`` (frames handed out), ``live`` (whether the source is treated as live)."""
 
-    def __init__(self, source: VideoSource, *, fps: Optional[float], max_queue: int, realtime: Optional[bool],
-                 live: Optional[bool], backend: str, max_retries: int, backoff: float, timeout: float) -> None:
+    def __init__(
+        self,
+        source: VideoSource,
+        *,
+        fps: Optional[float],
+        max_queue: int,
+        realtime: Optional[bool],
+        live: Optional[bool],
+        backend: str,
+        max_retries: int,
+        backoff: float,
+        timeout: float,
+    ) -> None:
         self.source = source
         self.fps = fps
         self.max_queue = max_queue
@@ -115,8 +126,11 @@ class FrameStream(Iterator[Frame]):
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=self.timeout + 1.0)
             if self._thread.is_alive():
-                logger.warning("%s: the reader thread is still blocked in I/O; it is a daemon thread and will end "
-                               "at its next read", self.source.name)
+                logger.warning(
+                    "%s: the reader thread is still blocked in I/O; it is a daemon thread and will end "
+                    "at its next read",
+                    self.source.name,
+                )
 
     @property
     def running(self) -> bool:
@@ -202,11 +216,21 @@ class FrameStream(Iterator[Frame]):
         failures += 1
         detail = error.problem if isinstance(error, VideoError) else str(error)
         if failures > self.max_retries:
-            raise StreamGoneError(self.source.name, f"gone after {self.max_retries} reconnect attempts: {detail}",
-                                  attempts=failures, last_error=error)
+            raise StreamGoneError(
+                self.source.name,
+                f"gone after {self.max_retries} reconnect attempts: {detail}",
+                attempts=failures,
+                last_error=error,
+            )
         delay = min(self.backoff * 2 ** (failures - 1), _MAX_BACKOFF)
-        logger.warning("%s: %s; reconnecting in %.2f s (attempt %d of %d)", self.source.name, detail, delay,
-                       failures, self.max_retries)
+        logger.warning(
+            "%s: %s; reconnecting in %.2f s (attempt %d of %d)",
+            self.source.name,
+            detail,
+            delay,
+            failures,
+            self.max_retries,
+        )
         self._stop.wait(delay)
         self.reconnects += 1
         return failures
@@ -217,8 +241,9 @@ class FrameStream(Iterator[Frame]):
             reader = ArrayReader(source) if source.kind == "frames" else FolderReader(source)
             items = ((i, t, (lambda image=image: image)) for i, t, image in reader.iter_frames())
             return items, reader.close
-        use_opencv = self.backend == "opencv" or (self.backend == "auto" and source.kind == "webcam"
-                                                  and isinstance(source.value, int) and _has_opencv())
+        use_opencv = self.backend == "opencv" or (
+            self.backend == "auto" and source.kind == "webcam" and isinstance(source.value, int) and _has_opencv()
+        )
         if use_opencv:
             return _opencv_items(source)
         container = open_container(source, timeout=self.timeout)
@@ -237,8 +262,15 @@ class _Pacing:
         self.first_seconds: Optional[float] = None
         self.started: Optional[float] = None
 
-    def select(self, seconds: Optional[float], image: Callable[[], np.ndarray], *, live: bool, realtime: bool,
-               stop: threading.Event) -> Optional[Frame]:
+    def select(
+        self,
+        seconds: Optional[float],
+        image: Callable[[], np.ndarray],
+        *,
+        live: bool,
+        realtime: bool,
+        stop: threading.Event,
+    ) -> Optional[Frame]:
         """The next decoded frame (media time ``seconds``, or None) as a :class:`Frame` when it is due, else None
         (the RGB conversion ``image()`` only runs for frames that are kept)."""
         now = time.monotonic()
@@ -340,5 +372,14 @@ def stream_frames(
     if backend not in STREAM_BACKENDS:
         raise ValueError(f"stream_frames reads with backend {' or '.join(map(repr, STREAM_BACKENDS))}; got {backend!r}")
     resolved = resolve_source(source)
-    return FrameStream(resolved, fps=fps, max_queue=max_queue, realtime=realtime, live=live, backend=backend,
-                       max_retries=max_retries, backoff=backoff, timeout=timeout)
+    return FrameStream(
+        resolved,
+        fps=fps,
+        max_queue=max_queue,
+        realtime=realtime,
+        live=live,
+        backend=backend,
+        max_retries=max_retries,
+        backoff=backoff,
+        timeout=timeout,
+    )

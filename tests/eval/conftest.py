@@ -38,9 +38,12 @@ def replay_files(tmp_path_factory, mvbench_data, videomme_data, mlvu_data):
     out = {}
     for name, (root, questions) in (("mvbench", mvbench_data), ("videomme", videomme_data), ("mlvu", mlvu_data)):
         responses = [scripted_response(i, q.gold, "ABCDE"[: max(4, len(q.options))]) for i, q in enumerate(questions)]
-        path = write_replay_file(folder / f"{name}.jsonl", [
-            {"video": q.video, "question": q.question, "task": q.task, "response": r}
-            for q, r in zip(questions, responses)
-        ])
+        path = write_replay_file(
+            folder / f"{name}.jsonl",
+            [
+                {"video": q.video, "question": q.question, "task": q.task, "response": r}
+                for q, r in zip(questions, responses)
+            ],
+        )
         out[name] = (root, questions, path, responses)
     return out

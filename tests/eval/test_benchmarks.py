@@ -7,8 +7,7 @@ import pyarrow
 import pyarrow.parquet as pq
 import pytest
 
-from divprune_video.eval import AnnotationError, BenchmarkOptions, MissingVideoError, get_benchmark
-from divprune_video.eval import mvbench, videomme
+from divprune_video.eval import AnnotationError, BenchmarkOptions, MissingVideoError, get_benchmark, mvbench, videomme
 from divprune_video.eval.fixtures import write_tiny_video
 from divprune_video.testing import write_mlvu_fixture, write_mvbench_fixture, write_videomme_fixture
 
@@ -68,15 +67,20 @@ def test_mvbench_unknown_task_names_the_valid_ones(mvbench_data):
         get_benchmark("mvbench")(root).load(tasks=["no_such_task"])
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "annotation file not found"),
-    ("{not json", "cannot read annotation file"),
-    (json.dumps({"video": "x"}), "expected a JSON list"),
-    (json.dumps([{"video": "x.mp4", "question": "q", "candidates": ["a", "b"]}]), r"record 0: missing field"),
-    (json.dumps([{"video": "x.mp4", "question": "q", "candidates": ["a", "b"], "answer": "c"}]),
-     "record 0: answer 'c' is not one of the candidates"),
-    (json.dumps([{"video": "x.mp4", "question": "q", "candidates": "a", "answer": "a"}]), "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "annotation file not found"),
+        ("{not json", "cannot read annotation file"),
+        (json.dumps({"video": "x"}), "expected a JSON list"),
+        (json.dumps([{"video": "x.mp4", "question": "q", "candidates": ["a", "b"]}]), r"record 0: missing field"),
+        (
+            json.dumps([{"video": "x.mp4", "question": "q", "candidates": ["a", "b"], "answer": "c"}]),
+            "record 0: answer 'c' is not one of the candidates",
+        ),
+        (json.dumps([{"video": "x.mp4", "question": "q", "candidates": "a", "answer": "a"}]), "non-empty list"),
+    ],
+)
 def test_mvbench_bad_annotations_name_the_file(tmp_path, content, message):
     write_mvbench_fixture(tmp_path, tasks=["action_count"], questions_per_task=1)
     path = tmp_path / "json" / "action_count.json"
@@ -90,8 +94,7 @@ def test_mvbench_bad_annotations_name_the_file(tmp_path, content, message):
 
 
 def test_missing_videos_raise_or_become_sample_errors(tmp_path):
-    write_mvbench_fixture(tmp_path, tasks=["action_count"], questions_per_task=3,
-                          missing_videos=["action_count_1.mp4"])
+    write_mvbench_fixture(tmp_path, tasks=["action_count"], questions_per_task=3, missing_videos=["action_count_1.mp4"])
     bench = get_benchmark("mvbench")(tmp_path)
     with pytest.raises(MissingVideoError, match="perception/videos/action_count_1.mp4"):
         bench.load(tasks=["action_count"])
@@ -114,6 +117,7 @@ def test_check_reports_a_complete_mvbench(mvbench_data):
 
 # --- Video-MME ------------------------------------------------------------------------------------------------------
 
+
 def test_videomme_reads_the_parquet(videomme_data):
     root, questions = videomme_data
     samples = get_benchmark("videomme")(root).load()
@@ -122,10 +126,13 @@ def test_videomme_reads_the_parquet(videomme_data):
     assert [s.task for s in get_benchmark("videomme")(root).load(tasks=["long"])] == ["long"] * 6
 
 
-@pytest.mark.parametrize("variant,post", [
-    ("default", "\nAnswer with the option's letter from the given choices directly."),
-    ("llava_vid", "The best answer is:"),
-])
+@pytest.mark.parametrize(
+    "variant,post",
+    [
+        ("default", "\nAnswer with the option's letter from the given choices directly."),
+        ("llava_vid", "The best answer is:"),
+    ],
+)
 def test_videomme_prompt_without_subtitles(videomme_data, variant, post):
     root, _ = videomme_data
     sample = get_benchmark("videomme")(root, BenchmarkOptions(prompt_variant=variant)).load(limit=1)[0]
@@ -166,11 +173,14 @@ def test_videomme_video_suffix_fallback(tmp_path):
     assert samples[1].video_path.name == "vid001xyz.mkv"
 
 
-@pytest.mark.parametrize("column,value,message", [
-    ("duration", "very long", "unknown duration 'very long'"),
-    ("task_type", "Juggling", "unknown task_type 'Juggling'"),
-    ("answer", "", "'answer' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "column,value,message",
+    [
+        ("duration", "very long", "unknown duration 'very long'"),
+        ("task_type", "Juggling", "unknown task_type 'Juggling'"),
+        ("answer", "", "'answer' must be a non-empty string"),
+    ],
+)
 def test_videomme_bad_values_name_file_and_row(tmp_path, column, value, message):
     write_videomme_fixture(tmp_path, num_videos=2, questions_per_video=1)
     path = tmp_path / "videomme" / "test-00000-of-00001.parquet"
@@ -200,6 +210,7 @@ def test_videomme_check_counts_subtitles(videomme_data):
 
 # --- MLVU -----------------------------------------------------------------------------------------------------------
 
+
 def test_mlvu_dev_prompt_and_fields(mlvu_data):
     root, questions = mlvu_data
     samples = get_benchmark("mlvu")(root).load()
@@ -211,8 +222,17 @@ def test_mlvu_dev_prompt_and_fields(mlvu_data):
 def test_mlvu_test_split_prompt_is_the_question(tmp_path):
     write_mlvu_fixture(tmp_path, split="test", questions_per_task=1)
     samples = get_benchmark("mlvu")(tmp_path, BenchmarkOptions(split="test")).load()
-    assert {s.task for s in samples} == {"anomaly_reco", "count", "ego", "needleQA", "order", "plotQA", "sportsQA",
-                                         "topic_reasoning", "tutorialQA"}
+    assert {s.task for s in samples} == {
+        "anomaly_reco",
+        "count",
+        "ego",
+        "needleQA",
+        "order",
+        "plotQA",
+        "sportsQA",
+        "topic_reasoning",
+        "tutorialQA",
+    }
     assert all(s.prompt == s.question for s in samples)
 
 
@@ -244,5 +264,7 @@ def test_videomme_prompt_variant_follows_the_model_family(tmp_path):
     assert config_from_mapping({**settings, "model": str(qwen3)}).options.prompt_variant == "qwen3_vl"
     explicit = config_from_mapping({**settings, "model": str(qwen3), "prompt_variant": "default"})
     assert explicit.options.prompt_variant == "default"
-    assert variant_prompt("Why?", ["A. x", "B. y"], "qwen3_vl") == \
-        "Question: Why?\nOptions:\nA. x\nB. y\nAnswer with the option letter only."
+    assert (
+        variant_prompt("Why?", ["A. x", "B. y"], "qwen3_vl")
+        == "Question: Why?\nOptions:\nA. x\nB. y\nAnswer with the option letter only."
+    )

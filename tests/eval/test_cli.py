@@ -20,7 +20,11 @@ def test_shipped_pipeline_configs(name):
     config = config_from_mapping({**settings, "data_root": "/data", "output": "/out"})
     assert config.benchmark == name and config.num_frames == 32 and config.max_new_tokens == 16
     assert [(v.method, v.keep_ratio) for v in config.variants] == [
-        ("none", 1.0), ("divprune", 0.15), ("divprune", 0.25), ("divprune", 0.5)]
+        ("none", 1.0),
+        ("divprune", 0.15),
+        ("divprune", 0.25),
+        ("divprune", 0.5),
+    ]
     assert config.variant_dir(config.variants[1]) == Path("/out/divprune-keep0.15")
 
 
@@ -37,13 +41,29 @@ def test_config_file_errors_name_the_file(tmp_path):
 
 def test_run_from_config_with_flag_overrides(replay_files, tmp_path, capsys):
     root, questions, replay, _ = replay_files["videomme"]
-    code = main(["bench", "run", "--config", str(PIPELINES / "videomme_divprune.yaml"), "--data-root", str(root),
-                 "--model", f"replay:{replay}", "--keep-ratio", "1", "--output", str(tmp_path), "--no-progress",
-                 "--tasks", "short,long"])
+    code = main(
+        [
+            "bench",
+            "run",
+            "--config",
+            str(PIPELINES / "videomme_divprune.yaml"),
+            "--data-root",
+            str(root),
+            "--model",
+            f"replay:{replay}",
+            "--keep-ratio",
+            "1",
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+            "--tasks",
+            "short,long",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "replay" / "summary.json").read_text())
     assert summary["config"]["num_frames"] == 32 and summary["config"]["dtype"] == "float16"  # from the YAML
-    assert summary["variant"]["name"] == "unpruned"                                           # from the flags
+    assert summary["variant"]["name"] == "unpruned"  # from the flags
     assert summary["label"] == f"replay of {replay.name}"  # what was measured: saved outputs, not a model
     assert summary["counts"]["samples"] == 2 * len(questions) // 3
     out = capsys.readouterr().out
@@ -51,8 +71,21 @@ def test_run_from_config_with_flag_overrides(replay_files, tmp_path, capsys):
 
 
 def test_errors_are_one_line_and_exit_code_2(tmp_path, capsys):
-    assert main(["bench", "mlvu", "--config", str(PIPELINES / "mvbench_divprune.yaml"), "--data-root",
-                 str(tmp_path), "--output", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "mlvu",
+                "--config",
+                str(PIPELINES / "mvbench_divprune.yaml"),
+                "--data-root",
+                str(tmp_path),
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "mvbench_divprune.yaml is a mvbench config, not mlvu" in capsys.readouterr().err
     assert main(["bench", "videomme", "--data-root", str(tmp_path), "--output", str(tmp_path / "out")]) == 2
     assert f"error: no annotation file under {tmp_path}" in capsys.readouterr().err
@@ -74,8 +107,13 @@ def test_check_command(mvbench_data, tmp_path, capsys):
 def test_plot_command(mvbench_data, tmp_path, capsys):
     root, _ = mvbench_data
     variants = (Variant(), Variant("divprune", 0.5), Variant("divprune", 0.25), Variant("uniform", 0.25))
-    run_benchmark(RunConfig(benchmark="mvbench", data_root=root, model="fake", output=tmp_path / "runs", limit=1,
-                            variants=variants), answerer=FakeModel(), progress=False)
+    run_benchmark(
+        RunConfig(
+            benchmark="mvbench", data_root=root, model="fake", output=tmp_path / "runs", limit=1, variants=variants
+        ),
+        answerer=FakeModel(),
+        progress=False,
+    )
     png = tmp_path / "accuracy.png"
     assert main(["bench", "plot", str(tmp_path / "runs"), "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -83,6 +121,7 @@ def test_plot_command(mvbench_data, tmp_path, capsys):
 
 
 # --- errors: one line, exit code 2, before any work -----------------------------------------------------------------
+
 
 @pytest.fixture
 def no_model(monkeypatch):
@@ -131,25 +170,42 @@ def test_a_subtitle_file_that_is_not_utf8_is_named(tmp_path, capsys, no_model):
     write_videomme_fixture(tmp_path, num_videos=2, questions_per_video=1)
     srt = tmp_path / "subtitle" / "vid001xyz.srt"
     srt.write_bytes(srt.read_bytes().replace(b"line 0", "ligne 0 \u00e9t\u00e9".encode("cp1252")))
-    assert main(["bench", "videomme", "--data-root", str(tmp_path), "--subtitles", "--model", "fake",
-                 "--output", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "videomme",
+                "--data-root",
+                str(tmp_path),
+                "--subtitles",
+                "--model",
+                "fake",
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     assert f"subtitle file {srt} is not UTF-8 text (byte 0xe9 at offset" in error_line(capsys)
     assert main(["bench", "check", str(tmp_path)]) == 1  # bench check reports it too
     assert f"problem: subtitle file {srt} is not UTF-8" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("text,message", [
-    ("num_frames: many", "setting 'num_frames' must be an integer; got 'many'"),
-    ("num_frames: true", "setting 'num_frames' must be an integer; got True"),
-    ("keep_ratio: '0.5'", "setting 'keep_ratio' must be a number or a list of them; got '0.5'"),
-    ("skip_missing: 1", "setting 'skip_missing' must be true or false; got 1"),
-    ("tasks: 5", "setting 'tasks' must be a string or a list of them; got 5"),
-    ("variants: []", "setting 'variants' must be a non-empty list"),
-    ("variants: [{method: divprune, keep_ratio: 0.5, layer: 2}]", "item 1: unknown key(s) ['layer']"),
-    ("variants: [{method: divprune, keep_ratio: high}]", "item 1: 'keep_ratio' must be a number; got 'high'"),
-    ("keep_ratios: []", "setting 'keep_ratios' must not be an empty list"),
-    ("split: test", "setting 'split' applies to mlvu only, not to mvbench"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("num_frames: many", "setting 'num_frames' must be an integer; got 'many'"),
+        ("num_frames: true", "setting 'num_frames' must be an integer; got True"),
+        ("keep_ratio: '0.5'", "setting 'keep_ratio' must be a number or a list of them; got '0.5'"),
+        ("skip_missing: 1", "setting 'skip_missing' must be true or false; got 1"),
+        ("tasks: 5", "setting 'tasks' must be a string or a list of them; got 5"),
+        ("variants: []", "setting 'variants' must be a non-empty list"),
+        ("variants: [{method: divprune, keep_ratio: 0.5, layer: 2}]", "item 1: unknown key(s) ['layer']"),
+        ("variants: [{method: divprune, keep_ratio: high}]", "item 1: 'keep_ratio' must be a number; got 'high'"),
+        ("keep_ratios: []", "setting 'keep_ratios' must not be an empty list"),
+        ("split: test", "setting 'split' applies to mlvu only, not to mvbench"),
+    ],
+)
 def test_config_values_of_the_wrong_type_name_the_setting(mvbench_data, tmp_path, capsys, no_model, text, message):
     root, _ = mvbench_data
     path = tmp_path / "run.yaml"
@@ -162,8 +218,22 @@ def test_config_values_of_the_wrong_type_name_the_setting(mvbench_data, tmp_path
 
 def test_subtitle_frames_that_cannot_work(videomme_data, tmp_path, capsys, no_model):
     root, _ = videomme_data
-    assert main(["bench", "videomme", "--data-root", str(root), "--subtitles", "--subtitle-frames", "-2",
-                 "--output", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "videomme",
+                "--data-root",
+                str(root),
+                "--subtitles",
+                "--subtitle-frames",
+                "-2",
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "subtitle_frames must be >= 1, or -1 for every frame; got -2" in error_line(capsys)
 
 
@@ -172,10 +242,17 @@ def test_check_on_a_missing_folder(tmp_path, capsys):
     assert f"DATA_ROOT {tmp_path / 'nothing'} is not a folder" in error_line(capsys)
 
 
-@pytest.mark.parametrize("command,flag", [
-    ("mvbench", "--subtitles"), ("mvbench", "--split=test"), ("videomme", "--time-bounds"),
-    ("videomme", "--split=test"), ("mlvu", "--subtitles"), ("mlvu", "--prompt-variant=llava_vid"),
-])
+@pytest.mark.parametrize(
+    "command,flag",
+    [
+        ("mvbench", "--subtitles"),
+        ("mvbench", "--split=test"),
+        ("videomme", "--time-bounds"),
+        ("videomme", "--split=test"),
+        ("mlvu", "--subtitles"),
+        ("mlvu", "--prompt-variant=llava_vid"),
+    ],
+)
 def test_benchmark_flags_only_where_they_apply(tmp_path, capsys, command, flag):
     with pytest.raises(SystemExit) as stopped:
         main(["bench", command, "--data-root", str(tmp_path), "--output", str(tmp_path), flag])
@@ -184,8 +261,22 @@ def test_benchmark_flags_only_where_they_apply(tmp_path, capsys, command, flag):
 
 def test_run_takes_every_benchmark_flag_for_its_own_benchmark(mvbench_data, tmp_path, capsys, no_model):
     root, _ = mvbench_data
-    assert main(["bench", "run", "--config", str(PIPELINES / "mvbench_divprune.yaml"), "--subtitles",
-                 "--data-root", str(root), "--output", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "run",
+                "--config",
+                str(PIPELINES / "mvbench_divprune.yaml"),
+                "--subtitles",
+                "--data-root",
+                str(root),
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "setting 'subtitles' applies to videomme only, not to mvbench" in error_line(capsys)
 
 
@@ -202,6 +293,7 @@ def test_every_subcommand_describes_itself(capsys):
 
 # --- bench fixture ----------------------------------------------------------------------------------------------------
 
+
 def test_fixture_command_writes_a_data_root_that_runs(tmp_path, capsys):
     root, replay = tmp_path / "vmme", tmp_path / "gold.jsonl"
     assert main(["bench", "fixture", "videomme", str(root), "--samples", "6", "--replay", str(replay)]) == 0
@@ -209,8 +301,22 @@ def test_fixture_command_writes_a_data_root_that_runs(tmp_path, capsys):
     assert f"wrote 6 videomme questions under {root}" in printed and f"--model replay:{replay}" in printed
     assert main(["bench", "check", str(root)]) == 0
     capsys.readouterr()
-    assert main(["bench", "videomme", "--data-root", str(root), "--model", f"replay:{replay}", "--output",
-                 str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "videomme",
+                "--data-root",
+                str(root),
+                "--model",
+                f"replay:{replay}",
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "out" / "replay" / "summary.json").read_text())["overall"] == 100.0
     assert main(["bench", "fixture", "mvbench", str(root)]) == 2
     assert "exists and is not an empty folder" in capsys.readouterr().err

@@ -41,8 +41,14 @@ class ToyCount(LetterExtractionScoring, Benchmark):
         rows = []
         for index in range(num_samples):
             write_index_coded_video(root / f"v{index}.mp4", num_frames=num_frames)
-            rows.append({"video": f"v{index}.mp4", "question": f"How many shapes in video {index}?",
-                         "options": ["A. one", "B. two"], "answer": "AB"[index % 2]})
+            rows.append(
+                {
+                    "video": f"v{index}.mp4",
+                    "question": f"How many shapes in video {index}?",
+                    "options": ["A. one", "B. two"],
+                    "answer": "AB"[index % 2],
+                }
+            )
         (root / "toy.json").write_text(json.dumps(rows))
         return FixtureSet(cls.name, root, (), None)
 
@@ -51,17 +57,30 @@ class ToyCount(LetterExtractionScoring, Benchmark):
 
     def read_samples(self, tasks: Optional[Sequence[str]] = None) -> list[Sample]:
         rows = json.loads(self.annotation_path().read_text())
-        return [Sample(id=f"count/{index:04d}", benchmark=self.name, task="count", index=index, video=row["video"],
-                       question=row["question"], options=tuple(row["options"]), gold=row["answer"],
-                       prompt=row["question"] + "\n" + "\n".join(row["options"]) + "\nAnswer with the letter.",
-                       video_path=self.data_root / row["video"])
-                for index, row in enumerate(rows)]
+        return [
+            Sample(
+                id=f"count/{index:04d}",
+                benchmark=self.name,
+                task="count",
+                index=index,
+                video=row["video"],
+                question=row["question"],
+                options=tuple(row["options"]),
+                gold=row["answer"],
+                prompt=row["question"] + "\n" + "\n".join(row["options"]) + "\nAnswer with the letter.",
+                video_path=self.data_root / row["video"],
+            )
+            for index, row in enumerate(rows)
+        ]
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         answered = scored(records)
         correct = sum(1 for record in answered if record["correct"])
-        return {"overall": 100.0 * correct / max(1, len(answered)), "overall_definition": "accuracy",
-                "counts": count_summary(records)}
+        return {
+            "overall": 100.0 * correct / max(1, len(answered)),
+            "overall_definition": "accuracy",
+            "counts": count_summary(records),
+        }
 
 
 @pytest.fixture
@@ -78,8 +97,22 @@ def test_a_registered_benchmark_runs_through_the_command_line(toy_benchmark, tmp
     assert main(["bench", "fixture", "toycount", str(tmp_path / "data"), "--samples", "3", "--num-frames", "4"]) == 0
     assert main(["bench", "check", str(tmp_path / "data")]) == 0
     assert "toycount" in capsys.readouterr().out
-    command = ["bench", "toycount", "--data-root", str(tmp_path / "data"), "--model", "tiny", "--num-frames", "4",
-               "--keep-ratio", "1", "0.5", "--output", str(tmp_path / "out"), "--no-progress"]
+    command = [
+        "bench",
+        "toycount",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--model",
+        "tiny",
+        "--num-frames",
+        "4",
+        "--keep-ratio",
+        "1",
+        "0.5",
+        "--output",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     assert main(command) == 0
     for variant in ("unpruned", "divprune-keep0.5"):
         records = read_records(tmp_path / "out" / variant / "samples.jsonl")

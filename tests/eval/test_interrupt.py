@@ -27,14 +27,32 @@ class InterruptedModel(FakeModel):
 
 def test_ctrl_c_keeps_what_is_finished_and_says_how_to_resume(mvbench_data, tmp_path, capsys, monkeypatch):
     root, questions = mvbench_data
-    command = ["bench", "mvbench", "--data-root", str(root), "--model", "fake", "--keep-ratio", "1", "0.5",
-               "--workers", "2", "--prefetch", "4", "--output", str(tmp_path), "--no-progress"]
+    command = [
+        "bench",
+        "mvbench",
+        "--data-root",
+        str(root),
+        "--model",
+        "fake",
+        "--keep-ratio",
+        "1",
+        "0.5",
+        "--workers",
+        "2",
+        "--prefetch",
+        "4",
+        "--output",
+        str(tmp_path),
+        "--no-progress",
+    ]
     model = InterruptedModel(interrupt_at=6)
     monkeypatch.setattr(runner, "make_answerer", lambda config, local_rank=0: model)
     assert main(command) == 130
     err = capsys.readouterr().err.strip()
-    assert err == (f"divprune-video bench: interrupted: 5 finished samples are saved under {tmp_path}; run the same "
-                   f"command again to resume")
+    assert err == (
+        f"divprune-video bench: interrupted: 5 finished samples are saved under {tmp_path}; run the same "
+        f"command again to resume"
+    )
     for variant in ("unpruned", "divprune-keep0.5"):  # flushed, whole lines, nothing in flight
         assert len(read_records(tmp_path / variant / "samples.jsonl")) == 5
         assert (tmp_path / variant / "samples.jsonl").read_bytes().endswith(b"\n")

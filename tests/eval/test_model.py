@@ -12,9 +12,17 @@ pytest.importorskip("transformers")
 @pytest.mark.slow
 def test_tiny_model_variants_share_visual_tokens(mvbench_data, tmp_path):
     root, _ = mvbench_data
-    config = RunConfig(benchmark="mvbench", data_root=root, model="tiny", output=tmp_path, num_frames=4, limit=1,
-                       tasks=("action_sequence", "episodic_reasoning"), options=BenchmarkOptions(time_bounds=True),
-                       variants=(Variant(), Variant("divprune", 0.25)))
+    config = RunConfig(
+        benchmark="mvbench",
+        data_root=root,
+        model="tiny",
+        output=tmp_path,
+        num_frames=4,
+        limit=1,
+        tasks=("action_sequence", "episodic_reasoning"),
+        options=BenchmarkOptions(time_bounds=True),
+        variants=(Variant(), Variant("divprune", 0.25)),
+    )
     result = run_benchmark(config, progress=False)
     assert set(result.summaries) == {"unpruned", "divprune-keep0.25"}
     full = read_records(tmp_path / "unpruned" / "samples.jsonl")
@@ -40,10 +48,22 @@ def test_questions_on_one_video_share_its_prefill_and_answer_as_alone(videomme_d
     from divprune_video.eval.answerers import PipelineAnswerer
 
     root, _ = videomme_data
-    variants = (Variant(), Variant("divprune", 0.25), Variant("uniform", 0.3, prune_layer=1),
-                Variant("attention", 0.3, prune_layer=1), Variant("random", 0.3))
-    config = RunConfig(benchmark="videomme", data_root=root, model="tiny", output=tmp_path / "shared", num_frames=4,
-                       limit=6, variants=variants)
+    variants = (
+        Variant(),
+        Variant("divprune", 0.25),
+        Variant("uniform", 0.3, prune_layer=1),
+        Variant("attention", 0.3, prune_layer=1),
+        Variant("random", 0.3),
+    )
+    config = RunConfig(
+        benchmark="videomme",
+        data_root=root,
+        model="tiny",
+        output=tmp_path / "shared",
+        num_frames=4,
+        limit=6,
+        variants=variants,
+    )
     run_benchmark(config, progress=False)
     alone = PipelineAnswerer(config)
     for pipe in alone.pipelines.values():

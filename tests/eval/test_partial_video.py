@@ -34,8 +34,14 @@ class PartialVideos(FakeModel):
 
 
 def config(root, output, **overrides):
-    return RunConfig(benchmark="mvbench", data_root=root, model="fake", output=output,
-                     tasks=("action_count", "object_shuffle"), **overrides)
+    return RunConfig(
+        benchmark="mvbench",
+        data_root=root,
+        model="fake",
+        output=output,
+        tasks=("action_count", "object_shuffle"),
+        **overrides,
+    )
 
 
 def test_a_partial_clip_is_answered_recorded_and_counted(mvbench_data, tmp_path):
@@ -55,8 +61,9 @@ def test_strict_video_makes_a_partial_clip_a_per_sample_error(mvbench_data, tmp_
     root, _ = mvbench_data
     with pytest.raises(SampleError, match=r"action_count/0001 .*partial video .*\[3, 5\), \[9, 12\)"):
         run_benchmark(config(root, tmp_path / "stop", strict_video=True), answerer=PartialVideos(), progress=False)
-    result = run_benchmark(config(root, tmp_path / "skip", strict_video=True, skip_missing=True),
-                           answerer=PartialVideos(), progress=False)
+    result = run_benchmark(
+        config(root, tmp_path / "skip", strict_video=True, skip_missing=True), answerer=PartialVideos(), progress=False
+    )
     records = {r["id"]: r for r in read_records(tmp_path / "skip" / "unpruned" / "samples.jsonl")}
     assert records["action_count/0001"]["error"].startswith("partial video (--strict-video): source frames [3, 5)")
     assert records["action_count/0001"]["lost_frames"] == [[3, 5], [9, 12]]
@@ -75,8 +82,26 @@ def test_strict_video_from_the_command_line_and_yaml(mvbench_data, tmp_path, cap
     with pytest.raises(ValueError, match=f"{path}: setting 'strict_video' must be true or false"):
         read_config_file(path)
     monkeypatch.setattr(runner, "make_answerer", lambda config, local_rank=0: PartialVideos())
-    assert main(["bench", "mvbench", "--data-root", str(root), "--model", "fake", "--tasks", "action_count",
-                 "--strict-video", "--skip-missing", "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "mvbench",
+                "--data-root",
+                str(root),
+                "--model",
+                "fake",
+                "--tasks",
+                "action_count",
+                "--strict-video",
+                "--skip-missing",
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "2/2 samples, 1 errors, 1 from partial videos" in capsys.readouterr().out
 
 
@@ -90,7 +115,7 @@ def damage_the_middle(path):
     """Zero a stretch of the video data (not its index): the decoder loses some frames, not the file."""
     data = bytearray(path.read_bytes())
     start = data.find(b"mdat") + 400
-    data[start:start + 300] = bytes(300)
+    data[start : start + 300] = bytes(300)
     path.write_bytes(bytes(data))
 
 
@@ -104,8 +129,19 @@ def test_a_damaged_video_through_the_tiny_model(tmp_path, capsys):
 
     write_mvbench_fixture(tmp_path / "data", tasks=["action_count"], questions_per_task=2, num_frames=48)
     damage_the_middle(tmp_path / "data" / "perception" / "videos" / "action_count_1.mp4")
-    command = ["bench", "mvbench", "--data-root", str(tmp_path / "data"), "--model", "tiny", "--tasks",
-               "action_count", "--num-frames", "8", "--no-progress"]
+    command = [
+        "bench",
+        "mvbench",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--model",
+        "tiny",
+        "--tasks",
+        "action_count",
+        "--num-frames",
+        "8",
+        "--no-progress",
+    ]
     assert main([*command, "--output", str(tmp_path / "lenient")]) == 0
     records = read_records(tmp_path / "lenient" / "unpruned" / "samples.jsonl")
     assert [r["partial"] for r in records] == [False, True] and records[1]["lost_frames"]

@@ -29,14 +29,28 @@ def decoded(monkeypatch):
     """The samples the pipeline answerer decodes (it must decode none when the settings cannot work)."""
     calls = []
     original = answerers.PipelineAnswerer.decode
-    monkeypatch.setattr(answerers.PipelineAnswerer, "decode", lambda self, sample: (calls.append(sample.id),
-                                                                                     original(self, sample))[1])
+    monkeypatch.setattr(
+        answerers.PipelineAnswerer, "decode", lambda self, sample: (calls.append(sample.id), original(self, sample))[1]
+    )
     return calls
 
 
 def bench(root, output, *flags):
-    return ["bench", "mvbench", "--data-root", str(root), "--model", "tiny", "--tasks", "action_count",
-            "--output", str(output), "--no-progress", "--skip-missing", *flags]
+    return [
+        "bench",
+        "mvbench",
+        "--data-root",
+        str(root),
+        "--model",
+        "tiny",
+        "--tasks",
+        "action_count",
+        "--output",
+        str(output),
+        "--no-progress",
+        "--skip-missing",
+        *flags,
+    ]
 
 
 def one_line_error(capsys):
@@ -71,8 +85,9 @@ def test_a_sequence_beyond_the_context_stops_before_decoding(mvbench_data, tmp_p
 def test_the_context_check_counts_kept_tokens_text_and_layers(tiny_adapter, mvbench_data):
     root, _ = mvbench_data
     variants = (Variant("divprune", 0.5), Variant("divprune", 0.5, prune_layer=2))
-    config = RunConfig(benchmark="mvbench", data_root=root, model="tiny", output="/unused", num_frames=255,
-                       variants=variants[:1])
+    config = RunConfig(
+        benchmark="mvbench", data_root=root, model="tiny", output="/unused", num_frames=255, variants=variants[:1]
+    )
     preflight.check_model_settings(tiny_adapter, config, ["Question: what?"])  # 2040 kept of 4080: fits
     config.variants = variants
     with pytest.raises(ConfigurationError, match="divprune-keep0.5-layer2: about 41"):
@@ -92,16 +107,20 @@ def test_context_length_follows_rope_scaling():
     assert preflight.context_length(types.SimpleNamespace(config=types.SimpleNamespace(text_config=text))) == 32768
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--method", "attention", "--keep-ratio", "0.5"], "variant attention-keep0.5: method='attention'"),
-    (["--keep-ratio", "0"], "keep_ratio must be in (0, 1], got 0.0"),
-    (["--keep-ratio", "nan"], "keep_ratio must be in (0, 1], got nan"),
-    (["--keep-ratio", "1.5"], "keep_ratio must be in (0, 1], got 1.5"),
-    (["--num-frames", "0"], "num_frames must be a positive integer, got 0"),
-    (["--num-frames", "8", "--keyframes", "12"], "keyframes must be between 1 and num_frames (8)"),
-])
-def test_settings_that_cannot_work_stop_before_the_model_loads(mvbench_data, tmp_path, capsys, monkeypatch,
-                                                               flags, message):
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--method", "attention", "--keep-ratio", "0.5"], "variant attention-keep0.5: method='attention'"),
+        (["--keep-ratio", "0"], "keep_ratio must be in (0, 1], got 0.0"),
+        (["--keep-ratio", "nan"], "keep_ratio must be in (0, 1], got nan"),
+        (["--keep-ratio", "1.5"], "keep_ratio must be in (0, 1], got 1.5"),
+        (["--num-frames", "0"], "num_frames must be a positive integer, got 0"),
+        (["--num-frames", "8", "--keyframes", "12"], "keyframes must be between 1 and num_frames (8)"),
+    ],
+)
+def test_settings_that_cannot_work_stop_before_the_model_loads(
+    mvbench_data, tmp_path, capsys, monkeypatch, flags, message
+):
     root, _ = mvbench_data
     monkeypatch.setattr(runner, "make_answerer", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(bench(root, tmp_path / "out", *flags)) == 2

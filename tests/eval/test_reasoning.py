@@ -11,27 +11,30 @@ from divprune_video.eval.results import read_records
 from divprune_video.testing import write_replay_file
 
 
-@pytest.mark.parametrize("response,expected", [
-    # lmms-eval's test/eval/test_reasoning.py
-    ("<think>\nreasoning\n</think>\n\nYes", "Yes"),
-    ("reasoning from completion only\n</think>\n\nNo", "No"),  # the template put <think> in the prompt
-    # lmms-eval's test/eval/test_strip_thinking_filter.py (same function behind the filter)
-    ("<think>long chain of reasoning</think>\n\nParis", "Paris"),
-    ("Just a plain answer.", "Just a plain answer."),
-    # the rules on the edge cases
-    ("<think>unfinished (A) because", "<think>unfinished (A) because"),  # unclosed: left as it is
-    ("B <think>unfinished", "B <think>unfinished"),
-    ("<think>a <think>b</think> c</think> D", "D"),  # nested: first cut, then the text after the last closing tag
-    ("<think>x</think>A<think>y</think>", "A"),  # every block
-    ("</think>early<think>x</think>B", "earlyB"),  # a closing tag before the opening one is not a block
-    ("<THINK>x</THINK> C", "<THINK>x</THINK> C"),  # case-sensitive
-    ("<analysis>the answer is (A)</analysis> B", "B"),  # lmms-eval's second default pair
-    ("<analysis><think>x</think></analysis>C", "C"),
-    ("<think><analysis>x</think></analysis>C", "C"),  # pairs in order: <think> first, then the stray </analysis>
-    ("  \n\t ", ""),  # always stripped: whitespace-only becomes empty
-    ("\n A \n", "A"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "response,expected",
+    [
+        # lmms-eval's test/eval/test_reasoning.py
+        ("<think>\nreasoning\n</think>\n\nYes", "Yes"),
+        ("reasoning from completion only\n</think>\n\nNo", "No"),  # the template put <think> in the prompt
+        # lmms-eval's test/eval/test_strip_thinking_filter.py (same function behind the filter)
+        ("<think>long chain of reasoning</think>\n\nParis", "Paris"),
+        ("Just a plain answer.", "Just a plain answer."),
+        # the rules on the edge cases
+        ("<think>unfinished (A) because", "<think>unfinished (A) because"),  # unclosed: left as it is
+        ("B <think>unfinished", "B <think>unfinished"),
+        ("<think>a <think>b</think> c</think> D", "D"),  # nested: first cut, then the text after the last closing tag
+        ("<think>x</think>A<think>y</think>", "A"),  # every block
+        ("</think>early<think>x</think>B", "earlyB"),  # a closing tag before the opening one is not a block
+        ("<THINK>x</THINK> C", "<THINK>x</THINK> C"),  # case-sensitive
+        ("<analysis>the answer is (A)</analysis> B", "B"),  # lmms-eval's second default pair
+        ("<analysis><think>x</think></analysis>C", "C"),
+        ("<think><analysis>x</think></analysis>C", "C"),  # pairs in order: <think> first, then the stray </analysis>
+        ("  \n\t ", ""),  # always stripped: whitespace-only becomes empty
+        ("\n A \n", "A"),
+        ("", ""),
+    ],
+)
 def test_strip_reasoning_blocks_as_lmms_eval(response, expected):
     assert strip_reasoning_blocks(response) == expected
 
@@ -59,10 +62,16 @@ def test_every_benchmark_parses_the_response_without_its_reasoning(replay_files,
     wrong = {q.gold: "B" if q.gold != "B" else "C" for q in questions}
     responses = [f"<think>It is not {q.gold}. Answer: ({wrong[q.gold]})</think>\n{q.gold}" for q in questions]
     responses[0] = "  \n "  # whitespace only: empty after the filter
-    replay = write_replay_file(tmp_path / "thinking.jsonl", [{"video": q.video, "question": q.question, "task": q.task,
-                                                             "response": r} for q, r in zip(questions, responses)])
-    result = run_benchmark(RunConfig(benchmark=name, data_root=root, model=f"replay:{replay}",
-                                     output=tmp_path / "out"), progress=False)
+    replay = write_replay_file(
+        tmp_path / "thinking.jsonl",
+        [
+            {"video": q.video, "question": q.question, "task": q.task, "response": r}
+            for q, r in zip(questions, responses)
+        ],
+    )
+    result = run_benchmark(
+        RunConfig(benchmark=name, data_root=root, model=f"replay:{replay}", output=tmp_path / "out"), progress=False
+    )
     records = read_records(tmp_path / "out" / "replay" / "samples.jsonl")
     assert [r["response"] for r in records] == responses  # the raw text is kept
     assert [r["filtered_response"] for r in records[1:]] == [q.gold for q in questions[1:]]

@@ -49,12 +49,15 @@ def test_a_whole_last_record_without_its_newline_is_kept(tmp_path):
     assert [r["id"] for r in read_records(path)] == ["s0", "s1", "s2", "s3"]
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda lines: lines[:1] + [lines[1][:20]] + lines[2:], "line 2: not a JSON record"),
-    (lambda lines: lines[:1] + [lines[1][:7] + b"\xff" + lines[1][8:]] + lines[2:], "line 2: not a JSON record"),
-    (lambda lines: lines[:2] + [b'{"index": 2}'] + lines[3:], "line 3: expected a JSON object with an 'id'"),
-    (lambda lines: lines[:2] + [b"[1, 2]"] + lines[3:], "line 3: expected a JSON object with an 'id'"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda lines: lines[:1] + [lines[1][:20]] + lines[2:], "line 2: not a JSON record"),
+        (lambda lines: lines[:1] + [lines[1][:7] + b"\xff" + lines[1][8:]] + lines[2:], "line 2: not a JSON record"),
+        (lambda lines: lines[:2] + [b'{"index": 2}'] + lines[3:], "line 3: expected a JSON object with an 'id'"),
+        (lambda lines: lines[:2] + [b"[1, 2]"] + lines[3:], "line 3: expected a JSON object with an 'id'"),
+    ],
+)
 def test_a_damaged_line_elsewhere_names_file_and_line(tmp_path, damage, message):
     path = tmp_path / "samples.jsonl"
     lines = write_lines(path, RECORDS).split(b"\n")
@@ -65,8 +68,15 @@ def test_a_damaged_line_elsewhere_names_file_and_line(tmp_path, damage, message)
 
 def mvbench_config(root, output, *ratios, **overrides):
     variants = tuple(Variant("divprune", ratio) for ratio in ratios)
-    return RunConfig(benchmark="mvbench", data_root=root, model="fake", output=output, variants=variants,
-                     tasks=("action_count", "moving_count"), **overrides)
+    return RunConfig(
+        benchmark="mvbench",
+        data_root=root,
+        model="fake",
+        output=output,
+        variants=variants,
+        tasks=("action_count", "moving_count"),
+        **overrides,
+    )
 
 
 class RecordingModel(FakeModel):
@@ -88,11 +98,15 @@ def test_resume_after_a_cut_inside_a_utf8_character(mvbench_data, tmp_path):
     record = json.loads(data[last:])
     record["response"] = "réponse ✓"
     data = data[:last] + json.dumps(record, ensure_ascii=False).encode() + b"\n"
-    path.write_bytes(data[:data.index("✓".encode()) + 1])  # cut after the first byte of a three-byte character
+    path.write_bytes(data[: data.index("✓".encode()) + 1])  # cut after the first byte of a three-byte character
     result = run_benchmark(mvbench_config(root, tmp_path, 0.5), answerer=FakeModel(), progress=False)
     assert (result.skipped_done, result.processed) == (3, 1)
-    assert [r["id"] for r in read_records(path)] == ["moving_count/0000", "moving_count/0001", "action_count/0000",
-                                                     "action_count/0001"]  # benchmark order, each once
+    assert [r["id"] for r in read_records(path)] == [
+        "moving_count/0000",
+        "moving_count/0001",
+        "action_count/0000",
+        "action_count/0001",
+    ]  # benchmark order, each once
 
 
 def test_a_keep_ratio_added_later_reuses_the_finished_one(mvbench_data, tmp_path):
@@ -125,19 +139,46 @@ def test_a_run_in_the_older_single_variant_layout_is_adopted(mvbench_data, tmp_p
 def test_plot_draws_each_variant_once(mvbench_data, tmp_path, capsys, monkeypatch):
     root, _ = mvbench_data
     runs = tmp_path / "runs"
-    run_benchmark(RunConfig(benchmark="mvbench", data_root=root, model="fake", output=runs, limit=1,
-                            variants=(Variant(), Variant("divprune", 0.5), Variant("divprune", 0.25))),
-                  answerer=FakeModel(), progress=False)
+    run_benchmark(
+        RunConfig(
+            benchmark="mvbench",
+            data_root=root,
+            model="fake",
+            output=runs,
+            limit=1,
+            variants=(Variant(), Variant("divprune", 0.5), Variant("divprune", 0.25)),
+        ),
+        answerer=FakeModel(),
+        progress=False,
+    )
     shutil.copytree(runs, tmp_path / "copy")
     drawn = []
     original = plots._draw_panel
-    monkeypatch.setattr(plots, "_draw_panel", lambda axis, title, lines, references: (
-        drawn.append((title, {line: sorted(p[0] for p in points) for line, points in lines.items()}, references)),
-        original(axis, title, lines, references)))
+    monkeypatch.setattr(
+        plots,
+        "_draw_panel",
+        lambda axis, title, lines, references: (
+            drawn.append((title, {line: sorted(p[0] for p in points) for line, points in lines.items()}, references)),
+            original(axis, title, lines, references),
+        ),
+    )
     png = tmp_path / "accuracy.png"
     # the same runs through a folder, a variant folder, a summary file and a copy of the whole folder
-    assert main(["bench", "plot", str(runs), str(runs / "divprune-keep0.5"), str(runs / "unpruned" / "summary.json"),
-                 str(tmp_path / "copy"), "-o", str(png)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "plot",
+                str(runs),
+                str(runs / "divprune-keep0.5"),
+                str(runs / "unpruned" / "summary.json"),
+                str(tmp_path / "copy"),
+                "-o",
+                str(png),
+            ]
+        )
+        == 0
+    )
     assert "plotted 3 runs" in capsys.readouterr().out
     [(title, lines, references)] = drawn
     assert lines == {"fake: divprune": [0.25, 0.5]} and [label for label, _ in references] == ["fake unpruned"]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from divprune_video.eval import (
-    BenchmarkOptions,
     Answer,
     Answerer,
+    BenchmarkOptions,
     MissingVideoError,
     ReplayAnswerer,
     RunConfig,
@@ -27,8 +27,22 @@ from divprune_video.eval.mcq import extract_mcq_answer, mvbench_match
 from divprune_video.eval.results import ResultsError, read_records
 from divprune_video.testing import write_mvbench_fixture, write_replay_file
 
-REQUIRED_KEYS = {"id", "benchmark", "task", "video", "question", "options", "gold", "response", "parsed", "correct",
-                 "visual_tokens_total", "visual_tokens_kept", "timings", "error"}
+REQUIRED_KEYS = {
+    "id",
+    "benchmark",
+    "task",
+    "video",
+    "question",
+    "options",
+    "gold",
+    "response",
+    "parsed",
+    "correct",
+    "visual_tokens_total",
+    "visual_tokens_kept",
+    "timings",
+    "error",
+}
 
 
 def replay_config(replay, name, output, **overrides):
@@ -75,11 +89,17 @@ def test_replay_run_scores_like_lmms_eval(replay_files, tmp_path, name):
 
 def test_same_config_same_results(replay_files, tmp_path):
     subtitles = BenchmarkOptions(subtitles=True)
-    runs = [run_benchmark(replay_config(replay_files, "videomme", tmp_path / str(i), options=subtitles),
-                          progress=False) for i in range(2)]
-    strip = [[{k: v for k, v in r.items() if k != "timings"}
-              for r in read_records(tmp_path / str(i) / "replay" / "samples.jsonl")]
-             for i in range(2)]
+    runs = [
+        run_benchmark(replay_config(replay_files, "videomme", tmp_path / str(i), options=subtitles), progress=False)
+        for i in range(2)
+    ]
+    strip = [
+        [
+            {k: v for k, v in r.items() if k != "timings"}
+            for r in read_records(tmp_path / str(i) / "replay" / "samples.jsonl")
+        ]
+        for i in range(2)
+    ]
     assert strip[0] == strip[1]
     assert runs[0].summaries["unpruned"]["per_duration"] == runs[1].summaries["unpruned"]["per_duration"]
 
@@ -104,8 +124,9 @@ def test_resume_after_kill(replay_files, tmp_path):
     script = tmp_path / "slow_run.py"
     script.write_text(_SLOW_RUN)
     output = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, str(script), str(root), str(replay), str(output)],
-                               cwd=Path(__file__).parents[2])
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(root), str(replay), str(output)], cwd=Path(__file__).parents[2]
+    )
     samples = output / "replay" / "samples.jsonl"
     deadline = time.monotonic() + 60
     try:
@@ -162,8 +183,12 @@ class FakeModel(Answerer):
         started = time.perf_counter()
         time.sleep(self.answer_seconds)
         self.events.append(("answer", prepared.sample.index, started, time.perf_counter()))
-        return [Answer(prepared.sample.gold if v.keep_ratio >= 0.5 else "", 64, round(64 * v.keep_ratio),
-                       {"generate": 0.001}) for v in variants]
+        return [
+            Answer(
+                prepared.sample.gold if v.keep_ratio >= 0.5 else "", 64, round(64 * v.keep_ratio), {"generate": 0.001}
+            )
+            for v in variants
+        ]
 
 
 def test_variants_share_one_decode(mvbench_data, tmp_path):
@@ -184,53 +209,71 @@ def test_variants_share_one_decode(mvbench_data, tmp_path):
 def test_decoding_overlaps_the_model(mvbench_data, tmp_path):
     root, _ = mvbench_data
     model = FakeModel(decode_seconds=0.03, answer_seconds=0.03)
-    config = RunConfig(benchmark="mvbench", data_root=root, model="fake", output=tmp_path, limit=1, workers=2,
-                       prefetch=3)
+    config = RunConfig(
+        benchmark="mvbench", data_root=root, model="fake", output=tmp_path, limit=1, workers=2, prefetch=3
+    )
     run_benchmark(config, answerer=model, progress=False)
     answers = {index: (start, end) for kind, index, start, end in model.events if kind == "answer"}
     decodes = [(index, start, end) for kind, index, start, end in model.events if kind == "decode"]
-    overlapping = [index for index, start, end in decodes
-                   if any(a_start < end and start < a_end for i, (a_start, a_end) in answers.items() if i != index)]
+    overlapping = [
+        index
+        for index, start, end in decodes
+        if any(a_start < end and start < a_end for i, (a_start, a_end) in answers.items() if i != index)
+    ]
     assert len(overlapping) >= len(decodes) // 2
 
 
 def test_missing_and_unreadable_videos(tmp_path):
     root = tmp_path / "data"
-    write_mvbench_fixture(root, tasks=["action_count", "object_shuffle"], questions_per_task=2,
-                          missing_videos=["action_count_1.mp4"])
-    base = dict(benchmark="mvbench", data_root=root, model="fake", output=tmp_path / "out",
-                tasks=("action_count", "object_shuffle"))
+    write_mvbench_fixture(
+        root, tasks=["action_count", "object_shuffle"], questions_per_task=2, missing_videos=["action_count_1.mp4"]
+    )
+    base = dict(
+        benchmark="mvbench",
+        data_root=root,
+        model="fake",
+        output=tmp_path / "out",
+        tasks=("action_count", "object_shuffle"),
+    )
     with pytest.raises(MissingVideoError, match="action_count_1.mp4"):
         run_benchmark(RunConfig(**base), answerer=FakeModel(), progress=False)
     with pytest.raises(SampleError, match="object_shuffle/0001.*cannot decode"):
-        run_benchmark(RunConfig(**{**base, "tasks": ("object_shuffle",)}),
-                      answerer=FakeModel(fail_on={"object_shuffle/0001"}), progress=False)
+        run_benchmark(
+            RunConfig(**{**base, "tasks": ("object_shuffle",)}),
+            answerer=FakeModel(fail_on={"object_shuffle/0001"}),
+            progress=False,
+        )
 
-    result = run_benchmark(RunConfig(**base, skip_missing=True), answerer=FakeModel(fail_on={"object_shuffle/0001"}),
-                           progress=False)
+    result = run_benchmark(
+        RunConfig(**base, skip_missing=True), answerer=FakeModel(fail_on={"object_shuffle/0001"}), progress=False
+    )
     summary = result.summaries["unpruned"]
     assert summary["counts"]["errors"] == 2 and summary["counts"]["scored"] == 2
     errors = {r["id"]: r["error"] for r in read_records(tmp_path / "out" / "unpruned" / "samples.jsonl") if r["error"]}
     assert "missing video" in errors["action_count/0001"] and "cannot decode" in errors["object_shuffle/0001"]
 
     from divprune_video.eval.fixtures import write_tiny_video
+
     write_tiny_video(root / "perception" / "videos" / "action_count_1.mp4")
-    retried = run_benchmark(RunConfig(**base, skip_missing=True, retry_errors=True), answerer=FakeModel(),
-                            progress=False)
+    retried = run_benchmark(
+        RunConfig(**base, skip_missing=True, retry_errors=True), answerer=FakeModel(), progress=False
+    )
     assert retried.processed == 2 and retried.summaries["unpruned"]["counts"]["errors"] == 0
     assert len(read_records(tmp_path / "out" / "unpruned" / "samples.jsonl")) == 4
 
 
 def test_replay_without_a_response_names_the_sample(mvbench_data, tmp_path):
     root, questions = mvbench_data
-    replay = write_replay_file(tmp_path / "partial.jsonl", [{"video": q.video, "question": q.question,
-                                                             "response": "A"} for q in questions[1:]])
+    replay = write_replay_file(
+        tmp_path / "partial.jsonl", [{"video": q.video, "question": q.question, "response": "A"} for q in questions[1:]]
+    )
     config = RunConfig(benchmark="mvbench", data_root=root, model=f"replay:{replay}", output=tmp_path / "out")
     with pytest.raises(SampleError, match=f"{replay} has no response for sample action_sequence/0000"):
         run_benchmark(config, progress=False)
     with pytest.raises(ValueError, match="ReplayAnswerer answers at most 1 variant"):
-        run_benchmark(RunConfig(**{**config.__dict__, "variants": (Variant(), Variant("divprune", 0.5))}),
-                      progress=False)
+        run_benchmark(
+            RunConfig(**{**config.__dict__, "variants": (Variant(), Variant("divprune", 0.5))}), progress=False
+        )
     # Replay needs no video: a data folder without them still re-scores.
     assert ReplayAnswerer(replay).needs_frames is False
 
@@ -244,8 +287,15 @@ def test_every_family_runs_through_the_runner(tmp_path, model_type):
     root = tmp_path / "data"
     write_mvbench_fixture(root, tasks=["action_count"], questions_per_task=2)
     checkpoint = save_tiny_model(tmp_path / model_type, model_type)
-    config = RunConfig(benchmark="mvbench", data_root=root, model=str(checkpoint), output=tmp_path / "out",
-                       variants=(Variant(), Variant("divprune", 0.25)), num_frames=6, tasks=("action_count",))
+    config = RunConfig(
+        benchmark="mvbench",
+        data_root=root,
+        model=str(checkpoint),
+        output=tmp_path / "out",
+        variants=(Variant(), Variant("divprune", 0.25)),
+        num_frames=6,
+        tasks=("action_count",),
+    )
     result = run_benchmark(config, progress=False)
     for name in ("unpruned", "divprune-keep0.25"):
         records = read_records(tmp_path / "out" / name / "samples.jsonl")

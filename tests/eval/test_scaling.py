@@ -20,8 +20,24 @@ VARIANT = "divprune-keep0.15"  # each variant's results are in its own sub-folde
 @pytest.mark.slow
 def test_scaling_command_on_cpu(tmp_path, capsys):
     workdir = tmp_path / "scaling"
-    code = main(["bench", "scaling", "--model", "tiny", "--nproc", "2", "--samples", "16", "--num-frames", "8",
-                 "--kill-after", "3", "--workdir", str(workdir)])
+    code = main(
+        [
+            "bench",
+            "scaling",
+            "--model",
+            "tiny",
+            "--nproc",
+            "2",
+            "--samples",
+            "16",
+            "--num-frames",
+            "8",
+            "--kill-after",
+            "3",
+            "--workdir",
+            str(workdir),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out + err
     report = (workdir / "report.md").read_text()
@@ -30,16 +46,18 @@ def test_scaling_command_on_cpu(tmp_path, capsys):
     # Identical merged results, checked here independently of the tool's own comparison.
     single = read_records(workdir / "single" / VARIANT / SAMPLES_FILE)
     sharded = read_records(workdir / "torchrun" / VARIANT / SAMPLES_FILE)
-    strip = [[{k: v for k, v in record.items() if k != "timings"} for record in records]
-             for records in (single, sharded)]
+    strip = [
+        [{k: v for k, v in record.items() if k != "timings"} for record in records] for records in (single, sharded)
+    ]
     assert len(single) == 16 and strip[0] == strip[1]
     summaries = [json.loads((workdir / run / VARIANT / "summary.json").read_text()) for run in ("single", "torchrun")]
     assert summaries[0]["config"]["world_size"] == 1 and summaries[1]["config"]["world_size"] == 2
     assert summaries[0]["overall"] == summaries[1]["overall"] and summaries[0]["counts"] == summaries[1]["counts"]
     statuses = read_rank_statuses(workdir / "torchrun")
     assert sorted(statuses) == [0, 1] and sum(s["processed"] for s in statuses.values()) == 16
-    assert all(s["device"] == "cpu" and s["state"] == "done" and len(s["finished_after"]) == 8
-               for s in statuses.values())
+    assert all(
+        s["device"] == "cpu" and s["state"] == "done" and len(s["finished_after"]) == 8 for s in statuses.values()
+    )
 
     # Kill and resume: every sample once, same answers, the rerun answered exactly what the kill left undone.
     killed = read_records(workdir / "killed" / VARIANT / SAMPLES_FILE)
@@ -66,11 +84,25 @@ def _run_folder(tmp_path, name, responses):
     """A results folder as a run leaves it: samples.jsonl and summary.json."""
     folder = tmp_path / name
     folder.mkdir()
-    records = [{"id": f"task/{i:04d}", "index": i, "response": response, "parsed": response[:1], "correct": False,
-                "timings": {"generate": 0.1 * (i + 1)}} for i, response in enumerate(responses)]
+    records = [
+        {
+            "id": f"task/{i:04d}",
+            "index": i,
+            "response": response,
+            "parsed": response[:1],
+            "correct": False,
+            "timings": {"generate": 0.1 * (i + 1)},
+        }
+        for i, response in enumerate(responses)
+    ]
     write_jsonl_atomic(folder / SAMPLES_FILE, records)
-    summary = {"overall": 50.0, "counts": {"samples": len(records)}, "config": {"world_size": 1},
-               "timings": {}, "versions": {}}
+    summary = {
+        "overall": 50.0,
+        "counts": {"samples": len(records)},
+        "config": {"world_size": 1},
+        "timings": {},
+        "versions": {},
+    }
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -86,9 +118,11 @@ def test_compare_results_finds_planted_differences(tmp_path):
     (changed / "summary.json").write_text(json.dumps(summary))
     comparison = compare_results(reference, changed)
     assert not comparison.identical
-    assert comparison.differences == ['sample task/0001.parsed: "B" != "D"',
-                                      'sample task/0001.response: "B" != "D"',
-                                      "summary.overall: 50.0 != 33.3"]
+    assert comparison.differences == [
+        'sample task/0001.parsed: "B" != "D"',
+        'sample task/0001.response: "B" != "D"',
+        "summary.overall: 50.0 != 33.3",
+    ]
     assert "3 difference(s)" in comparison.describe()
 
     # A sample counted twice and one missing, and a shard left unmerged.
@@ -102,8 +136,10 @@ def test_compare_results_finds_planted_differences(tmp_path):
     assert any("unmerged shard files ['samples.rank1.jsonl']" in line for line in found)
 
 
-@pytest.mark.parametrize("benchmark, samples, tasks", [("mvbench", 64, 16), ("mvbench", 16, 16), ("mlvu", 14, 7),
-                                                       ("videomme", 9, 3), ("videomme", 4, 4)])
+@pytest.mark.parametrize(
+    "benchmark, samples, tasks",
+    [("mvbench", 64, 16), ("mvbench", 16, 16), ("mlvu", 14, 7), ("videomme", 9, 3), ("videomme", 4, 4)],
+)
 def test_fixture_sets_have_exactly_the_samples_asked(tmp_path, benchmark, samples, tasks):
     fixture = write_fixture_set(benchmark, tmp_path, samples, num_frames=4)
     loaded = get_benchmark(benchmark)(tmp_path, BenchmarkOptions()).load(fixture.tasks)
@@ -120,16 +156,19 @@ def test_fixture_set_rejects_bad_arguments(tmp_path):
         write_fixture_set("egoschema", tmp_path, 4)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"nproc": 0}, "--nproc must be a positive integer; got 0"),
-    ({"samples": 1, "nproc": 2}, "--samples 1 is fewer than --nproc 2"),
-    ({"samples": 8, "kill_after": 8}, "--kill-after 8 must be below --samples 8"),
-    ({"model": "random-7b"}, "--model random-7b needs CUDA GPUs"),
-    ({"benchmark": "egoschema"}, "--benchmark must be one of mlvu, mvbench, videomme"),
-    ({"keep_ratios": (1.5,)}, "keep_ratio must be in"),
-    ({"method": "divprun"}, "unknown method 'divprun'"),
-    ({"dtype": "float8"}, "--dtype must be one of"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"nproc": 0}, "--nproc must be a positive integer; got 0"),
+        ({"samples": 1, "nproc": 2}, "--samples 1 is fewer than --nproc 2"),
+        ({"samples": 8, "kill_after": 8}, "--kill-after 8 must be below --samples 8"),
+        ({"model": "random-7b"}, "--model random-7b needs CUDA GPUs"),
+        ({"benchmark": "egoschema"}, "--benchmark must be one of mlvu, mvbench, videomme"),
+        ({"keep_ratios": (1.5,)}, "keep_ratio must be in"),
+        ({"method": "divprun"}, "unknown method 'divprun'"),
+        ({"dtype": "float8"}, "--dtype must be one of"),
+    ],
+)
 def test_scaling_options_are_checked(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
         ScalingOptions(workdir=tmp_path, **changes).resolved(cuda_devices=0)
@@ -168,9 +207,11 @@ def test_random_7b_tokenizer_decodes_every_id_and_tokenizes_prompts_as_before():
 
     tiny = AutoTokenizer.from_pretrained(tiny_model_path())
     grown = _full_vocabulary_tokenizer(32064)
-    prompt = tiny.apply_chat_template([{"role": "user", "content": [{"type": "video"},
-                                                                    {"type": "text", "text": "Question:Who?"}]}],
-                                      add_generation_prompt=True, tokenize=False)
+    prompt = tiny.apply_chat_template(
+        [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Question:Who?"}]}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     assert len(grown) == 32064 and grown(prompt)["input_ids"] == tiny(prompt)["input_ids"]
     assert grown.convert_tokens_to_ids("<video>") == tiny.convert_tokens_to_ids("<video>")
     assert grown.decode([31999, 32063, grown.eos_token_id], skip_special_tokens=True) == "<w31999><w32063>"

@@ -100,9 +100,13 @@ class AdapterContract:
         video = adapter.encode_frames(frames)
         ids = self.prompt_ids(adapter, question, video)
         with torch.inference_mode():
-            output = plain_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                          pad_token_id=adapter.tokenizer.pad_token_id,
-                                          **self.video_inputs(adapter, frames, ids), **kwargs)
+            output = plain_model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                pad_token_id=adapter.tokenizer.pad_token_id,
+                **self.video_inputs(adapter, frames, ids),
+                **kwargs,
+            )
         return ids, output
 
     def language_extras(self, video, visual_mask, kept=None, first_layer=0) -> dict:
@@ -127,9 +131,15 @@ class AdapterContract:
         visual = adapter.embed(ids, [video])[1][:, keep]
         cache = transformers.DynamicCache()
         ones = torch.ones(embeds.shape[:2], dtype=torch.long)
-        _, logits = self.text_forward(plain_model, inputs_embeds=embeds, position_ids=full[..., keep],
-                                      attention_mask=ones, use_cache=True, **{CACHE_KWARG: cache},
-                                      **self.language_extras(video, visual, kept))
+        _, logits = self.text_forward(
+            plain_model,
+            inputs_embeds=embeds,
+            position_ids=full[..., keep],
+            attention_mask=ones,
+            use_cache=True,
+            **{CACHE_KWARG: cache},
+            **self.language_extras(video, visual, kept),
+        )
         return manual_greedy(plain_model, cache, logits, ones, full.amax(dim=-1) + 1, steps)
 
     def kept_sequence(self, adapter, video, question, kept):
@@ -149,10 +159,17 @@ class AdapterContract:
         assert isinstance(adapter, adapter_class(self.model_type))
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
         assert tokenizer.convert_tokens_to_ids(self.video_token) == config.video_token_id
-        assert tokenizer.decode(tokenizer("a red ball moves")["input_ids"], skip_special_tokens=True) == \
-            "a red ball moves"
-        for name in ("config.json", "model.safetensors", "tokenizer.json", "video_preprocessor_config.json",
-                     "processor_config.json", "chat_template.jinja"):
+        assert (
+            tokenizer.decode(tokenizer("a red ball moves")["input_ids"], skip_special_tokens=True) == "a red ball moves"
+        )
+        for name in (
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "video_preprocessor_config.json",
+            "processor_config.json",
+            "chat_template.jinja",
+        ):
             assert (checkpoint / name).is_file()
         assert adapter.frames_per_group == self.frames_per_group
 
@@ -160,8 +177,9 @@ class AdapterContract:
         pytest.importorskip("torchvision")
         processor = transformers.AutoProcessor.from_pretrained(str(checkpoint))
         frames = self.frames(4)
-        inputs = processor(text=adapter.build_prompt("hi"), videos=[frames], return_tensors="pt",
-                           **self.processor_kwargs(frames))
+        inputs = processor(
+            text=adapter.build_prompt("hi"), videos=[frames], return_tensors="pt", **self.processor_kwargs(frames)
+        )
         video = adapter.encode_frames(frames)
         assert int((inputs["input_ids"] == adapter.video_token_id).sum()) == video.num_placeholders
         for name, value in self.video_inputs(adapter, frames, inputs["input_ids"]).items():
@@ -176,7 +194,8 @@ class AdapterContract:
         ids = self.prompt_ids(adapter, QUESTION, video)
         captured = {}
         hook = plain_model.model.language_model.register_forward_pre_hook(
-            lambda module, args, kwargs: captured.update(embeds=kwargs["inputs_embeds"]), with_kwargs=True)
+            lambda module, args, kwargs: captured.update(embeds=kwargs["inputs_embeds"]), with_kwargs=True
+        )
         try:
             with torch.inference_mode():
                 plain_model(input_ids=ids, **self.video_inputs(adapter, frames, ids))
@@ -205,31 +224,40 @@ class AdapterContract:
         """The tiny checkpoint's weights are input-sensitive: otherwise the equivalence tests would prove nothing."""
         videos = [adapter.encode_frames(self.frames(8, seed=seed)) for seed in (0, 1)]
         none = PruningConfig(method="none")
-        answers = {tuple(adapter.generate([video], [question], none, max_new_tokens=6,
-                                          do_sample=False).sequences[0].tolist())
-                   for video in videos for question in (QUESTION, "How many shapes are there?")}
+        answers = {
+            tuple(adapter.generate([video], [question], none, max_new_tokens=6, do_sample=False).sequences[0].tolist())
+            for video in videos
+            for question in (QUESTION, "How many shapes are there?")
+        }
         assert len(answers) == 4
 
     # -- unpruned == plain transformers ------------------------------------------------------------------------
 
-    @pytest.mark.parametrize("pruning", [
-        PruningConfig(method="none"),
-        PruningConfig(keep_ratio=1.0, prune_layer=0),
-        PruningConfig(keep_ratio=1.0, prune_layer=2),
-        PruningConfig(keep_ratio=1.0, prune_layer=3, positions="original"),
-    ], ids=["none", "keep-all-layer0", "keep-all-layer2", "keep-all-layer3-original"])
+    @pytest.mark.parametrize(
+        "pruning",
+        [
+            PruningConfig(method="none"),
+            PruningConfig(keep_ratio=1.0, prune_layer=0),
+            PruningConfig(keep_ratio=1.0, prune_layer=2),
+            PruningConfig(keep_ratio=1.0, prune_layer=3, positions="original"),
+        ],
+        ids=["none", "keep-all-layer0", "keep-all-layer2", "keep-all-layer3-original"],
+    )
     def test_keeping_everything_reproduces_plain_transformers(self, adapter, plain_model, pruning):
         frames = self.frames(8)
         ids, expected = self.plain_generate(adapter, plain_model, frames, **GREEDY)
         result = adapter.generate([adapter.encode_frames(frames)], [QUESTION], pruning, **GREEDY)
         assert result.records[0].num_kept == result.records[0].num_visual_tokens
-        assert torch.equal(result.sequences[0], expected.sequences[0, ids.shape[1]:])
+        assert torch.equal(result.sequences[0], expected.sequences[0, ids.shape[1] :])
         torch.testing.assert_close(step_logits(result.raw), step_logits(expected), rtol=0, atol=ATOL)
-        assert result.texts[0] == adapter.tokenizer.decode(expected.sequences[0, ids.shape[1]:],
-                                                           skip_special_tokens=True).strip()
+        assert (
+            result.texts[0]
+            == adapter.tokenizer.decode(expected.sequences[0, ids.shape[1] :], skip_special_tokens=True).strip()
+        )
 
-    def test_pipeline_unpruned_equals_transformers_with_the_checkpoints_processor(self, checkpoint, adapter,
-                                                                                plain_model):
+    def test_pipeline_unpruned_equals_transformers_with_the_checkpoints_processor(
+        self, checkpoint, adapter, plain_model
+    ):
         """The whole user path (VideoQAPipeline from the folder) against AutoProcessor + generate(): needs
         torchvision (the GPU machine, or a virtual environment with the CUDA torch build)."""
         pytest.importorskip("torchvision")
@@ -242,9 +270,10 @@ class AdapterContract:
         text = processor.apply_chat_template(conversation, add_generation_prompt=True)
         inputs = processor(text=text, videos=[frames], return_tensors="pt", **self.processor_kwargs(frames))
         with torch.inference_mode():
-            expected = plain_model.generate(**inputs, max_new_tokens=12, do_sample=False,
-                                            pad_token_id=processor.tokenizer.pad_token_id)
-        answer = processor.tokenizer.decode(expected[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            expected = plain_model.generate(
+                **inputs, max_new_tokens=12, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id
+            )
+        answer = processor.tokenizer.decode(expected[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         pipe = VideoQAPipeline(str(checkpoint), keep_ratio=1.0, num_frames=8, device="cpu")
         result = pipe(frames, QUESTION, max_new_tokens=12, do_sample=False)
         assert result.answer == answer.strip()
@@ -263,9 +292,12 @@ class AdapterContract:
         if adapter.decoder.position_modes[0] == "renumber":  # the default: contiguous positions
             embeds, _ = self.kept_sequence(adapter, video, QUESTION, kept)
             with torch.inference_mode():
-                expected = plain_model.generate(inputs_embeds=embeds,
-                                                attention_mask=torch.ones(embeds.shape[:2]).long(),
-                                                pad_token_id=adapter.tokenizer.pad_token_id, **GREEDY)
+                expected = plain_model.generate(
+                    inputs_embeds=embeds,
+                    attention_mask=torch.ones(embeds.shape[:2]).long(),
+                    pad_token_id=adapter.tokenizer.pad_token_id,
+                    **GREEDY,
+                )
             tokens, logits = expected.sequences[0], step_logits(expected)
         else:
             tokens, logits = self.kept_reference(adapter, plain_model, video, QUESTION, kept, GREEDY["max_new_tokens"])
@@ -278,8 +310,9 @@ class AdapterContract:
         """Kept tokens keep their positions in the full sequence; new tokens continue after the full prompt."""
         video = adapter.encode_frames(self.frames(8))
         result = adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=0.2, positions="original"), **GREEDY)
-        tokens, logits = self.kept_reference(adapter, plain_model, video, QUESTION, result.records[0].kept_indices,
-                                             GREEDY["max_new_tokens"])
+        tokens, logits = self.kept_reference(
+            adapter, plain_model, video, QUESTION, result.records[0].kept_indices, GREEDY["max_new_tokens"]
+        )
         generated = result.sequences[0].numel()
         assert torch.equal(result.sequences[0], tokens[0, :generated])
         torch.testing.assert_close(step_logits(result.raw), logits[:generated], rtol=0, atol=ATOL)
@@ -295,12 +328,19 @@ class AdapterContract:
         captured = {}
         hook = decoder.layers[layer].register_forward_pre_hook(
             lambda module, args, kwargs: captured.update(hidden=args[0] if args else kwargs["hidden_states"]),
-            with_kwargs=True)
+            with_kwargs=True,
+        )
         full_cache = transformers.DynamicCache()
         try:
-            self.text_forward(plain_model, inputs_embeds=embeds, attention_mask=torch.ones_like(ids), use_cache=True,
-                              position_ids=full_positions, **{CACHE_KWARG: full_cache},
-                              **self.language_extras(video, visual))
+            self.text_forward(
+                plain_model,
+                inputs_embeds=embeds,
+                attention_mask=torch.ones_like(ids),
+                use_cache=True,
+                position_ids=full_positions,
+                **{CACHE_KWARG: full_cache},
+                **self.language_extras(video, visual),
+            )
         finally:
             hook.remove()
         keep = torch.ones(ids.shape[1], dtype=torch.bool)
@@ -316,10 +356,16 @@ class AdapterContract:
         if getattr(tail.config, "layer_types", None):
             tail.config.layer_types = tail.config.layer_types[layer:]
         tail_cache = transformers.DynamicCache()
-        _, logits = self.text_forward(plain_model, tail, inputs_embeds=captured["hidden"][:, index],
-                                      position_ids=position_ids, attention_mask=torch.ones(1, length, dtype=torch.long),
-                                      use_cache=True, **{CACHE_KWARG: tail_cache},
-                                      **self.language_extras(video, visual[:, index], kept, layer))
+        _, logits = self.text_forward(
+            plain_model,
+            tail,
+            inputs_embeds=captured["hidden"][:, index],
+            position_ids=position_ids,
+            attention_mask=torch.ones(1, length, dtype=torch.long),
+            use_cache=True,
+            **{CACHE_KWARG: tail_cache},
+            **self.language_extras(video, visual[:, index], kept, layer),
+        )
         cache = transformers.DynamicCache()
         for number in range(len(decoder.layers)):
             source = full_cache.layers[number] if number < layer else tail_cache.layers[number - layer]
@@ -337,12 +383,14 @@ class AdapterContract:
             pytest.skip(f"{self.model_type} has no {positions!r} positions (see test_positions_modes)")
         video = adapter.encode_frames(self.frames(8))
         pruning = PruningConfig(keep_ratio=0.25, prune_layer=layer, positions=positions)
-        result = adapter.generate([video], [QUESTION], pruning, max_new_tokens=1, output_logits=True,
-                                  return_dict_in_generate=True)
+        result = adapter.generate(
+            [video], [QUESTION], pruning, max_new_tokens=1, output_logits=True, return_dict_in_generate=True
+        )
         kept = result.records[0].kept_indices
         assert kept.numel() == round(0.25 * video.num_tokens)
-        expected_cache, expected_logits, _, _ = self._layer_k_reference(adapter, plain_model, video, kept, layer,
-                                                                        positions)
+        expected_cache, expected_logits, _, _ = self._layer_k_reference(
+            adapter, plain_model, video, kept, layer, positions
+        )
         cache = cache_of(result.raw)
         assert len(cache.layers) == len(expected_cache.layers)
         for ours, theirs in zip(cache.layers, expected_cache.layers):
@@ -357,10 +405,18 @@ class AdapterContract:
         steps = 16
         video = adapter.encode_frames(self.frames(8, seed=4))
         pruning = PruningConfig(keep_ratio=0.2, prune_layer=2, positions=positions)
-        result = adapter.generate([video], [QUESTION], pruning, max_new_tokens=steps, do_sample=False,
-                                  output_logits=True, return_dict_in_generate=True)
+        result = adapter.generate(
+            [video],
+            [QUESTION],
+            pruning,
+            max_new_tokens=steps,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
         cache, logits, mask, next_position = self._layer_k_reference(
-            adapter, plain_model, video, result.records[0].kept_indices, 2, positions)
+            adapter, plain_model, video, result.records[0].kept_indices, 2, positions
+        )
         tokens, expected_logits = manual_greedy(plain_model, cache, logits, mask, next_position, steps)
         generated = result.sequences[0].numel()  # generate() stops early at the end-of-sequence token
         assert generated >= 4 and torch.equal(result.sequences[0], tokens[0, :generated])
@@ -375,23 +431,37 @@ class AdapterContract:
                 adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=0.25, positions=mode), max_new_tokens=1)
         if len(modes) < 2:
             return
-        runs = [adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=0.25, prune_layer=2, positions=mode),
-                                 max_new_tokens=1, output_logits=True, return_dict_in_generate=True)
-                for mode in modes]
+        runs = [
+            adapter.generate(
+                [video],
+                [QUESTION],
+                PruningConfig(keep_ratio=0.25, prune_layer=2, positions=mode),
+                max_new_tokens=1,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
+            for mode in modes
+        ]
         assert torch.equal(runs[0].records[0].kept_indices, runs[1].records[0].kept_indices)
         assert not torch.allclose(runs[0].raw.logits[0], runs[1].raw.logits[0], atol=1e-4)
 
     def test_fastv_keeps_the_most_attended_visual_tokens(self, checkpoint, adapter):
-        eager = transformers.AutoModelForImageTextToText.from_pretrained(str(checkpoint),
-                                                                         attn_implementation="eager").eval()
+        eager = transformers.AutoModelForImageTextToText.from_pretrained(
+            str(checkpoint), attn_implementation="eager"
+        ).eval()
         video = adapter.encode_frames(self.frames(8))
-        result = adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=0.25, method="attention",
-                                                                     prune_layer=2), max_new_tokens=2)
+        result = adapter.generate(
+            [video], [QUESTION], PruningConfig(keep_ratio=0.25, method="attention", prune_layer=2), max_new_tokens=2
+        )
         ids = self.prompt_ids(adapter, QUESTION, video)
         embeds, visual = adapter.embed(ids, [video])
-        full, _ = self.text_forward(eager, inputs_embeds=embeds, output_attentions=True,
-                                    position_ids=self.full_positions(eager, ids, video),
-                                    **self.language_extras(video, visual))
+        full, _ = self.text_forward(
+            eager,
+            inputs_embeds=embeds,
+            output_attentions=True,
+            position_ids=self.full_positions(eager, ids, video),
+            **self.language_extras(video, visual),
+        )
         scores = full.attentions[1][0, :, -1, :].mean(dim=0)[visual[0]]
         expected = torch.topk(scores, result.records[0].num_kept).indices.sort().values
         assert torch.equal(result.records[0].kept_indices, expected)
@@ -401,8 +471,9 @@ class AdapterContract:
     @pytest.mark.parametrize("keep_ratio", [0.1, 0.15, 0.5])
     def test_keep_counts_and_a_shorter_cache(self, adapter, keep_ratio):
         video = adapter.encode_frames(self.frames(8))
-        result = adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=keep_ratio), max_new_tokens=1,
-                                  return_dict_in_generate=True)
+        result = adapter.generate(
+            [video], [QUESTION], PruningConfig(keep_ratio=keep_ratio), max_new_tokens=1, return_dict_in_generate=True
+        )
         record = result.records[0]
         assert record.num_visual_tokens == video.num_tokens
         assert record.num_kept == max(1, round(keep_ratio * video.num_tokens))
@@ -426,8 +497,7 @@ class AdapterContract:
             assert torch.equal(batched.sequences[row][:generated], alone.sequences[0])
             assert (batched.sequences[row][generated:] == adapter.tokenizer.pad_token_id).all()
             assert batched.texts[row] == alone.texts[0]
-            torch.testing.assert_close(batch_logits[:generated, row], step_logits(alone.raw)[:, 0], rtol=0,
-                                       atol=1e-3)
+            torch.testing.assert_close(batch_logits[:generated, row], step_logits(alone.raw)[:, 0], rtol=0, atol=1e-3)
 
     def test_sampling_with_everything_kept_matches_plain_sampling(self, adapter, plain_model):
         frames = self.frames(6)
@@ -435,9 +505,10 @@ class AdapterContract:
         torch.manual_seed(7)
         ids, expected = self.plain_generate(adapter, plain_model, frames, **sampling)
         torch.manual_seed(7)
-        result = adapter.generate([adapter.encode_frames(frames)], [QUESTION],
-                                  PruningConfig(keep_ratio=1.0, prune_layer=1), **sampling)
-        assert torch.equal(result.sequences[0], expected[0, ids.shape[1]:])
+        result = adapter.generate(
+            [adapter.encode_frames(frames)], [QUESTION], PruningConfig(keep_ratio=1.0, prune_layer=1), **sampling
+        )
+        assert torch.equal(result.sequences[0], expected[0, ids.shape[1] :])
         assert len(set(result.sequences[0].tolist())) > 1
 
     @pytest.mark.parametrize("prune_layer", [0, 2])
@@ -446,12 +517,17 @@ class AdapterContract:
         beams = {"max_new_tokens": 8, "num_beams": 3, "do_sample": False}
         ids, expected = self.plain_generate(adapter, plain_model, frames, **beams)
         video = adapter.encode_frames(frames)
-        result = adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=1.0, prune_layer=prune_layer),
-                                  **beams)
-        assert torch.equal(result.sequences[0], expected[0, ids.shape[1]:])
+        result = adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=1.0, prune_layer=prune_layer), **beams)
+        assert torch.equal(result.sequences[0], expected[0, ids.shape[1] :])
         videos = [video, adapter.encode_frames(self.frames(4, seed=2))]
-        pruned = adapter.generate(videos, ["Why?", "Who?"], PruningConfig(keep_ratio=0.25, prune_layer=prune_layer),
-                                  max_new_tokens=4, do_sample=True, num_return_sequences=3)
+        pruned = adapter.generate(
+            videos,
+            ["Why?", "Who?"],
+            PruningConfig(keep_ratio=0.25, prune_layer=prune_layer),
+            max_new_tokens=4,
+            do_sample=True,
+            num_return_sequences=3,
+        )
         assert len(pruned.sequences) == 6 and len(pruned.records) == 2
         assert [record.num_kept for record in pruned.records] == [round(0.25 * each.num_tokens) for each in videos]
 
@@ -460,8 +536,11 @@ class AdapterContract:
     def pruning_cases(self, adapter):
         """Pruning settings the decoding tests run: unpruned, layer 0, layer K, and original positions where the
         family also renumbers."""
-        cases = [PruningConfig(method="none"), PruningConfig(keep_ratio=0.25),
-                 PruningConfig(keep_ratio=0.3, method="uniform", prune_layer=2)]
+        cases = [
+            PruningConfig(method="none"),
+            PruningConfig(keep_ratio=0.25),
+            PruningConfig(keep_ratio=0.3, method="uniform", prune_layer=2),
+        ]
         if "renumber" in adapter.decoder.position_modes:
             cases.append(PruningConfig(keep_ratio=0.25, prune_layer=1, positions="original"))
         return cases
@@ -475,10 +554,12 @@ class AdapterContract:
         videos = [adapter.encode_frames(self.frames(8)), adapter.encode_frames(self.frames(4, seed=3))] * 2
         questions = [QUESTION, "Why?", "Which shape moves fastest in this clip?", "How many?"]
         for pruning in self.pruning_cases(adapter):
-            dynamic = self.generate_with(adapter, monkeypatch, "generate", videos, questions, pruning,
-                                         max_new_tokens=10, do_sample=False)
-            static = self.generate_with(adapter, monkeypatch, "static", videos, questions, pruning,
-                                        max_new_tokens=10, do_sample=False)
+            dynamic = self.generate_with(
+                adapter, monkeypatch, "generate", videos, questions, pruning, max_new_tokens=10, do_sample=False
+            )
+            static = self.generate_with(
+                adapter, monkeypatch, "static", videos, questions, pruning, max_new_tokens=10, do_sample=False
+            )
             assert dynamic.raw is not None and static.raw is None
             assert [row.tolist() for row in static.sequences] == [row.tolist() for row in dynamic.sequences]
             assert static.texts == dynamic.texts
@@ -489,8 +570,16 @@ class AdapterContract:
     def test_static_decoding_stops_and_samples_like_generate(self, adapter, monkeypatch):
         video = adapter.encode_frames(self.frames(6))
         pruning = PruningConfig(keep_ratio=0.3)
-        greedy = self.generate_with(adapter, monkeypatch, "generate", [video, video], [QUESTION, "Why?"], pruning,
-                                    max_new_tokens=10, do_sample=False)
+        greedy = self.generate_with(
+            adapter,
+            monkeypatch,
+            "generate",
+            [video, video],
+            [QUESTION, "Why?"],
+            pruning,
+            max_new_tokens=10,
+            do_sample=False,
+        )
         stop = int(greedy.sequences[0][3])  # an end-of-sequence token the first row reaches at its 4th token
         for extra in ({"eos_token_id": stop}, {"max_length": 0}):
             if "max_length" in extra:  # generate() counts max_length over the whole (unpruned) prompt
@@ -498,14 +587,22 @@ class AdapterContract:
                 extra = {"max_length": ids.shape[1] + 5}
             else:
                 extra = {**extra, "max_new_tokens": 10}
-            dynamic = self.generate_with(adapter, monkeypatch, "generate", [video, video], [QUESTION, "Why?"],
-                                         pruning, do_sample=False, **extra)
-            static = self.generate_with(adapter, monkeypatch, "static", [video, video], [QUESTION, "Why?"],
-                                        pruning, do_sample=False, **extra)
+            dynamic = self.generate_with(
+                adapter, monkeypatch, "generate", [video, video], [QUESTION, "Why?"], pruning, do_sample=False, **extra
+            )
+            static = self.generate_with(
+                adapter, monkeypatch, "static", [video, video], [QUESTION, "Why?"], pruning, do_sample=False, **extra
+            )
             assert [row.tolist() for row in static.sequences] == [row.tolist() for row in dynamic.sequences]
         assert static.sequences[0].numel() == 5
-        sampling = {"max_new_tokens": 12, "do_sample": True, "temperature": 0.8, "top_k": 30, "top_p": 0.9,
-                    "repetition_penalty": 1.3}
+        sampling = {
+            "max_new_tokens": 12,
+            "do_sample": True,
+            "temperature": 0.8,
+            "top_k": 30,
+            "top_p": 0.9,
+            "repetition_penalty": 1.3,
+        }
         torch.manual_seed(3)
         dynamic = self.generate_with(adapter, monkeypatch, "generate", [video], [QUESTION], pruning, **sampling)
         torch.manual_seed(3)
@@ -522,11 +619,13 @@ class AdapterContract:
         video = adapter.encode_frames(self.frames(8, seed=5))
         questions = [QUESTION, "Why?"]
         for pruning in self.pruning_cases(adapter):
-            dynamic = self.generate_with(adapter, monkeypatch, "generate", [video] * 2, questions, pruning,
-                                         max_new_tokens=10, do_sample=False)
+            dynamic = self.generate_with(
+                adapter, monkeypatch, "generate", [video] * 2, questions, pruning, max_new_tokens=10, do_sample=False
+            )
             for _ in range(2):  # the second call reuses the pooled buffer of the same shape
-                static = self.generate_with(adapter, monkeypatch, "static", [video] * 2, questions, pruning,
-                                            max_new_tokens=10, do_sample=False)
+                static = self.generate_with(
+                    adapter, monkeypatch, "static", [video] * 2, questions, pruning, max_new_tokens=10, do_sample=False
+                )
                 assert [row.tolist() for row in static.sequences] == [row.tolist() for row in dynamic.sequences]
             shared = adapter.answer(adapter.prefill(video, pruning), questions, max_new_tokens=10, do_sample=False)
             assert [row.tolist() for row in shared.sequences] == [row.tolist() for row in dynamic.sequences]
@@ -534,8 +633,9 @@ class AdapterContract:
 
     def test_calls_the_static_decoder_does_not_implement_use_generate(self, adapter, monkeypatch):
         video = adapter.encode_frames(self.frames(4))
-        result = self.generate_with(adapter, monkeypatch, "static", [video], [QUESTION], PruningConfig(),
-                                    max_new_tokens=3, num_beams=2)
+        result = self.generate_with(
+            adapter, monkeypatch, "static", [video], [QUESTION], PruningConfig(), max_new_tokens=3, num_beams=2
+        )
         assert result.raw is not None
         with pytest.raises(ValueError, match="decode must be one of"):
             self.generate_with(adapter, monkeypatch, "fast", [video], [QUESTION], PruningConfig(), max_new_tokens=2)
@@ -546,8 +646,9 @@ class AdapterContract:
         video = adapter.encode_frames(self.frames(8, seed=4))
         questions = [QUESTION, "Why?", "Which shape moves fastest in this clip?"]
         for pruning in self.pruning_cases(adapter):
-            whole = self.generate_with(adapter, monkeypatch, "generate", [video] * 3, questions, pruning,
-                                       max_new_tokens=10, do_sample=False)
+            whole = self.generate_with(
+                adapter, monkeypatch, "generate", [video] * 3, questions, pruning, max_new_tokens=10, do_sample=False
+            )
             context = adapter.prefill(video, pruning)
             batched = adapter.answer(context, questions, max_new_tokens=10, do_sample=False)
             assert [row.tolist() for row in batched.sequences] == [row.tolist() for row in whole.sequences]
@@ -565,8 +666,9 @@ class AdapterContract:
         length = context.prefix_length
         assert torch.equal(ids[0, :length], context.prefix_ids) and ids[0, length - 1] == adapter.video_token_id
         kept_length = length - video.num_tokens + context.num_kept
-        assert [keys.shape[-2] for keys, _ in context.cache] == \
-            [length] * 2 + [kept_length] * (adapter.decoder.num_layers - 2)
+        assert [keys.shape[-2] for keys, _ in context.cache] == [length] * 2 + [kept_length] * (
+            adapter.decoder.num_layers - 2
+        )
         assert context.nbytes == sum(keys.nbytes * 2 for keys, _ in context.cache)
         with pytest.raises(ValueError, match="cannot be shared"):
             adapter.prefill(video, PruningConfig(method="attention", prune_layer=1))
@@ -579,11 +681,13 @@ class AdapterContract:
         frames = self.frames(4 * self.frames_per_group, seed=6)
         qa = StreamingVideoQA(adapter, token_budget=10_000)
         records = [qa.ingest(frame) for frame in frames]
-        assert [record.num_tokens > 0 for record in records] == \
-            [(index + 1) % self.frames_per_group == 0 for index in range(len(frames))]
+        assert [record.num_tokens > 0 for record in records] == [
+            (index + 1) % self.frames_per_group == 0 for index in range(len(frames))
+        ]
         streamed = qa.ask(QUESTION, max_new_tokens=8, do_sample=False)
-        whole = adapter.generate([adapter.encode_frames(frames)], [QUESTION], PruningConfig(method="none"),
-                                 max_new_tokens=8, do_sample=False)
+        whole = adapter.generate(
+            [adapter.encode_frames(frames)], [QUESTION], PruningConfig(method="none"), max_new_tokens=8, do_sample=False
+        )
         assert streamed.answer == whole.texts[0]
         assert streamed.num_kept == streamed.num_visual_tokens == whole.records[0].num_visual_tokens
         assert streamed.num_frames == 4 and streamed.frames_per_group == self.frames_per_group
@@ -600,15 +704,22 @@ class AdapterContract:
         text = adapter.config.get_text_config()
         monkeypatch.setattr(text, "rope_parameters", {"rope_type": "default", "rope_theta": 10000.0}, raising=False)
         forward = adapter.model.forward
-        for pruning in (PruningConfig(method="none"), PruningConfig(keep_ratio=0.5, positions="renumber"),
-                        PruningConfig(keep_ratio=0.5, positions="original"), PruningConfig(keep_ratio=0.5,
-                                                                                          prune_layer=1)):
+        for pruning in (
+            PruningConfig(method="none"),
+            PruningConfig(keep_ratio=0.5, positions="renumber"),
+            PruningConfig(keep_ratio=0.5, positions="original"),
+            PruningConfig(keep_ratio=0.5, prune_layer=1),
+        ):
             if pruning.positions and pruning.positions not in adapter.decoder.position_modes:
                 continue
-            renumbered = pruning.enabled and pruning.prune_layer == 0 and (
-                pruning.positions or adapter.decoder.position_modes[0]) == "renumber"
-            needed = prompt_length - video.num_tokens + pruning.num_keep(video.num_tokens) if renumbered \
-                else prompt_length
+            renumbered = (
+                pruning.enabled
+                and pruning.prune_layer == 0
+                and (pruning.positions or adapter.decoder.position_modes[0]) == "renumber"
+            )
+            needed = (
+                prompt_length - video.num_tokens + pruning.num_keep(video.num_tokens) if renumbered else prompt_length
+            )
             monkeypatch.setattr(text, "max_position_embeddings", needed + 2)
             assert adapter.context_length == needed + 2
             adapter.generate([video], [QUESTION], pruning, max_new_tokens=2)
@@ -618,7 +729,6 @@ class AdapterContract:
                 adapter.generate([video], [QUESTION], pruning, max_new_tokens=2)
             monkeypatch.setattr(adapter.model, "forward", forward)
 
-
     def test_bad_input_errors(self, adapter):
         video = adapter.encode_frames(self.frames(2 * self.frames_per_group))
         layers = adapter.decoder.num_layers
@@ -627,8 +737,9 @@ class AdapterContract:
         with pytest.raises(ValueError, match="use_cache=False"):
             adapter.generate([video], ["Why?"], PruningConfig(), max_new_tokens=2, use_cache=False)
         with pytest.raises(ValueError, match="dynamic KV cache"):
-            adapter.generate([video], ["Why?"], PruningConfig(prune_layer=1), max_new_tokens=2,
-                             cache_implementation="static")
+            adapter.generate(
+                [video], ["Why?"], PruningConfig(prune_layer=1), max_new_tokens=2, cache_implementation="static"
+            )
         with pytest.raises(ValueError, match="one question per video"):
             adapter.generate([video], ["Why?", "Who?"], PruningConfig())
         with pytest.raises(TypeError, match="question must be a str"):

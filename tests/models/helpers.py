@@ -12,8 +12,11 @@ from divprune_video.models.llava_next_video import LlavaNextVideoAdapter  # noqa
 from divprune_video.testing import moving_shapes_video, save_tiny_llava_next_video  # noqa: E402
 
 #: The keyword of the KV cache in this transformers version's forward() ("cache" from 5.2x, "past_key_values" before).
-CACHE_KWARG = "cache" if "cache" in inspect.signature(
-    transformers.LlavaNextVideoForConditionalGeneration.forward).parameters else "past_key_values"
+CACHE_KWARG = (
+    "cache"
+    if "cache" in inspect.signature(transformers.LlavaNextVideoForConditionalGeneration.forward).parameters
+    else "past_key_values"
+)
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +85,13 @@ def manual_greedy(model, cache, first_logits, attention_mask, next_positions, st
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         with torch.inference_mode():
-            output = model(input_ids=token[:, None], attention_mask=mask, position_ids=(next_positions + step)[:, None],
-                           use_cache=True, **{CACHE_KWARG: cache})
+            output = model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=(next_positions + step)[:, None],
+                use_cache=True,
+                **{CACHE_KWARG: cache},
+            )
         logits.append(output.logits[:, -1])
     return torch.stack(tokens, dim=1), torch.stack(logits)
 

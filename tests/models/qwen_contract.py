@@ -19,8 +19,14 @@ class QwenContract(AdapterContract):
     second_per_group = True
 
     def literal_prompt(self, question: str, video) -> str:
-        return (SYSTEM + "<|im_start|>user\n<|vision_start|>" + "<|video_pad|>" * video.num_placeholders
-                + "<|vision_end|>" + question + "<|im_end|>\n<|im_start|>assistant\n")
+        return (
+            SYSTEM
+            + "<|im_start|>user\n<|vision_start|>"
+            + "<|video_pad|>" * video.num_placeholders
+            + "<|vision_end|>"
+            + question
+            + "<|im_end|>\n<|im_start|>assistant\n"
+        )
 
     @staticmethod
     def grid_thw(video: EncodedVideo) -> torch.Tensor:
@@ -35,15 +41,22 @@ class QwenContract(AdapterContract):
 
     def video_inputs(self, adapter, frames, ids) -> dict:
         patches = adapter.frame_preprocessor(frames)
-        return {"pixel_values_videos": patches.pixel_values, "video_grid_thw": patches.grid_thw[None],
-                "mm_token_type_ids": (ids == adapter.video_token_id).int() * 2,
-                **self.timing_inputs(adapter.encode_frames(frames))}
+        return {
+            "pixel_values_videos": patches.pixel_values,
+            "video_grid_thw": patches.grid_thw[None],
+            "mm_token_type_ids": (ids == adapter.video_token_id).int() * 2,
+            **self.timing_inputs(adapter.encode_frames(frames)),
+        }
 
     def full_positions(self, plain_model, ids, video) -> torch.Tensor:
         token_types = (ids == plain_model.config.video_token_id).int() * 2
         positions, _ = plain_model.model.get_rope_index(
-            ids, mm_token_type_ids=token_types, video_grid_thw=self.grid_thw(video),
-            attention_mask=torch.ones_like(ids), **self.timing_inputs(video))
+            ids,
+            mm_token_type_ids=token_types,
+            video_grid_thw=self.grid_thw(video),
+            attention_mask=torch.ones_like(ids),
+            **self.timing_inputs(video),
+        )
         return positions
 
     def processor_kwargs(self, frames) -> dict:

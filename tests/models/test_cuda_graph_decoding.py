@@ -20,12 +20,17 @@ def test_graph_replayed_steps_answer_like_generate(tmp_path, model_type):
     adapter = load_adapter(str(checkpoint), device="cuda", dtype=torch.float32)
     assert adapter.static_decoder.use_graphs
     video = adapter.encode_frames(moving_shapes_video(8, 72, 96, seed=1))
-    cases = [PruningConfig(method="none"), PruningConfig(keep_ratio=0.25),
-             PruningConfig(keep_ratio=0.3, method="uniform", prune_layer=2)]
+    cases = [
+        PruningConfig(method="none"),
+        PruningConfig(keep_ratio=0.25),
+        PruningConfig(keep_ratio=0.3, method="uniform", prune_layer=2),
+    ]
     for pruning in cases:
         adapter.decoding = "generate"
-        expected = [row.tolist() for row in adapter.generate([video] * 2, QUESTIONS, pruning, max_new_tokens=12,
-                                                             do_sample=False).sequences]
+        expected = [
+            row.tolist()
+            for row in adapter.generate([video] * 2, QUESTIONS, pruning, max_new_tokens=12, do_sample=False).sequences
+        ]
         adapter.decoding = "static"
         for _ in range(2):
             got = adapter.generate([video] * 2, QUESTIONS, pruning, max_new_tokens=12, do_sample=False)
@@ -42,5 +47,7 @@ def test_pipeline_warmup_captures_the_decoding_step(tmp_path):
     assert seconds["capture"] > 0 and seconds["total"] >= seconds["capture"]
     frames = moving_shapes_video(4, 72, 96, seed=2)
     static = pipe(frames, "Why?", max_new_tokens=8)
-    assert VideoQAPipeline(pipe.adapter, num_frames=4, decode="generate")(frames, "Why?", max_new_tokens=8).answer \
+    assert (
+        VideoQAPipeline(pipe.adapter, num_frames=4, decode="generate")(frames, "Why?", max_new_tokens=8).answer
         == static.answer
+    )

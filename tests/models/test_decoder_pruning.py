@@ -107,16 +107,19 @@ def test_selection_is_the_selectors_choice():
     assert top.tolist() == list(range(45, 50))
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"keep_ratio": 0.0}, ValueError, "keep_ratio"),
-    ({"keep_ratio": 1.5}, ValueError, "keep_ratio"),
-    ({"keep_ratio": "half"}, TypeError, "keep_ratio"),
-    ({"method": "best"}, ValueError, "method must be one of"),
-    ({"prune_layer": -1}, ValueError, "prune_layer"),
-    ({"prune_layer": 1.5}, TypeError, "prune_layer"),
-    ({"positions": "shifted"}, ValueError, "positions"),
-    ({"method": "attention", "prune_layer": 0}, ValueError, "prune_layer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"keep_ratio": 0.0}, ValueError, "keep_ratio"),
+        ({"keep_ratio": 1.5}, ValueError, "keep_ratio"),
+        ({"keep_ratio": "half"}, TypeError, "keep_ratio"),
+        ({"method": "best"}, ValueError, "method must be one of"),
+        ({"prune_layer": -1}, ValueError, "prune_layer"),
+        ({"prune_layer": 1.5}, TypeError, "prune_layer"),
+        ({"positions": "shifted"}, ValueError, "positions"),
+        ({"method": "attention", "prune_layer": 0}, ValueError, "prune_layer >= 1"),
+    ],
+)
 def test_pruning_config_rejects_bad_values(kwargs, error, match):
     with pytest.raises(error, match=match):
         PruningConfig(**kwargs)
@@ -141,16 +144,19 @@ def test_multi_axis_positions_gather_and_step_along_the_sequence():
 
 
 def test_sliding_window_layers_are_refused():
-    decoder = LlamaStyleDecoder(SimpleNamespace(config=SimpleNamespace(layer_types=["full_attention",
-                                                                                     "sliding_attention"]),
-                                                layers=[None, None]))
+    decoder = LlamaStyleDecoder(
+        SimpleNamespace(
+            config=SimpleNamespace(layer_types=["full_attention", "sliding_attention"]), layers=[None, None]
+        )
+    )
     with pytest.raises(ValueError, match=r"decoder layers \[1\] use sliding-window attention"):
         decoder.check_prunable()
 
 
 def test_last_token_attention_equals_eager_attention_weights(adapter, tiny_checkpoint):
     eager = transformers.LlavaNextVideoForConditionalGeneration.from_pretrained(
-        str(tiny_checkpoint), attn_implementation="eager").eval()
+        str(tiny_checkpoint), attn_implementation="eager"
+    ).eval()
     video = adapter.encode_frames(sample_frames(4))
     ids = literal_prompt_ids(adapter.tokenizer, "Why?", video.num_tokens)
     embeds, _ = adapter.embed(ids, [video])
@@ -162,8 +168,12 @@ def test_last_token_attention_equals_eager_attention_weights(adapter, tiny_check
         hidden = full.hidden_states[layer]
         with torch.inference_mode():
             cos, sin = decoder.rotary(hidden, positions)
-            scores = decoder.last_token_attention(layer, hidden[:, -1:], (cos[:, -1:], sin[:, -1:]),
-                                                  cache_of(full).layers[layer].keys,
-                                                  torch.ones(positions.shape, dtype=torch.bool))
+            scores = decoder.last_token_attention(
+                layer,
+                hidden[:, -1:],
+                (cos[:, -1:], sin[:, -1:]),
+                cache_of(full).layers[layer].keys,
+                torch.ones(positions.shape, dtype=torch.bool),
+            )
         expected = full.attentions[layer][:, :, -1, :].mean(dim=1)
         torch.testing.assert_close(scores, expected, rtol=0, atol=1e-6)

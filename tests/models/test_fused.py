@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from divprune_video.models.fused import FusedQuickGELU, fuse_quick_gelu, quick_gelu, quick_gelu_reference
-
 from tests.triton_support import needs_recent_interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,8 +64,12 @@ def test_kernel_under_the_triton_interpreter():
     needs_recent_interpreter()
     pytest.importorskip("triton")
     result = subprocess.run(
-        [sys.executable, "-m", "tests.models.fused_interpreter_case"], cwd=ROOT,
-        env=dict(os.environ, TRITON_INTERPRET="1"), capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "tests.models.fused_interpreter_case"],
+        cwd=ROOT,
+        env=dict(os.environ, TRITON_INTERPRET="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fused quick_gelu under the interpreter: float16 ok" in result.stdout
@@ -81,4 +84,3 @@ def test_bit_identical_to_eager_on_every_value(dtype):
     assert same_bits(fused, eager)
     big = torch.randn(3, 577, 4096 + 7, device="cuda", dtype=dtype) * 4  # odd size: the last block is partial
     assert same_bits(quick_gelu(big), quick_gelu_reference(big))
-

@@ -11,8 +11,7 @@ MIN = torch.finfo(torch.float32).min
 
 
 def test_step_mask_hides_padding_unwritten_slots_and_the_future():
-    valid = torch.tensor([[True, True, False, True, True, False],
-                          [False, True, True, True, True, False]])
+    valid = torch.tensor([[True, True, False, True, True, False], [False, True, True, True, True, False]])
     mask = step_mask(valid, offset=3, steps=2, dtype=torch.float32)
     assert mask.shape == (2, 1, 2, 6)
     allowed = mask[:, 0] == 0
@@ -22,8 +21,9 @@ def test_step_mask_hides_padding_unwritten_slots_and_the_future():
 
 
 def test_update_writes_at_the_step_slots_and_returns_the_whole_layer():
-    buffer = KVBuffer(num_layers=2, batch=1, kv_heads=1, head_dim=2, capacity=4, dtype=torch.float32,
-                      device=torch.device("cpu"))
+    buffer = KVBuffer(
+        num_layers=2, batch=1, kv_heads=1, head_dim=2, capacity=4, dtype=torch.float32, device=torch.device("cpu")
+    )
     buffer.load(0, torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
     buffer.load(1, torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
     buffer.set_valid(0, torch.tensor([[False, True]]))
@@ -41,8 +41,16 @@ def test_update_writes_at_the_step_slots_and_returns_the_whole_layer():
 def test_two_groups_join_after_keep():
     """Layers before K hold the whole prefix (4), later layers the kept part (2); after the 1-token question both
     hold kept + question, the first group's slots moved to the front in order."""
-    buffer = KVBuffer(num_layers=3, batch=1, kv_heads=1, head_dim=1, capacity=8, dtype=torch.float32,
-                      device=torch.device("cpu"), split=1)
+    buffer = KVBuffer(
+        num_layers=3,
+        batch=1,
+        kv_heads=1,
+        head_dim=1,
+        capacity=8,
+        dtype=torch.float32,
+        device=torch.device("cpu"),
+        split=1,
+    )
     assert buffer.group_of == [0, 1, 1] and buffer.layers_of(1) == [1, 2]
     prefix = torch.arange(4.0).view(1, 1, 4, 1)
     buffer.load(0, prefix, prefix + 10)

@@ -40,8 +40,9 @@ def test_exact_resize_without_crop():
     # SigLIP-style settings: a 40 x 80 frame is squeezed to 20 x 20, so both bright edges stay in the picture.
     frames = np.zeros((1, 40, 80, 3), dtype=np.uint8)
     frames[:, :, :10] = frames[:, :, 70:] = 255
-    processor = TorchFramePreprocessor.from_dict({"size": {"height": 20, "width": 20}, "do_center_crop": None,
-                                                  "image_mean": [0.5] * 3, "image_std": [0.5] * 3})
+    processor = TorchFramePreprocessor.from_dict(
+        {"size": {"height": 20, "width": 20}, "do_center_crop": None, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+    )
     assert processor.resize_to == (20, 20) and processor.crop_size is None
     pixels = processor(frames)
     assert pixels.shape == (1, 3, 20, 20)
@@ -66,12 +67,15 @@ def test_matches_transformers_video_processor(tmp_path, model_type):
     torch.testing.assert_close(ours, theirs["pixel_values_videos"][0], rtol=0, atol=2 / 255 / 0.26)
 
 
-@pytest.mark.parametrize("frames, error, match", [
-    ([[1, 2, 3]], TypeError, "numpy array"),
-    (np.zeros((4, 8, 8), dtype=np.uint8), ValueError, "shape"),
-    (np.zeros((0, 8, 8, 3), dtype=np.uint8), ValueError, "T >= 1"),
-    (np.zeros((2, 8, 8, 3), dtype=np.float32), TypeError, "uint8"),
-])
+@pytest.mark.parametrize(
+    "frames, error, match",
+    [
+        ([[1, 2, 3]], TypeError, "numpy array"),
+        (np.zeros((4, 8, 8), dtype=np.uint8), ValueError, "shape"),
+        (np.zeros((0, 8, 8, 3), dtype=np.uint8), ValueError, "T >= 1"),
+        (np.zeros((2, 8, 8, 3), dtype=np.float32), TypeError, "uint8"),
+    ],
+)
 def test_bad_frames(frames, error, match):
     with pytest.raises(error, match=match):
         check_frames(frames)

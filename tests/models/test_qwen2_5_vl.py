@@ -12,6 +12,7 @@ from divprune_video.models.qwen2_5_vl.presets import reference_config
 from .contract import QUESTION
 from .qwen_contract import SYSTEM, QwenContract
 
+
 class TestQwen2_5_VL(QwenContract):
     model_type = "qwen2_5_vl"
     second_per_group = True
@@ -19,12 +20,16 @@ class TestQwen2_5_VL(QwenContract):
     unframed_per_video = 0
 
     def test_prompt_text(self, adapter):
-        assert adapter.build_prompt("Why?") == (SYSTEM + "<|im_start|>user\n<|vision_start|><|video_pad|>"
-                                                "<|vision_end|>Why?<|im_end|>\n<|im_start|>assistant\n")
+        assert adapter.build_prompt("Why?") == (
+            SYSTEM + "<|im_start|>user\n<|vision_start|><|video_pad|>"
+            "<|vision_end|>Why?<|im_end|>\n<|im_start|>assistant\n"
+        )
 
     def test_an_odd_frame_count_pads_the_last_pair(self, adapter):
-        odd, even = adapter.encode_frames(self.frames(5)), adapter.encode_frames(
-            np.concatenate([self.frames(5), self.frames(5)[-1:]]))
+        odd, even = (
+            adapter.encode_frames(self.frames(5)),
+            adapter.encode_frames(np.concatenate([self.frames(5), self.frames(5)[-1:]])),
+        )
         assert odd.num_frames == 3
         torch.testing.assert_close(odd.features, even.features)
 
@@ -42,21 +47,30 @@ class TestQwen2_5_VL(QwenContract):
         """A streaming memory's tokens (any subset, with their groups and cells) get the whole video's positions."""
         video = adapter.encode_frames(self.frames(8))
         keep = torch.tensor([0, 3, 4, 10, 11, 12, 20, 33, 35])
-        sparse = adapter.video_from_tokens(video.features[keep], video.token_frames()[keep],
-                                           video.token_cells()[keep], video.grid, 4, sampled_fps=1.0)
+        sparse = adapter.video_from_tokens(
+            video.features[keep], video.token_frames()[keep], video.token_cells()[keep], video.grid, 4, sampled_fps=1.0
+        )
         ids = self.prompt_ids(adapter, QUESTION, video)
         whole = adapter.prompt_positions(ids, torch.ones_like(ids), [video])
         drop = (ids[0] == adapter.video_token_id).nonzero().squeeze(1)[~torch.isin(torch.arange(36), keep)]
         kept = torch.ones(ids.shape[1], dtype=torch.bool)
         kept[drop] = False
         short = ids[:, kept]
-        torch.testing.assert_close(adapter.prompt_positions(short, torch.ones_like(short), [sparse]), whole[..., kept],
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            adapter.prompt_positions(short, torch.ones_like(short), [sparse]), whole[..., kept], rtol=0, atol=0
+        )
 
     def test_patches_match_the_processor_layout(self, adapter):
         frames = np.random.default_rng(1).integers(0, 256, (3, 50, 80, 3), dtype=np.uint8)
-        ours = PatchFramePreprocessor(min_pixels=56 * 56, max_pixels=112 * 140, patch_size=14,
-                                      temporal_patch_size=2, merge_size=2, mean=(0.5,) * 3, std=(0.5,) * 3)(frames)
+        ours = PatchFramePreprocessor(
+            min_pixels=56 * 56,
+            max_pixels=112 * 140,
+            patch_size=14,
+            temporal_patch_size=2,
+            merge_size=2,
+            mean=(0.5,) * 3,
+            std=(0.5,) * 3,
+        )(frames)
         height, width = smart_resize(50, 80, 28, 56 * 56, 112 * 140)
         assert ours.grid_thw.tolist() == [2, height // 14, width // 14]
         # Patch (t, block row, block col, row, col) holds frames 2t..2t+1 at that 14 px square, channel-major.
@@ -67,8 +81,7 @@ class TestQwen2_5_VL(QwenContract):
     def test_renumbered_positions_are_refused(self, adapter):
         video = adapter.encode_frames(self.frames(4))
         with pytest.raises(ValueError, match="positions='renumber' is not supported"):
-            adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=0.5, positions="renumber"),
-                             max_new_tokens=1)
+            adapter.generate([video], [QUESTION], PruningConfig(keep_ratio=0.5, positions="renumber"), max_new_tokens=1)
 
 
 def test_smart_resize_keeps_multiples_and_limits():
@@ -83,9 +96,18 @@ def test_smart_resize_keeps_multiples_and_limits():
 def test_the_7b_configuration_has_the_published_shape():
     config = reference_config()
     text, vision = config.text_config, config.vision_config
-    assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads,
-            text.vocab_size) == (3584, 28, 28, 4, 152064)
+    assert (
+        text.hidden_size,
+        text.num_hidden_layers,
+        text.num_attention_heads,
+        text.num_key_value_heads,
+        text.vocab_size,
+    ) == (3584, 28, 28, 4, 152064)
     assert text.rope_parameters["mrope_section"] == [16, 24, 24]
-    assert (vision.depth, vision.hidden_size, vision.window_size, list(vision.fullatt_block_indexes)) == \
-        (32, 1280, 112, [7, 15, 23, 31])
+    assert (vision.depth, vision.hidden_size, vision.window_size, list(vision.fullatt_block_indexes)) == (
+        32,
+        1280,
+        112,
+        [7, 15, 23, 31],
+    )
     assert config.video_token_id == 151656

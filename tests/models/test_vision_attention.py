@@ -15,7 +15,7 @@ from .helpers import transformers
 def _one_call_per_chunk(query, key, value, lengths, scaling):
     outputs, start = [], 0
     for length in lengths:
-        parts = [tensor[start:start + length].transpose(0, 1)[None] for tensor in (query, key, value)]
+        parts = [tensor[start : start + length].transpose(0, 1)[None] for tensor in (query, key, value)]
         outputs.append(F.scaled_dot_product_attention(*parts, scale=scaling)[0].transpose(0, 1))
         start += length
     return torch.cat(outputs)

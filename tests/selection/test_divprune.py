@@ -167,16 +167,27 @@ def test_batch_rows_may_keep_different_counts():
         (lambda: divprune(torch.ones(4, 2), num_keep=2, path="tiles"), ValueError, "path must be one of"),
         (lambda: divprune(torch.ones(4, 2), num_keep=2, backend="triton"), ValueError, "needs CUDA"),
         (lambda: divprune(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), num_keep=1), ValueError, "token 1 has zero norm"),
-        (lambda: divprune_batch(torch.ones(2, 3, 4), keep_ratio=0.5, mask=torch.ones(2, 4, dtype=torch.bool)),
-         ValueError, "mask must have shape"),
+        (
+            lambda: divprune_batch(torch.ones(2, 3, 4), keep_ratio=0.5, mask=torch.ones(2, 4, dtype=torch.bool)),
+            ValueError,
+            "mask must have shape",
+        ),
         (lambda: divprune_batch(torch.ones(2, 3, 4), keep_ratio=0.5, mask=torch.ones(2, 3)), TypeError, "torch.bool"),
-        (lambda: divprune_batch(torch.ones(2, 3, 4), keep_ratio=0.5, mask=torch.tensor([[1, 1, 1], [0, 0, 0]]).bool()),
-         ValueError, "no valid token in batch row(s) [1]"),
+        (
+            lambda: divprune_batch(
+                torch.ones(2, 3, 4), keep_ratio=0.5, mask=torch.tensor([[1, 1, 1], [0, 0, 0]]).bool()
+            ),
+            ValueError,
+            "no valid token in batch row(s) [1]",
+        ),
         (lambda: divprune_batch(torch.ones(2, 3, 4), num_keep=[1, 2, 3]), ValueError, "3 entries but the batch has 2"),
         (lambda: divprune_batch(torch.ones(3, 4), num_keep=1), ValueError, "shape (B, N, D)"),
         (lambda: divprune(torch.ones(4, 2).to(torch.float8_e4m3fn), num_keep=1), TypeError, "torch.float8_e4m3fn"),
-        (lambda: divprune(torch.ones(4, 2).to(torch.float8_e5m2), num_keep=1, path="chunked"), TypeError,
-         "torch.float8_e5m2"),
+        (
+            lambda: divprune(torch.ones(4, 2).to(torch.float8_e5m2), num_keep=1, path="chunked"),
+            TypeError,
+            "torch.float8_e5m2",
+        ),
         (lambda: divprune_batch(torch.ones(1, 4, 2).to(torch.float8_e4m3fn), num_keep=1), TypeError, "float8"),
         (lambda: divprune(torch.ones(4, 2, device="meta"), num_keep=1), TypeError, "meta device"),
         (lambda: divprune_batch(torch.ones(1, 4, 2, device="meta"), keep_ratio=0.5), TypeError, "meta device"),

@@ -86,8 +86,9 @@ def test_cooperative_kernel_equals_torch(num_tokens, block, speculate):
     g = gram(batch, batch).contiguous()
     valid = torch.ones(1, num_tokens, dtype=torch.bool, device="cuda")
     k = round(0.15 * num_tokens)
-    picks = _triton.greedy_triton_cooperative(g, inv, _triton.cosine_first_scores(g, inv, valid), k, block,
-                                              speculate=speculate)
+    picks = _triton.greedy_triton_cooperative(
+        g, inv, _triton.cosine_first_scores(g, inv, valid), k, block, speculate=speculate
+    )
     assert torch.equal(picks[0], divprune(tokens, num_keep=k, backend="torch", path="full"))
 
 

@@ -17,9 +17,12 @@ def test_kernels_pick_what_the_pure_path_picks_under_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
     result = subprocess.run(
         [sys.executable, "-m", "tests.selection.triton_interpreter_cases"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cases passed: 8" in result.stdout
     assert "duplicate cases passed: 15" in result.stdout  # duplicate_inputs.py: 5 cases x 3 metrics
-

@@ -25,13 +25,21 @@ def reference(tokens, valid, counts, metric):
 
 def main() -> int:
     register_variant = (_triton.MAX_REGISTER_TOKENS, _triton.STREAM_CHUNK)
-    cases = [(1, 1, 4, "cosine"), (1, 2, 3, "cosine"), (1, 7, 5, "cosine"), (2, 100, 16, "cosine"),
-             (1, 300, 8, "cosine"), (2, 90, 6, "l1"), (1, 120, 12, "l2"), (1, 150, 8, "stream")]
+    cases = [
+        (1, 1, 4, "cosine"),
+        (1, 2, 3, "cosine"),
+        (1, 7, 5, "cosine"),
+        (2, 100, 16, "cosine"),
+        (1, 300, 8, "cosine"),
+        (2, 90, 6, "l1"),
+        (1, 120, 12, "l2"),
+        (1, 150, 8, "stream"),
+    ]
     for seed, (batch, num_tokens, dim, metric) in enumerate(cases):
         tokens = clustered_tokens(batch * num_tokens, dim, num_clusters=4, seed=seed).view(batch, num_tokens, dim)
         valid = torch.ones(batch, num_tokens, dtype=torch.bool)
         if batch == 2:
-            valid[1, num_tokens // 2 + 3:] = False
+            valid[1, num_tokens // 2 + 3 :] = False
         counts = [max(1, int(row.sum()) // 3) for row in valid]
         if metric == "stream":  # force the streamed-minima variant: chunks of 32 over 150 tokens
             metric, _triton.MAX_REGISTER_TOKENS, _triton.STREAM_CHUNK = "cosine", 64, 32
@@ -66,7 +74,7 @@ def duplicate_cases() -> int:
             expected = reference_divprune(tokens, num_keep, metric)
             batch = torch.cat([tokens, tokens[:5]]).unsqueeze(0).repeat(2, 1, 1)
             valid = torch.ones(batch.shape[:2], dtype=torch.bool)
-            valid[0, tokens.shape[0]:] = False  # row 0: the tokens and padding; row 1: five more copies
+            valid[0, tokens.shape[0] :] = False  # row 0: the tokens and padding; row 1: five more copies
             picked = _triton.select_full_triton(batch, valid, [num_keep, num_keep], metric)
             if picked[0].tolist() != expected:
                 print(f"DUPLICATES MISMATCH {name} {metric}:\n{picked[0].tolist()}\n{expected}")

@@ -19,9 +19,16 @@ class LocalVideoServer:
     then stalls with the connection open (until the server stops, at most 60 s), as a server that hangs
     mid-body does; ``stalled`` counts those responses."""
 
-    def __init__(self, file_bytes: bytes = b"", live_bytes: bytes = b"", *, live_rate: float = 200_000,
-                 live_seconds: float = 1.0, max_connections: Optional[int] = None,
-                 stall_after: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        file_bytes: bytes = b"",
+        live_bytes: bytes = b"",
+        *,
+        live_rate: float = 200_000,
+        live_seconds: float = 1.0,
+        max_connections: Optional[int] = None,
+        stall_after: Optional[int] = None,
+    ) -> None:
         self.file_bytes = file_bytes
         self.stall_after = stall_after
         self.stalled = 0
@@ -49,8 +56,7 @@ class LocalVideoServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
         host, port = self._httpd.server_address[:2]
@@ -71,7 +77,7 @@ class LocalVideoServer:
         handler.send_header("Accept-Ranges", "bytes")
         handler.send_header("Content-Length", str(end - begin + 1))
         handler.end_headers()
-        body, limit = data[begin:end + 1], self.stall_after
+        body, limit = data[begin : end + 1], self.stall_after
         try:
             handler.wfile.write(body if limit is None else body[:limit])
             if limit is not None and limit < len(body):
@@ -102,7 +108,7 @@ class LocalVideoServer:
         position = 0
         try:
             while time.monotonic() < deadline and not self._stopping.is_set():
-                piece = self.live_bytes[position:position + chunk]
+                piece = self.live_bytes[position : position + chunk]
                 position = (position + chunk) % len(self.live_bytes)
                 handler.wfile.write(piece)
                 time.sleep(len(piece) / self.live_rate)

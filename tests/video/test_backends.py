@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from divprune_video.testing import marker_colours, read_frame_index, write_index_coded_video
-from divprune_video.video import VIDEO_BACKENDS
-from divprune_video.video import load_video, resolve_source
+from divprune_video.video import VIDEO_BACKENDS, load_video, resolve_source
 from divprune_video.video.backends import available_backends, choose_backend, open_reader
 from divprune_video.video.backends.pyav import PyAVReader
 from divprune_video.video.errors import BackendUnavailableError, UnsupportedSourceError

@@ -36,9 +36,9 @@ def damaged(video_dir):
     variants = {
         "cut.ts": ts[:middle_ts],  # ends mid-packet; the B-frames before the last P-frame are lost
         "cut_web.mp4": web[:middle_web],  # the index (moov) first: it declares 90 frames
-        "overwritten.ts": ts[:middle_ts] + _garbage(3000) + ts[middle_ts + 3000:],  # packets lost mid-stream
+        "overwritten.ts": ts[:middle_ts] + _garbage(3000) + ts[middle_ts + 3000 :],  # packets lost mid-stream
         "injected_web.mp4": web[:middle_web] + _garbage(3000) + web[middle_web:],  # later samples shifted
-        "overwritten.mp4": mp4[:middle_mp4] + _garbage(3000) + mp4[middle_mp4 + 3000:],
+        "overwritten.mp4": mp4[:middle_mp4] + _garbage(3000) + mp4[middle_mp4 + 3000 :],
     }
     paths = {}
     for name, data in variants.items():

@@ -62,6 +62,7 @@ def test_a_static_video_gives_its_distinct_frames_then_the_first_copies(features
     """Identical frames have identical features, at distance exactly 0: ties go to the earliest frame."""
     frames, _ = scenes(lengths=(1, 1), seed=7)
     static = np.concatenate([frames[:1].repeat(6, axis=0), frames[1:], frames[:1].repeat(33, axis=0)])  # 40 frames
+
     def pixels(batch: np.ndarray) -> torch.Tensor:  # compared by cosine distance, as every callable
         return torch.from_numpy(batch.reshape(len(batch), -1)[:, :64].astype(np.float32))
 

@@ -43,10 +43,13 @@ def test_the_limits_themselves_are_accepted(coded_mp4):
     assert len(load_video(coded_mp4, loader.MAX_NUM_FRAMES)) == CODED_FRAMES  # lmms_eval caps at the frame count
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"num_frames": loader.MAX_NUM_FRAMES, "sampling": "llava_next_video"},  # repeats frames: 61 GB of 160 x 128
-    {"keyframes": 2, "candidates": 400_000, "sampling": "llava_next_video"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_frames": loader.MAX_NUM_FRAMES, "sampling": "llava_next_video"},  # repeats frames: 61 GB of 160 x 128
+        {"keyframes": 2, "candidates": 400_000, "sampling": "llava_next_video"},
+    ],
+)
 def test_frames_over_the_byte_limit_are_refused_before_decoding(coded_mp4, kwargs):
     began = time.monotonic()
     with pytest.raises(VideoTooLargeError, match=r"coded\.mp4.*128 x 160.*GiB.*max_bytes") as info:

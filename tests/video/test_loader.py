@@ -55,10 +55,14 @@ def test_sampling_rules_window_and_rate(coded_mp4):
 
 
 def test_bad_arguments_raise_value_errors(coded_mp4):
-    for kwargs, match in [({"num_frames": 4, "fps": 1.0}, "one of num_frames"), ({"num_frames": 0}, "num_frames"),
-                          ({"fps": -1.0}, "fps"), ({"sampling": "middle"}, "sampling"),
-                          ({"candidates": 10}, "candidates needs keyframes"),
-                          ({"keyframes": 8, "candidates": 4}, "at least as many")]:
+    for kwargs, match in [
+        ({"num_frames": 4, "fps": 1.0}, "one of num_frames"),
+        ({"num_frames": 0}, "num_frames"),
+        ({"fps": -1.0}, "fps"),
+        ({"sampling": "middle"}, "sampling"),
+        ({"candidates": 10}, "candidates needs keyframes"),
+        ({"keyframes": 8, "candidates": 4}, "at least as many"),
+    ]:
         with pytest.raises(ValueError, match=match):
             load_video(coded_mp4, **kwargs)
     with pytest.raises(TimeRangeError, match="coded.mp4") as info:
@@ -149,7 +153,7 @@ def test_truncated_files_give_the_readable_frames_with_a_warning(tmp_path, video
     # whose packets were lost leave gaps.
     assert 20 < len(clip) < 60 and codes(clip)[:30] == list(range(30)) and np.all(np.diff(codes(clip)) > 0)
     damaged = bytearray(ts)
-    damaged[188 * 4:] = bytes(len(damaged) - 188 * 4)  # everything after the stream headers zeroed
+    damaged[188 * 4 :] = bytes(len(damaged) - 188 * 4)  # everything after the stream headers zeroed
     with pytest.raises(VideoError, match="bytes"):
         load_video(bytes(damaged))
 

@@ -53,8 +53,8 @@ def damaged(video_dir):
     variants = {
         "cut.ts": ts[: len(ts) // 2],
         "cut_web.mp4": web[: len(web) // 2],
-        "overwritten.ts": ts[: len(ts) // 2] + garbage + ts[len(ts) // 2 + 3000:],
-        "overwritten.mp4": mp4[: len(mp4) // 2] + garbage + mp4[len(mp4) // 2 + 3000:],
+        "overwritten.ts": ts[: len(ts) // 2] + garbage + ts[len(ts) // 2 + 3000 :],
+        "overwritten.mp4": mp4[: len(mp4) // 2] + garbage + mp4[len(mp4) // 2 + 3000 :],
     }
     paths = {}
     for name, data in variants.items():
@@ -131,7 +131,9 @@ def test_nothing_readable_in_the_window_is_corrupt_not_empty(damaged):
 def test_clip_checks_its_lost_frames():
     frames, indices, stamps = np.zeros((1, 2, 2, 3), np.uint8), np.zeros(1, np.int64), np.zeros(1)
     assert VideoClip(frames, indices, stamps, 1.0, 1.0, "x", lost_frames=[(3, 5), (7, 8)]).lost_frames == (
-        (3, 5), (7, 8))
+        (3, 5),
+        (7, 8),
+    )
     for bad in ([(5, 3)], [(3, 5), (4, 6)], [(-1, 2)]):
         with pytest.raises(ValueError, match="lost_frames"):
             VideoClip(frames, indices, stamps, 1.0, 1.0, "x", lost_frames=bad)
@@ -153,8 +155,10 @@ def test_a_url_that_stalls_mid_body_times_out(video_dir, name, backend):
 
 def test_a_url_that_stalls_while_frames_are_decoded_times_out(video_dir):
     data = write_index_coded_video(video_dir / "stall_late.ts", FRAMES, gop=10).read_bytes()
-    with LocalVideoServer(data) as server, open_reader(resolve_source(server.url("/file.mp4")), "pyav",
-                                                       timeout=0.5) as reader:
+    with (
+        LocalVideoServer(data) as server,
+        open_reader(resolve_source(server.url("/file.mp4")), "pyav", timeout=0.5) as reader,
+    ):
         server.stall_after = 1000  # the index is read; the seeks back to the frames now stall
         began = time.monotonic()
         with pytest.raises(VideoTimeoutError, match="127.0.0.1"):

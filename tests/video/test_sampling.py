@@ -4,8 +4,22 @@ import pytest
 from divprune_video.video import TimeRangeError
 from divprune_video.video.sampling import plan_indices, rate_indices, time_window, uniform_indices
 
-SIZES = [(1, 1), (1, 8), (7, 3), (10, 3), (100, 8), (150, 32), (301, 32), (18000, 32), (18000, 64), (1799, 512),
-         (31, 32), (32, 32), (33, 32), (5, 64)]
+SIZES = [
+    (1, 1),
+    (1, 8),
+    (7, 3),
+    (10, 3),
+    (100, 8),
+    (150, 32),
+    (301, 32),
+    (18000, 32),
+    (18000, 64),
+    (1799, 512),
+    (31, 32),
+    (32, 32),
+    (33, 32),
+    (5, 64),
+]
 
 
 @pytest.mark.parametrize("total,count", SIZES)
@@ -27,8 +41,9 @@ def test_llava_next_video_rule_matches_the_model_card_expression(total, count):
 def test_llava_next_video_rule_matches_the_processors_integer_form():
     for count in (8, 32, 64):
         for total in range(count, 5000, 7):
-            np.testing.assert_array_equal(uniform_indices(total, count, "llava_next_video"),
-                                          np.arange(count) * total // count)
+            np.testing.assert_array_equal(
+                uniform_indices(total, count, "llava_next_video"), np.arange(count) * total // count
+            )
 
 
 def test_the_two_rules_differ_and_lmms_eval_keeps_the_last_frame():
@@ -65,8 +80,13 @@ def test_time_window_bounds_and_errors():
     first, stop, _, _ = time_window(stamps, 10.0, 2.0, 4.0, source="clip.mp4")
     assert (first, stop) == (60, 121)
     assert time_window(stamps, 10.0, None, None, source="clip.mp4")[:2] == (0, 300)
-    for start, end, match in [(-1, None, "before"), (10.0, None, "at or after"), (3, 2, "after start"),
-                              (0, 12.0, "after the video's end"), (float("nan"), None, "finite")]:
+    for start, end, match in [
+        (-1, None, "before"),
+        (10.0, None, "at or after"),
+        (3, 2, "after start"),
+        (0, 12.0, "after the video's end"),
+        (float("nan"), None, "finite"),
+    ]:
         with pytest.raises(TimeRangeError, match=match) as info:
             time_window(stamps, 10.0, start, end, source="clip.mp4")
         assert "clip.mp4" in str(info.value)

@@ -44,8 +44,9 @@ class LlavaOnevisionAdapter(TransformersVideoAdapter):
 
     def default_frame_preprocessor(self) -> FramePreprocessor:
         size = int(self.config.vision_config.image_size)
-        return TorchFramePreprocessor(shortest_edge=None, crop_size=None, resize_to=(size, size), mean=SIGLIP_MEAN,
-                                      std=SIGLIP_STD)
+        return TorchFramePreprocessor(
+            shortest_edge=None, crop_size=None, resize_to=(size, size), mean=SIGLIP_MEAN, std=SIGLIP_STD
+        )
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -76,8 +77,10 @@ class LlavaOnevisionAdapter(TransformersVideoAdapter):
             features = pooled.reshape(-1, pooled.shape[-1])
         # transformers >= 5.2x appends the newline itself (T * 196 + 1 rows); earlier versions add it in forward().
         if features.shape[0] not in (num_tokens, num_tokens + 1):
-            raise RuntimeError(f"the video path returned {features.shape[0]} tokens for {pixels.shape[0]} frames "
-                               f"of {grid[0]}x{grid[1]}")
+            raise RuntimeError(
+                f"the video path returned {features.shape[0]} tokens for {pixels.shape[0]} frames "
+                f"of {grid[0]}x{grid[1]}"
+            )
         return VisualTokens(features[:num_tokens], grid, self.unframed_tokens().to(features.dtype))
 
     def _frame_tokens(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -35,36 +35,80 @@ def reference_config() -> Any:
     heads)."""
     from transformers import LlavaOnevisionConfig, Qwen2Config, SiglipVisionConfig
 
-    vision = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=26,
-                                num_attention_heads=16, image_size=384, patch_size=14, vision_use_head=False)
-    text = Qwen2Config(vocab_size=152128, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
-                       rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-                       bos_token_id=151643, eos_token_id=151645, tie_word_embeddings=False)
+    vision = SiglipVisionConfig(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=26,
+        num_attention_heads=16,
+        image_size=384,
+        patch_size=14,
+        vision_use_head=False,
+    )
+    text = Qwen2Config(
+        vocab_size=152128,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        bos_token_id=151643,
+        eos_token_id=151645,
+        tie_word_embeddings=False,
+    )
     return LlavaOnevisionConfig(
-        vision_config=vision.to_dict(), text_config=text.to_dict(), image_token_index=151646,
-        video_token_index=151647, vision_feature_layer=-1, vision_feature_select_strategy="full",
-        projector_hidden_act="gelu", tie_word_embeddings=False,
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        image_token_index=151646,
+        video_token_index=151647,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        projector_hidden_act="gelu",
+        tie_word_embeddings=False,
     )
 
 
-def tiny_config(vocab_size: int, *, video_token_id: int, image_token_id: int, pad_token_id: int,
-                eos_token_id: int) -> Any:
+def tiny_config(
+    vocab_size: int, *, video_token_id: int, image_token_id: int, pad_token_id: int, eos_token_id: int
+) -> Any:
     """A LLaVA-OneVision config small enough for CPU tests: SigLIP vision tower (2 layers, width 32, 35 px frames in
     7 px patches), Qwen2 text model (4 layers, width 64, 4 heads sharing 2 key/value heads), 2 x 2 bilinear pooling
     to 3 x 3 = 9 tokens per frame, plus the newline token after each video."""
     from transformers import LlavaOnevisionConfig, Qwen2Config, SiglipVisionConfig
 
-    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH_SIZE, vision_use_head=False)
-    text = Qwen2Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                       rms_norm_eps=1e-6, pad_token_id=pad_token_id, bos_token_id=None, eos_token_id=eos_token_id,
-                       tie_word_embeddings=False)
+    vision = SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=TINY_IMAGE_SIZE,
+        patch_size=TINY_PATCH_SIZE,
+        vision_use_head=False,
+    )
+    text = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        pad_token_id=pad_token_id,
+        bos_token_id=None,
+        eos_token_id=eos_token_id,
+        tie_word_embeddings=False,
+    )
     side = TINY_IMAGE_SIZE
     return LlavaOnevisionConfig(
-        vision_config=vision.to_dict(), text_config=text.to_dict(), image_token_index=image_token_id,
-        video_token_index=video_token_id, vision_feature_layer=-1, vision_feature_select_strategy="full",
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        image_token_index=image_token_id,
+        video_token_index=video_token_id,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
         image_grid_pinpoints=[[side, side], [side, 2 * side], [2 * side, side], [2 * side, 2 * side]],
         tie_word_embeddings=False,
     )
@@ -90,29 +134,55 @@ def save_tiny_checkpoint(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
-    ids = special_token_ids(tokenizer, {"video_token_id": "<video>", "image_token_id": "<image>",
-                                        "pad_token_id": "<|endoftext|>", "eos_token_id": "<|im_end|>"})
+    ids = special_token_ids(
+        tokenizer,
+        {
+            "video_token_id": "<video>",
+            "image_token_id": "<image>",
+            "pad_token_id": "<|endoftext|>",
+            "eos_token_id": "<|im_end|>",
+        },
+    )
     config = tiny_config(len(tokenizer), **ids)
-    write_random_model(folder, LlavaOnevisionForConditionalGeneration, config, tokenizer, seed=seed, weight_scale=weight_scale)
+    write_random_model(
+        folder, LlavaOnevisionForConditionalGeneration, config, tokenizer, seed=seed, weight_scale=weight_scale
+    )
     side = TINY_IMAGE_SIZE
     frame_settings = {
-        "processor_class": "LlavaOnevisionProcessor", "do_resize": True, "size": {"height": side, "width": side},
-        "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-        "image_mean": list(SIGLIP_MEAN), "image_std": list(SIGLIP_STD), "do_convert_rgb": True,
+        "processor_class": "LlavaOnevisionProcessor",
+        "do_resize": True,
+        "size": {"height": side, "width": side},
+        "resample": 3,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(SIGLIP_MEAN),
+        "image_std": list(SIGLIP_STD),
+        "do_convert_rgb": True,
     }
-    write_json_files(folder, {
-        "video_preprocessor_config.json": {
-            **frame_settings, "video_processor_type": "LlavaOnevisionVideoProcessor", "do_sample_frames": False,
+    write_json_files(
+        folder,
+        {
+            "video_preprocessor_config.json": {
+                **frame_settings,
+                "video_processor_type": "LlavaOnevisionVideoProcessor",
+                "do_sample_frames": False,
+            },
+            "preprocessor_config.json": {
+                **frame_settings,
+                "image_processor_type": "LlavaOnevisionImageProcessor",
+                "do_pad": True,
+                "image_grid_pinpoints": config.image_grid_pinpoints,
+            },
+            "processor_config.json": {
+                "processor_class": "LlavaOnevisionProcessor",
+                "num_image_tokens": (side // TINY_PATCH_SIZE) ** 2,
+                "vision_feature_select_strategy": config.vision_feature_select_strategy,
+                "video_token": "<video>",
+                "image_token": "<image>",
+                "vision_aspect_ratio": config.vision_aspect_ratio,
+            },
         },
-        "preprocessor_config.json": {
-            **frame_settings, "image_processor_type": "LlavaOnevisionImageProcessor", "do_pad": True,
-            "image_grid_pinpoints": config.image_grid_pinpoints,
-        },
-        "processor_config.json": {
-            "processor_class": "LlavaOnevisionProcessor", "num_image_tokens": (side // TINY_PATCH_SIZE) ** 2,
-            "vision_feature_select_strategy": config.vision_feature_select_strategy, "video_token": "<video>",
-            "image_token": "<image>", "vision_aspect_ratio": config.vision_aspect_ratio,
-        },
-    })
+    )
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     return folder

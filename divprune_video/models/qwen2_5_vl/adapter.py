@@ -51,10 +51,15 @@ class Qwen2_5_VLAdapter(MultimodalRopeAdapter):
 
     def default_frame_preprocessor(self) -> PatchFramePreprocessor:
         vision = self.config.vision_config
-        return PatchFramePreprocessor(min_pixels=VIDEO_MIN_PIXELS, max_pixels=VIDEO_MAX_PIXELS,
-                                      patch_size=int(vision.patch_size),
-                                      temporal_patch_size=int(vision.temporal_patch_size),
-                                      merge_size=int(vision.spatial_merge_size), mean=CLIP_MEAN, std=CLIP_STD)
+        return PatchFramePreprocessor(
+            min_pixels=VIDEO_MIN_PIXELS,
+            max_pixels=VIDEO_MAX_PIXELS,
+            patch_size=int(vision.patch_size),
+            temporal_patch_size=int(vision.temporal_patch_size),
+            merge_size=int(vision.spatial_merge_size),
+            mean=CLIP_MEAN,
+            std=CLIP_STD,
+        )
 
     def seconds_per_group(self, video: EncodedVideo) -> float:
         """Seconds of video time one frame group spans: ``temporal_patch_size / sampled fps``."""

@@ -46,15 +46,44 @@ def reference_config() -> Any:
     28 heads sharing 4 key/value heads, M-RoPE sections 16/24/24)."""
     from transformers import Qwen2_5_VLConfig
 
-    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_channels=3, patch_size=14,
-                  spatial_merge_size=2, temporal_patch_size=2, tokens_per_second=2, window_size=112,
-                  out_hidden_size=3584, fullatt_block_indexes=[7, 15, 23, 31], hidden_act="silu")
-    text = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000, rms_norm_eps=1e-6,
-                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-                bos_token_id=151643, eos_token_id=151645, tie_word_embeddings=False)
-    return Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=151655, video_token_id=151656,
-                            vision_start_token_id=151652, vision_end_token_id=151653, tie_word_embeddings=False)
+    vision = dict(
+        depth=32,
+        hidden_size=1280,
+        intermediate_size=3420,
+        num_heads=16,
+        in_channels=3,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        tokens_per_second=2,
+        window_size=112,
+        out_hidden_size=3584,
+        fullatt_block_indexes=[7, 15, 23, 31],
+        hidden_act="silu",
+    )
+    text = dict(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=128000,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+        bos_token_id=151643,
+        eos_token_id=151645,
+        tie_word_embeddings=False,
+    )
+    return Qwen2_5_VLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=151655,
+        video_token_id=151656,
+        vision_start_token_id=151652,
+        vision_end_token_id=151653,
+        tie_word_embeddings=False,
+    )
 
 
 def tiny_config(vocab_size: int, token_ids: dict[str, int]) -> Any:
@@ -63,18 +92,45 @@ def tiny_config(vocab_size: int, token_ids: dict[str, int]) -> Any:
     M-RoPE sections 2/3/3 of the 8 rotary frequencies)."""
     from transformers import Qwen2_5_VLConfig
 
-    vision = dict(depth=4, hidden_size=32, intermediate_size=64, num_heads=2, in_channels=3, patch_size=14,
-                  spatial_merge_size=2, temporal_patch_size=2, tokens_per_second=2, window_size=56,
-                  out_hidden_size=64, fullatt_block_indexes=[1, 3], hidden_act="silu")
-    text = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-6,
-                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
-                bos_token_id=None, eos_token_id=token_ids["eos_token_id"], pad_token_id=token_ids["pad_token_id"],
-                tie_word_embeddings=False)
-    return Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=token_ids["image_token_id"],
-                            video_token_id=token_ids["video_token_id"],
-                            vision_start_token_id=token_ids["vision_start_token_id"],
-                            vision_end_token_id=token_ids["vision_end_token_id"], tie_word_embeddings=False)
+    vision = dict(
+        depth=4,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        in_channels=3,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        tokens_per_second=2,
+        window_size=56,
+        out_hidden_size=64,
+        fullatt_block_indexes=[1, 3],
+        hidden_act="silu",
+    )
+    text = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]},
+        bos_token_id=None,
+        eos_token_id=token_ids["eos_token_id"],
+        pad_token_id=token_ids["pad_token_id"],
+        tie_word_embeddings=False,
+    )
+    return Qwen2_5_VLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=token_ids["image_token_id"],
+        video_token_id=token_ids["video_token_id"],
+        vision_start_token_id=token_ids["vision_start_token_id"],
+        vision_end_token_id=token_ids["vision_end_token_id"],
+        tie_word_embeddings=False,
+    )
 
 
 def tiny_tokenizer() -> Any:
@@ -82,19 +138,33 @@ def tiny_tokenizer() -> Any:
     return chatml_tokenizer(QWEN_VL_SPECIAL_TOKENS, CHAT_TEMPLATE)
 
 
-def processor_files(processor_class: str, image_processor: str, video_processor: str, patch_size: int,
-                    min_pixels: int, max_pixels: int) -> dict[str, dict[str, Any]]:
+def processor_files(
+    processor_class: str, image_processor: str, video_processor: str, patch_size: int, min_pixels: int, max_pixels: int
+) -> dict[str, dict[str, Any]]:
     """The image, video and processor configs of a Qwen-VL-style checkpoint."""
     frame_settings = {
-        "processor_class": processor_class, "do_resize": True, "resample": 3, "do_rescale": True,
-        "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD),
-        "do_convert_rgb": True, "patch_size": patch_size, "temporal_patch_size": 2, "merge_size": 2,
+        "processor_class": processor_class,
+        "do_resize": True,
+        "resample": 3,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(CLIP_MEAN),
+        "image_std": list(CLIP_STD),
+        "do_convert_rgb": True,
+        "patch_size": patch_size,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
     }
     size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
     return {
         "preprocessor_config.json": {**frame_settings, "image_processor_type": image_processor, "size": size},
-        "video_preprocessor_config.json": {**frame_settings, "video_processor_type": video_processor, "size": size,
-                                           "do_sample_frames": False},
+        "video_preprocessor_config.json": {
+            **frame_settings,
+            "video_processor_type": video_processor,
+            "size": size,
+            "do_sample_frames": False,
+        },
         "processor_config.json": {"processor_class": processor_class},
     }
 
@@ -116,9 +186,19 @@ def save_tiny_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
     config = tiny_config(len(tokenizer), special_token_ids(tokenizer, QWEN_VL_TOKEN_FIELDS))
-    write_random_model(folder, Qwen2_5_VLForConditionalGeneration, config, tokenizer, seed=seed,
-                       weight_scale=weight_scale)
-    write_json_files(folder, processor_files("Qwen2_5_VLProcessor", "Qwen2VLImageProcessor",
-                                             "Qwen2VLVideoProcessor", 14, TINY_MIN_PIXELS, TINY_MAX_PIXELS))
+    write_random_model(
+        folder, Qwen2_5_VLForConditionalGeneration, config, tokenizer, seed=seed, weight_scale=weight_scale
+    )
+    write_json_files(
+        folder,
+        processor_files(
+            "Qwen2_5_VLProcessor",
+            "Qwen2VLImageProcessor",
+            "Qwen2VLVideoProcessor",
+            14,
+            TINY_MIN_PIXELS,
+            TINY_MAX_PIXELS,
+        ),
+    )
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     return folder

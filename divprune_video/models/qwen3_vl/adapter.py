@@ -52,11 +52,16 @@ class Qwen3VLAdapter(MultimodalRopeAdapter):
 
     def default_frame_preprocessor(self) -> PatchFramePreprocessor:
         vision = self.config.vision_config
-        return PatchFramePreprocessor(min_pixels=VIDEO_MIN_PIXELS, max_pixels=VIDEO_MAX_PIXELS,
-                                      patch_size=int(vision.patch_size),
-                                      temporal_patch_size=int(vision.temporal_patch_size),
-                                      merge_size=int(vision.spatial_merge_size), mean=HALF_MEAN, std=HALF_STD,
-                                      budget="video")
+        return PatchFramePreprocessor(
+            min_pixels=VIDEO_MIN_PIXELS,
+            max_pixels=VIDEO_MAX_PIXELS,
+            patch_size=int(vision.patch_size),
+            temporal_patch_size=int(vision.temporal_patch_size),
+            merge_size=int(vision.spatial_merge_size),
+            mean=HALF_MEAN,
+            std=HALF_STD,
+            budget="video",
+        )
 
     def expand_video(self, prompt: str, video: EncodedVideo) -> str:
         """Each frame pair's timestamp, then its tokens between vision markers, in place of the placeholder."""
@@ -66,8 +71,9 @@ class Qwen3VLAdapter(MultimodalRopeAdapter):
         end = tokenizer.convert_ids_to_tokens(int(self.config.vision_end_token_id))
         times, _ = video.times()
         counts = torch.unique_consecutive(video.token_frames(), return_counts=True)[1].tolist()
-        blocks = "".join(f"<{stamp:.1f} seconds>{start}{pad * count}{end}" for stamp, count in
-                         zip(times.tolist(), counts))
+        blocks = "".join(
+            f"<{stamp:.1f} seconds>{start}{pad * count}{end}" for stamp, count in zip(times.tolist(), counts)
+        )
         return prompt.replace(pad, blocks)
 
     def placeholder_ids(self, video: EncodedVideo, text_id: int) -> torch.Tensor:
@@ -94,10 +100,11 @@ class Qwen3VLAdapter(MultimodalRopeAdapter):
         for begin, end in zip(bounds, bounds[1:]):  # runs of text and of one frame pair's tokens, alternating
             span = where[begin:end]
             if bool(kinds[begin]):
-                group = cells[token: token + span.numel()]
+                group = cells[token : token + span.numel()]
                 token += span.numel()
-                positions[:, 0, span] = current + torch.stack([torch.zeros_like(group), group // video.grid[1],
-                                                               group % video.grid[1]])
+                positions[:, 0, span] = current + torch.stack(
+                    [torch.zeros_like(group), group // video.grid[1], group % video.grid[1]]
+                )
                 current += max(video.grid)
             else:
                 positions[:, 0, span] = torch.arange(current, current + span.numel(), device=ids.device)

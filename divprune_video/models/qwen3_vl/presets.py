@@ -43,16 +43,49 @@ def reference_config() -> Any:
     width 4096, 32 heads sharing 8 key/value heads, interleaved M-RoPE sections 24/20/20)."""
     from transformers import Qwen3VLConfig
 
-    vision = dict(depth=27, hidden_size=1152, intermediate_size=4304, num_heads=16, in_channels=3, patch_size=16,
-                  spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=4096, num_position_embeddings=2304,
-                  deepstack_visual_indexes=[8, 16, 24], hidden_act="gelu_pytorch_tanh")
-    text = dict(vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-                num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=262144,
-                rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 5000000.0,
-                                                    "mrope_section": [24, 20, 20], "mrope_interleaved": True},
-                bos_token_id=151643, eos_token_id=151645, tie_word_embeddings=False)
-    return Qwen3VLConfig(vision_config=vision, text_config=text, image_token_id=151655, video_token_id=151656,
-                         vision_start_token_id=151652, vision_end_token_id=151653, tie_word_embeddings=False)
+    vision = dict(
+        depth=27,
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_heads=16,
+        in_channels=3,
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=4096,
+        num_position_embeddings=2304,
+        deepstack_visual_indexes=[8, 16, 24],
+        hidden_act="gelu_pytorch_tanh",
+    )
+    text = dict(
+        vocab_size=151936,
+        hidden_size=4096,
+        intermediate_size=12288,
+        num_hidden_layers=36,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=262144,
+        rms_norm_eps=1e-6,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 5000000.0,
+            "mrope_section": [24, 20, 20],
+            "mrope_interleaved": True,
+        },
+        bos_token_id=151643,
+        eos_token_id=151645,
+        tie_word_embeddings=False,
+    )
+    return Qwen3VLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=151655,
+        video_token_id=151656,
+        vision_start_token_id=151652,
+        vision_end_token_id=151653,
+        tie_word_embeddings=False,
+    )
 
 
 def tiny_config(vocab_size: int, token_ids: dict[str, int]) -> Any:
@@ -61,19 +94,49 @@ def tiny_config(vocab_size: int, token_ids: dict[str, int]) -> Any:
     model (4 layers, width 64, 4 heads of 16 sharing 2 key/value heads, interleaved M-RoPE sections 2/3/3)."""
     from transformers import Qwen3VLConfig
 
-    vision = dict(depth=4, hidden_size=32, intermediate_size=64, num_heads=2, in_channels=3, patch_size=16,
-                  spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64, num_position_embeddings=16,
-                  deepstack_visual_indexes=[0, 2])
-    text = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
-                rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 5000000.0,
-                                                    "mrope_section": [2, 3, 3], "mrope_interleaved": True},
-                bos_token_id=None, eos_token_id=token_ids["eos_token_id"], pad_token_id=token_ids["pad_token_id"],
-                tie_word_embeddings=False)
-    return Qwen3VLConfig(vision_config=vision, text_config=text, image_token_id=token_ids["image_token_id"],
-                         video_token_id=token_ids["video_token_id"],
-                         vision_start_token_id=token_ids["vision_start_token_id"],
-                         vision_end_token_id=token_ids["vision_end_token_id"], tie_word_embeddings=False)
+    vision = dict(
+        depth=4,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        in_channels=3,
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=64,
+        num_position_embeddings=16,
+        deepstack_visual_indexes=[0, 2],
+    )
+    text = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 5000000.0,
+            "mrope_section": [2, 3, 3],
+            "mrope_interleaved": True,
+        },
+        bos_token_id=None,
+        eos_token_id=token_ids["eos_token_id"],
+        pad_token_id=token_ids["pad_token_id"],
+        tie_word_embeddings=False,
+    )
+    return Qwen3VLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=token_ids["image_token_id"],
+        video_token_id=token_ids["video_token_id"],
+        vision_start_token_id=token_ids["vision_start_token_id"],
+        vision_end_token_id=token_ids["vision_end_token_id"],
+        tie_word_embeddings=False,
+    )
 
 
 def tiny_tokenizer() -> Any:
@@ -98,19 +161,34 @@ def save_tiny_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
     config = tiny_config(len(tokenizer), special_token_ids(tokenizer, QWEN_VL_TOKEN_FIELDS))
-    write_random_model(folder, Qwen3VLForConditionalGeneration, config, tokenizer, seed=seed,
-                       weight_scale=weight_scale)
+    write_random_model(folder, Qwen3VLForConditionalGeneration, config, tokenizer, seed=seed, weight_scale=weight_scale)
     frame_settings = {
-        "processor_class": "Qwen3VLProcessor", "do_resize": True, "resample": 3, "do_rescale": True,
-        "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": list(HALF_MEAN), "image_std": list(HALF_STD),
-        "do_convert_rgb": True, "patch_size": 16, "temporal_patch_size": 2, "merge_size": 2,
+        "processor_class": "Qwen3VLProcessor",
+        "do_resize": True,
+        "resample": 3,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(HALF_MEAN),
+        "image_std": list(HALF_STD),
+        "do_convert_rgb": True,
+        "patch_size": 16,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
         "size": {"shortest_edge": TINY_MIN_PIXELS, "longest_edge": TINY_MAX_PIXELS},
     }
-    write_json_files(folder, {
-        "preprocessor_config.json": {**frame_settings, "image_processor_type": "Qwen2VLImageProcessor"},
-        "video_preprocessor_config.json": {**frame_settings, "video_processor_type": "Qwen3VLVideoProcessor",
-                                           "do_sample_frames": False, "fps": 2},
-        "processor_config.json": {"processor_class": "Qwen3VLProcessor"},
-    })
+    write_json_files(
+        folder,
+        {
+            "preprocessor_config.json": {**frame_settings, "image_processor_type": "Qwen2VLImageProcessor"},
+            "video_preprocessor_config.json": {
+                **frame_settings,
+                "video_processor_type": "Qwen3VLVideoProcessor",
+                "do_sample_frames": False,
+                "fps": 2,
+            },
+            "processor_config.json": {"processor_class": "Qwen3VLProcessor"},
+        },
+    )
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     return folder

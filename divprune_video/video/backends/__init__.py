@@ -34,7 +34,6 @@ from .base import DecodedFrames, VideoInfo, VideoReader, default_threads
 AUTO_ORDER: tuple[str, ...] = ("pyav", "torchcodec")
 
 
-
 @lru_cache(maxsize=None)
 def backend_problem(name: str) -> Optional[str]:
     """None when backend ``name`` loads here; otherwise why not (with how to install it)."""
@@ -59,8 +58,10 @@ def choose_backend(source: VideoSource, backend: str = "auto") -> str:
             raise ValueError(f"backend must be one of {tuple(VIDEO_BACKENDS.names())} or 'auto'; got {backend!r}")
         if source.kind not in VIDEO_BACKENDS.get(backend).kinds:
             readers = [name for name, spec in VIDEO_BACKENDS.items() if source.kind in spec.kinds]
-            raise UnsupportedSourceError(source.name, f"the {backend} backend cannot read a {source.kind} source; "
-                                                      f"backends that can: {', '.join(readers)}")
+            raise UnsupportedSourceError(
+                source.name,
+                f"the {backend} backend cannot read a {source.kind} source; backends that can: {', '.join(readers)}",
+            )
         problem = backend_problem(backend)
         if problem is not None:
             raise BackendUnavailableError(f"backend {backend!r}", problem)
@@ -71,12 +72,14 @@ def choose_backend(source: VideoSource, backend: str = "auto") -> str:
             return name
     pyav = VIDEO_BACKENDS.get("pyav")
     package, extra = pyav.package, pyav.extra
-    raise BackendUnavailableError(source.name, f"no video backend is installed: pip install "
-                                               f"'divprune-video[{extra}]' (or pip install {package})")
+    raise BackendUnavailableError(
+        source.name, f"no video backend is installed: pip install 'divprune-video[{extra}]' (or pip install {package})"
+    )
 
 
-def open_reader(source: VideoSource, backend: str = "auto", *, threads: Optional[int] = None,
-                timeout: Optional[float] = None) -> VideoReader:
+def open_reader(
+    source: VideoSource, backend: str = "auto", *, threads: Optional[int] = None, timeout: Optional[float] = None
+) -> VideoReader:
     """A :class:`VideoReader` over ``source`` (close it, or use it in a ``with`` block)."""
     from .frames import ArrayReader, FolderReader
 

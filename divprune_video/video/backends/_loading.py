@@ -52,14 +52,38 @@ def register_backend(spec: BackendSpec) -> BackendSpec:
 
 
 for _spec in (
-    BackendSpec("pyav", "divprune_video.video.backends.pyav:PyAVReader",
-                frozenset({"path", "url", "bytes", "fileobj", "webcam"}), "av", "av", "video"),
-    BackendSpec("torchcodec", "divprune_video.video.backends.torchcodec_backend:TorchCodecReader",
-                frozenset({"path", "url", "bytes", "fileobj"}), "torchcodec.decoders", "torchcodec", None),
-    BackendSpec("decord", "divprune_video.video.backends.decord_backend:DecordReader",
-                frozenset({"path", "bytes", "fileobj"}), "decord", "decord2", "video-all"),
-    BackendSpec("opencv", "divprune_video.video.backends.opencv_backend:OpenCVReader",
-                frozenset({"path", "url", "webcam"}), "cv2", "opencv-python-headless", "video-all"),
+    BackendSpec(
+        "pyav",
+        "divprune_video.video.backends.pyav:PyAVReader",
+        frozenset({"path", "url", "bytes", "fileobj", "webcam"}),
+        "av",
+        "av",
+        "video",
+    ),
+    BackendSpec(
+        "torchcodec",
+        "divprune_video.video.backends.torchcodec_backend:TorchCodecReader",
+        frozenset({"path", "url", "bytes", "fileobj"}),
+        "torchcodec.decoders",
+        "torchcodec",
+        None,
+    ),
+    BackendSpec(
+        "decord",
+        "divprune_video.video.backends.decord_backend:DecordReader",
+        frozenset({"path", "bytes", "fileobj"}),
+        "decord",
+        "decord2",
+        "video-all",
+    ),
+    BackendSpec(
+        "opencv",
+        "divprune_video.video.backends.opencv_backend:OpenCVReader",
+        frozenset({"path", "url", "webcam"}),
+        "cv2",
+        "opencv-python-headless",
+        "video-all",
+    ),
 ):
     register_backend(_spec)
 
@@ -86,9 +110,11 @@ def load_backend(name: str) -> ModuleType:
         hint = f" ({_FFMPEG_HINT})" if name == "torchcodec" else ""
         reason = f"installed but cannot load{hint}: {_root_cause(error)}"
         if name == "torchcodec" and ("cuda" in reason.lower() or "nvrtc" in reason.lower()):
-            reason += (". This torchcodec wheel is built against a CUDA build of torch (it links libtorch_cuda and "
-                       "libnvrtc), which a CPU-only torch lacks: install a torchcodec built for your torch, or use "
-                       "backend='pyav'")
+            reason += (
+                ". This torchcodec wheel is built against a CUDA build of torch (it links libtorch_cuda and "
+                "libnvrtc), which a CPU-only torch lacks: install a torchcodec built for your torch, or use "
+                "backend='pyav'"
+            )
         raise BackendUnavailableError(f"backend {name!r}", reason) from error
 
 

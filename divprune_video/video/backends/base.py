@@ -101,13 +101,18 @@ class VideoReader(ABC):
         decoded = self.read_available(wanted)
         keep = np.array([int(i) in decoded for i in wanted], dtype=bool)
         if not keep.any():
-            raise CorruptVideoError(self.source.name, f"none of the {len(np.unique(wanted))} requested frames "
-                                                      "could be decoded")
+            raise CorruptVideoError(
+                self.source.name, f"none of the {len(np.unique(wanted))} requested frames could be decoded"
+            )
         if not keep.all():
             missing = {int(i) for i in wanted[~keep]}
-            warn_lost(self.source.name, f"{frame_ranges(missing)} could not be decoded (truncated or damaged data: "
-                                        f"{len(missing)} of the {len(np.unique(wanted))} requested); returning the "
-                                        f"other {int(keep.sum())}", stacklevel=4)
+            warn_lost(
+                self.source.name,
+                f"{frame_ranges(missing)} could not be decoded (truncated or damaged data: "
+                f"{len(missing)} of the {len(np.unique(wanted))} requested); returning the "
+                f"other {int(keep.sum())}",
+                stacklevel=4,
+            )
         kept = wanted[keep]
         return DecodedFrames(stack_frames(decoded, kept), kept, self.info.timestamps[kept].astype(np.float64))
 

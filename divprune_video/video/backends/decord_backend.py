@@ -41,7 +41,7 @@ def _head(source: VideoSource) -> bytes:
         with open(source.value, "rb") as handle:
             return handle.read(3 * _TS_PACKET)
     if source.kind == "bytes":
-        return bytes(source.value[:3 * _TS_PACKET])
+        return bytes(source.value[: 3 * _TS_PACKET])
     if source.kind == "fileobj" and getattr(source.value, "seekable", lambda: False)():
         source.value.seek(0)
         head = source.value.read(3 * _TS_PACKET)
@@ -68,8 +68,11 @@ class DecordReader(VideoReader):
         else:
             raise UnsupportedSourceError(source.name, f"the decord backend cannot read a {source.kind} source")
         if is_mpeg_ts(_head(source)):
-            raise UnsupportedSourceError(source.name, "decord misnumbers MPEG-TS files (its seek to the first frame "
-                                                      "lands on the second keyframe); use backend='pyav'")
+            raise UnsupportedSourceError(
+                source.name,
+                "decord misnumbers MPEG-TS files (its seek to the first frame "
+                "lands on the second keyframe); use backend='pyav'",
+            )
         try:
             self._reader = decord.VideoReader(target, ctx=decord.cpu(0), num_threads=threads or default_threads())
         except (decord.DECORDError, RuntimeError) as error:  # RuntimeError: data no demuxer recognises

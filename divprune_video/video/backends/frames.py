@@ -87,9 +87,12 @@ class FolderReader(VideoReader):
     def _check_size(self, path, size: tuple[int, int]) -> None:
         width, height = size
         if width * height > self._max_pixels:
-            raise VideoTooLargeError(str(path), f"a {width} x {height} image ({width * height / 1e6:.0f} megapixels) "
-                                                f"is over the limit of {self._max_pixels / 1e6:g} megapixels per "
-                                                "frame (frames.MAX_IMAGE_PIXELS; FolderReader(max_pixels=...))")
+            raise VideoTooLargeError(
+                str(path),
+                f"a {width} x {height} image ({width * height / 1e6:.0f} megapixels) "
+                f"is over the limit of {self._max_pixels / 1e6:g} megapixels per "
+                "frame (frames.MAX_IMAGE_PIXELS; FolderReader(max_pixels=...))",
+            )
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:
         paths = [self.source.images[i] for i in indices]

@@ -31,8 +31,11 @@ def open_capture(source: VideoSource, *, timeout: Optional[float] = None) -> Any
         capture = cv2.VideoCapture(source.value)
     elif source.kind == "url" and timeout is not None:
         milliseconds = max(1, int(timeout * 1000))
-        capture = cv2.VideoCapture(str(source.value), cv2.CAP_FFMPEG, [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds])
+        capture = cv2.VideoCapture(
+            str(source.value),
+            cv2.CAP_FFMPEG,
+            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds],
+        )
     elif source.kind in ("path", "url"):
         capture = cv2.VideoCapture(str(source.value), cv2.CAP_FFMPEG)
     else:
@@ -73,8 +76,9 @@ class OpenCVReader(VideoReader):
         fps = float(self._capture.get(cv2.CAP_PROP_FPS)) or 1.0
         width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.info = VideoInfo(num_frames, fps, num_frames / fps, width, height, timestamps_from_rate(num_frames, fps),
-                              "opencv")
+        self.info = VideoInfo(
+            num_frames, fps, num_frames / fps, width, height, timestamps_from_rate(num_frames, fps), "opencv"
+        )
         self._position = 0  # number of the frame the next read() returns
 
     def _check_stalled(self, began: float, doing: str) -> None:
@@ -82,8 +86,9 @@ class OpenCVReader(VideoReader):
         (``time.monotonic()``), since OpenCV reports a server that stopped sending like lost data (and its seeks
         wait on regardless of the timeout)."""
         if self.source.is_network and time.monotonic() - began >= 0.9 * self._timeout:
-            raise VideoTimeoutError(self.source.name, f"no data for {self._timeout:g} s while {doing}; nothing "
-                                                      "partial is returned")
+            raise VideoTimeoutError(
+                self.source.name, f"no data for {self._timeout:g} s while {doing}; nothing partial is returned"
+            )
 
     def _number_read(self) -> int:
         """The number of the frame just read, from its timestamp (OpenCV's own count drifts when data is lost)."""

@@ -96,8 +96,11 @@ def open_container(source: VideoSource, *, timeout: float = DEFAULT_TIMEOUT) -> 
         raise NoFramesError(source.name, "the data ends before the first frame (empty or truncated)") from error
     except av.error.InvalidDataError as error:
         if _looks_like_mp4(source):
-            raise CorruptVideoError(source.name, "an MP4 file that cannot be opened: truncated or damaged "
-                                                 "(its index, the 'moov' box, is missing or broken)") from error
+            raise CorruptVideoError(
+                source.name,
+                "an MP4 file that cannot be opened: truncated or damaged "
+                "(its index, the 'moov' box, is missing or broken)",
+            ) from error
         raise NotAVideoError(source.name, "not a video: no container format recognised") from error
     except (av.error.FFmpegError, OSError) as error:
         if source.kind in ("url", "webcam"):
@@ -206,7 +209,7 @@ def _ends_mid_packet(source: VideoSource) -> bool:
             handle.seek(max(size - 2 * _TS_PACKET, 0))
             tail = handle.read()
     elif source.kind == "bytes":
-        tail = bytes(source.value[-2 * _TS_PACKET:])
+        tail = bytes(source.value[-2 * _TS_PACKET :])
     else:
         return False
     return len(tail) == 2 * _TS_PACKET and not (tail[0] == 0x47 and tail[_TS_PACKET] == 0x47)
@@ -253,20 +256,35 @@ def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: 
                 if packet.is_keyframe:
                     keyframes.append(packet.pts)
             if deadline is not None and len(pts) % 256 == 0 and time.monotonic() > deadline:
-                raise VideoTimeoutError(source.name, "reading the stream's index did not finish in time: a live "
-                                                     "stream? use stream_frames() for live sources")
+                raise VideoTimeoutError(
+                    source.name,
+                    "reading the stream's index did not finish in time: a live "
+                    "stream? use stream_frames() for live sources",
+                )
     except (av.error.ExitError, av.error.TimeoutError) as error:
         # A source that stops sending data is not a shorter video: a half index would give a half clip.
-        raise VideoTimeoutError(source.name, "the data stopped coming while reading the stream (no data within the "
-                                             "timeout); nothing partial is returned") from error
+        raise VideoTimeoutError(
+            source.name,
+            "the data stopped coming while reading the stream (no data within the "
+            "timeout); nothing partial is returned",
+        ) from error
     except av.error.FFmpegError as error:
         problems.append(f"reading stopped at damaged data ({error.strerror or error})")
     if without_pts:
-        logger.info("%s: %d packets carry no timestamp: numbering frames in decoding order (reads decode from the "
-                    "start; remux to MP4 for fast seeking)", source.name, without_pts)
+        logger.info(
+            "%s: %d packets carry no timestamp: numbering frames in decoding order (reads decode from the "
+            "start; remux to MP4 for fast seeking)",
+            source.name,
+            without_pts,
+        )
         count = without_pts + len(pts)
-        return PacketIndex(np.arange(count, dtype=np.int64), np.zeros(1, dtype=np.int64), bool(problems),
-                           in_order=True, problems=tuple(problems))
+        return PacketIndex(
+            np.arange(count, dtype=np.int64),
+            np.zeros(1, dtype=np.int64),
+            bool(problems),
+            in_order=True,
+            problems=tuple(problems),
+        )
     if not pts:
         raise NoFramesError(source.name, "the video stream holds no frame")
     if "mpegts" in container.format.name and last_pts is not None and _ends_mid_packet(source):
@@ -276,8 +294,10 @@ def scan_packets(container: Any, stream: Any, source: VideoSource, *, deadline: 
         problems.append(f"{len(damaged)} damaged packet{'s' if len(damaged) > 1 else ''}")
     declared = int(stream.frames or 0)
     if declared > len(pts):
-        problems.append(f"the header declares {declared} frames, the data holds {len(pts)}: frames "
-                        f"{len(pts)}-{declared - 1} are past the end of the readable data")
+        problems.append(
+            f"the header declares {declared} frames, the data holds {len(pts)}: frames "
+            f"{len(pts)}-{declared - 1} are past the end of the readable data"
+        )
     ordered = np.unique(np.asarray(pts, dtype=np.int64))
     keys = np.unique(np.asarray(keyframes, dtype=np.int64)) if keyframes else ordered[:1]
     numbers = _constant_rate_numbers(ordered)
@@ -322,8 +342,10 @@ class PyAVReader(VideoReader):
         if self._index.truncated:
             missing = self._index.missing
             lost = f"; lost: {frame_ranges(missing)}" if missing else ""
-            message = (f"{source.name}: truncated or damaged data ({'; '.join(self._index.problems)}){lost}; "
-                       f"reading the other {self.info.num_frames - len(missing)} frames")
+            message = (
+                f"{source.name}: truncated or damaged data ({'; '.join(self._index.problems)}){lost}; "
+                f"reading the other {self.info.num_frames - len(missing)} frames"
+            )
             logger.warning(message)
             warnings.warn(message, TruncatedVideoWarning, stacklevel=4)
 
@@ -339,8 +361,16 @@ class PyAVReader(VideoReader):
         if self._index.in_order:
             fps = float(stream.average_rate or stream.guessed_rate or 25)
             timestamps = np.arange(len(pts), dtype=np.float64) / fps
-            return VideoInfo(len(pts), fps, len(pts) / fps, context.width, context.height, timestamps, context.name,
-                             self._lost_frames())
+            return VideoInfo(
+                len(pts),
+                fps,
+                len(pts) / fps,
+                context.width,
+                context.height,
+                timestamps,
+                context.name,
+                self._lost_frames(),
+            )
         time_base = float(stream.time_base)
         timestamps = (pts - pts[0]).astype(np.float64) * time_base
         rate = stream.average_rate or stream.guessed_rate
@@ -351,8 +381,9 @@ class PyAVReader(VideoReader):
         else:
             fps = float(rate) if rate else 1.0
             duration = 1.0 / fps
-        return VideoInfo(len(pts), fps, duration, context.width, context.height, timestamps, context.name,
-                         self._lost_frames())
+        return VideoInfo(
+            len(pts), fps, duration, context.width, context.height, timestamps, context.name, self._lost_frames()
+        )
 
     # --- random access -------------------------------------------------------------------------------------
 
@@ -363,13 +394,15 @@ class PyAVReader(VideoReader):
         except VideoError:  # already named (a worker's reopening failed)
             raise
         except (av.error.ExitError, av.error.TimeoutError) as error:
-            raise VideoTimeoutError(self.source.name, f"no data for {self._timeout:g} s while decoding frames; "
-                                                      "nothing partial is returned") from error
+            raise VideoTimeoutError(
+                self.source.name, f"no data for {self._timeout:g} s while decoding frames; nothing partial is returned"
+            ) from error
         except (av.error.FFmpegError, OSError) as error:
             if not self.source.is_network:
                 raise
-            raise StreamGoneError(self.source.name, f"the connection failed while decoding frames: {error}",
-                                  attempts=1, last_error=error) from error
+            raise StreamGoneError(
+                self.source.name, f"the connection failed while decoding frames: {error}", attempts=1, last_error=error
+            ) from error
 
     def _decode_frames(self, indices: np.ndarray) -> dict[int, np.ndarray]:
         if self._index.missing:
@@ -384,7 +417,7 @@ class PyAVReader(VideoReader):
             return self._decode_groups(self._container, groups, threaded=True)
         # Contiguous runs (not interleaved), so that each worker's seeks go forwards through the file.
         bounds = np.linspace(0, len(groups), workers + 1).astype(int)
-        chunks = [groups[bounds[i]:bounds[i + 1]] for i in range(workers)]
+        chunks = [groups[bounds[i] : bounds[i + 1]] for i in range(workers)]
         cancel = threading.Event()  # set when the caller stops waiting (Ctrl-C): workers end after their group
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="divprune-pyav")
         try:
@@ -402,8 +435,9 @@ class PyAVReader(VideoReader):
     def _decode_in_order(self, indices: np.ndarray) -> dict[int, np.ndarray]:
         """Decode from the start, counting output frames, up to the last wanted one (streams without timestamps)."""
         wanted, found, last = {int(i) for i in indices}, {}, int(indices[-1])
-        for number, _, image in iter_container_frames(self._rewind(), self.source, self._index, self.info,
-                                                      wanted=wanted):
+        for number, _, image in iter_container_frames(
+            self._rewind(), self.source, self._index, self.info, wanted=wanted
+        ):
             found[number] = image
             if number >= last:
                 break
@@ -424,8 +458,14 @@ class PyAVReader(VideoReader):
         finally:
             container.close()
 
-    def _decode_groups(self, container: Any, groups: list[tuple[int, np.ndarray]], *, threaded: bool,
-                       cancel: Optional[threading.Event] = None) -> dict:
+    def _decode_groups(
+        self,
+        container: Any,
+        groups: list[tuple[int, np.ndarray]],
+        *,
+        threaded: bool,
+        cancel: Optional[threading.Event] = None,
+    ) -> dict:
         stream = container.streams[self._stream.index]
         if not stream.codec_context.is_open:
             stream.thread_type = "AUTO" if threaded else "NONE"
@@ -446,8 +486,9 @@ class PyAVReader(VideoReader):
                 overshot = overshot and landed_late
         return found
 
-    def _decode_from(self, container: Any, stream: Any, key_pts: Optional[int], needed_pts: int,
-                     wanted: dict[int, int], found: dict) -> bool:
+    def _decode_from(
+        self, container: Any, stream: Any, key_pts: Optional[int], needed_pts: int, wanted: dict[int, int], found: dict
+    ) -> bool:
         """Seek to the keyframe at ``key_pts`` (None: the start of the file) and decode until every pts in
         ``wanted`` is found (moving them from ``wanted`` into ``found``) or the decoder has passed them. Returns
         True at once, decoding nothing, when the seek landed after ``needed_pts`` (the keyframe the wanted frames
@@ -516,8 +557,12 @@ class DamageTracker:
         self.damaged = False
 
     def failed(self, packet: Any, error: Exception) -> None:
-        logger.debug("%s: a damaged packet at pts %s (frames up to the next keyframe are dropped): %s",
-                     self.source.name, packet.pts, error)
+        logger.debug(
+            "%s: a damaged packet at pts %s (frames up to the next keyframe are dropped): %s",
+            self.source.name,
+            packet.pts,
+            error,
+        )
         self.damaged = True
 
     def intact(self, frame: Any) -> bool:
@@ -556,8 +601,12 @@ def iter_container_frames(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="divprune-rgb") as converter:
         for count, frame in enumerate(decode_packets(container, stream, source)):
             number = count if position is None else position.get(frame.pts)
-            if (number is None or number >= info.num_frames or number in index.missing
-                    or (wanted is not None and number not in wanted)):
+            if (
+                number is None
+                or number >= info.num_frames
+                or number in index.missing
+                or (wanted is not None and number not in wanted)
+            ):
                 continue
             pending.append((number, converter.submit(frame_to_rgb, frame, info.width, info.height)))
             if len(pending) > _CONVERT_AHEAD:

@@ -33,8 +33,9 @@ class TorchCodecReader(VideoReader):
         else:
             raise UnsupportedSourceError(source.name, f"the torchcodec backend cannot read a {source.kind} source")
         try:
-            self._decoder = decoders.VideoDecoder(target, seek_mode="exact", dimension_order="NHWC",
-                                                  num_ffmpeg_threads=threads or default_threads())
+            self._decoder = decoders.VideoDecoder(
+                target, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=threads or default_threads()
+            )
         except (RuntimeError, ValueError) as error:
             raise NotAVideoError(source.name, f"torchcodec cannot open it: {error}") from error
         metadata = self._decoder.metadata
@@ -42,9 +43,15 @@ class TorchCodecReader(VideoReader):
         if num_frames == 0:
             raise NoFramesError(source.name, "the video stream holds no frame")
         fps = float(metadata.average_fps or 1.0)
-        self.info = VideoInfo(num_frames, fps, float(metadata.duration_seconds or num_frames / fps),
-                              int(metadata.width), int(metadata.height), timestamps_from_rate(num_frames, fps),
-                              str(metadata.codec or "torchcodec"))
+        self.info = VideoInfo(
+            num_frames,
+            fps,
+            float(metadata.duration_seconds or num_frames / fps),
+            int(metadata.width),
+            int(metadata.height),
+            timestamps_from_rate(num_frames, fps),
+            str(metadata.codec or "torchcodec"),
+        )
         self._exact_stamps: dict[int, float] = {}
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:
@@ -64,4 +71,3 @@ class TorchCodecReader(VideoReader):
 
     def close(self) -> None:
         self._decoder = None
-

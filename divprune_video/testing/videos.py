@@ -1,134 +1,20 @@
-"""Fixtures for testing integrations without downloads: synthetic tokens (and, with the model and video parts,
-tiny random models and generated videos). Public, so users can test their own code the same way."""
+"""Generated videos: moving shapes (demo, model tests) and index-coded frames, videos and frame folders (video
+input tests, ``bench-video``). Each index-coded frame draws its own frame number as a 16-bit code of large black /
+white blocks (robust to lossy compression), so a test can check that the frame at position t of a clip really is
+the source's frame ``indices[t]``."""
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+import struct
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Sequence, Union
 
-import torch
-
-
-def random_tokens(
-    num_tokens: int, dim: int, *, seed: int = 0, dtype: torch.dtype = torch.float32, device: str = "cpu"
-) -> torch.Tensor:
-    """(num_tokens, dim) standard-normal tokens from a seeded generator."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(num_tokens, dim, generator=generator).to(dtype=dtype, device=device)
+import numpy as np
 
 
-def clustered_tokens(
-    num_tokens: int,
-    dim: int,
-    *,
-    num_clusters: int = 8,
-    spread: float = 0.3,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    device: str = "cpu",
-) -> torch.Tensor:
-    """(num_tokens, dim) tokens around ``num_clusters`` random centres, each token centre + spread * noise."""
-    generator = torch.Generator().manual_seed(seed)
-    centres = torch.randn(num_clusters, dim, generator=generator)
-    members = torch.randint(num_clusters, (num_tokens,), generator=generator)
-    tokens = centres[members] + spread * torch.randn(num_tokens, dim, generator=generator)
-    return tokens.to(dtype=dtype, device=device)
-
-
-def synthetic_video_tokens(
-    num_frames: int = 32,
-    tokens_per_frame: int = 144,
-    dim: int = 1024,
-    *,
-    num_scenes: int = 3,
-    scene_lengths: Optional[list[int]] = None,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens that behave like a video's: redundant within a scene, different between scenes.
-
-    Each scene has a fixed set of ``tokens_per_frame`` "patch" vectors (a few of them background patches that
-    repeat across the frame); each frame of the scene is those patches plus small noise that drifts slowly.
-
-    Returns ``(tokens, scene_of_token)``: (num_frames * tokens_per_frame, dim) tokens in frame-major order and
-    (num_frames * tokens_per_frame,) int64 scene ids. ``scene_lengths`` (frames per scene) defaults to equal parts.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    if scene_lengths is None:
-        base, extra = divmod(num_frames, num_scenes)
-        scene_lengths = [base + (i < extra) for i in range(num_scenes)]
-    if sum(scene_lengths) != num_frames or min(scene_lengths) < 1:
-        raise ValueError(f"scene_lengths must be positive and sum to num_frames={num_frames}; got {scene_lengths}")
-    frames, scene_ids = [], []
-    for scene, length in enumerate(scene_lengths):
-        distinct = torch.randn(tokens_per_frame // 4, dim, generator=generator)
-        background = torch.randn(1, dim, generator=generator)
-        patches = torch.cat([distinct, background.expand(tokens_per_frame - distinct.shape[0], dim)])
-        patches = patches[torch.randperm(tokens_per_frame, generator=generator)]
-        drift = torch.zeros(tokens_per_frame, dim)
-        for _ in range(length):
-            drift = drift + 0.02 * torch.randn(tokens_per_frame, dim, generator=generator)
-            frames.append(patches + drift + 0.05 * torch.randn(tokens_per_frame, dim, generator=generator))
-            scene_ids.append(torch.full((tokens_per_frame,), scene, dtype=torch.long))
-    return torch.cat(frames).to(dtype), torch.cat(scene_ids)
-
-
-# Benchmark datasets in the released layouts (MVBench, Video-MME, MLVU), for the runner's tests and integrations.
-from .eval.fixtures import (  # noqa: E402
-    FixtureQuestion,
-    write_mlvu_fixture,
-    write_mvbench_fixture,
-    write_replay_file,
-    write_videomme_fixture,
-)
-
-
-# --- Tiny LLaVA-NeXT-Video and sample videos (model adapter tests, demo) ------------------------------------------
-
-import os  # noqa: E402  (imports of this appended section)
-from pathlib import Path  # noqa: E402
-from typing import Union  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from .models.llava_next_video.presets import CHAT_TEMPLATE as LLAVA_NEXT_VIDEO_CHAT_TEMPLATE  # noqa: E402
-from .models.llava_next_video.presets import TINY_IMAGE_SIZE  # noqa: E402
-from .models.llava_next_video.presets import tiny_config as tiny_llava_next_video_config  # noqa: E402
-from .models.tiny import INPUT_SENSITIVE_SCALE, redraw_weights  # noqa: E402
-
-
-def save_tiny_model(
-    path: Union[str, os.PathLike],
-    model_type: str,
-    *,
-    seed: int = 0,
-    weight_scale: Optional[float] = INPUT_SENSITIVE_SCALE,
-) -> Path:
-    """Write a tiny random checkpoint of the family serving ``model_type`` to folder ``path`` and return it.
-
-    ``model_type``: ``"llava_next_video"``, ``"llava_onevision"`` or any registered family's
-    (:func:`divprune_video.models.available_families`). The folder holds a real checkpoint's files (config,
-    weights, generation config, tokenizer trained locally with the chat template, processor configs), so
-    ``AutoProcessor`` and ``AutoModelForImageTextToText`` load it like the real one. Nothing is downloaded.
-
-    ``weight_scale``: the weights are drawn again with standard deviation ``weight_scale / sqrt(fan_in)``
-    (:func:`~divprune_video.models.tiny.redraw_weights`), so answers depend on every pixel, token and position;
-    None keeps transformers' initialisation (whose answers barely depend on the input).
-    """
-    from .models import model_family
-
-    return model_family(model_type).save_tiny_checkpoint(path, seed=seed, weight_scale=weight_scale)
-
-
-def save_tiny_llava_next_video(
-    path: Union[str, os.PathLike], *, seed: int = 0, weight_scale: Optional[float] = INPUT_SENSITIVE_SCALE
-) -> Path:
-    """:func:`save_tiny_model` of ``"llava_next_video"`` (16 visual tokens per 56 px frame)."""
-    return save_tiny_model(path, "llava_next_video", seed=seed, weight_scale=weight_scale)
-
-
-def moving_shapes_video(
-    num_frames: int = 32, height: int = 96, width: int = 128, *, seed: int = 0
-) -> np.ndarray:
+def moving_shapes_video(num_frames: int = 32, height: int = 96, width: int = 128, *, seed: int = 0) -> np.ndarray:
     """(num_frames, height, width, 3) uint8 RGB frames: coloured squares and discs moving across a dark gradient
     and bouncing off the edges (three shapes, each with its own colour, size and velocity)."""
     if num_frames < 1 or height < 8 or width < 8:
@@ -155,18 +41,6 @@ def moving_shapes_video(
             centre[:, axis] = np.clip(centre[:, axis], 0, limit)
     return frames
 
-
-# --- Index-coded videos and frame folders (video input tests, bench-video) -----------------------------------------
-# Each frame draws its own frame number as a 16-bit code of large black / white blocks (robust to lossy
-# compression), so a test can check that the frame at position t of a clip really is the source's frame indices[t].
-
-import os  # noqa: E402  (imports of this appended section)
-import struct  # noqa: E402
-from fractions import Fraction  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Optional, Sequence, Union  # noqa: E402
-
-import numpy as np  # noqa: E402
 
 #: Colours of the marker row (top row of the code): red, green, blue, black. They reveal RGB/BGR swaps and
 #: rotations.
@@ -200,14 +74,16 @@ def index_coded_frame(index: int, height: int = 160, width: int = 128, *, textur
     else:
         rows, cols = np.mgrid[0:height, 0:width]
         shift = (3 * index) % width
-        frame = np.stack([(cols + shift) % width * 200 // width + 20, rows * 180 // height + 30,
-                          np.full((height, width), 90)], axis=-1).astype(np.uint8)
+        frame = np.stack(
+            [(cols + shift) % width * 200 // width + 20, rows * 180 // height + 30, np.full((height, width), 90)],
+            axis=-1,
+        ).astype(np.uint8)
     for column, colour in enumerate(INDEX_CODE_MARKERS):
-        frame[0:block_h, column * block_w:(column + 1) * block_w] = colour
+        frame[0:block_h, column * block_w : (column + 1) * block_w] = colour
     for bit in range(_CODE_BITS):
         row, column = 1 + bit // 4, bit % 4
         value = 255 if (index >> bit) & 1 else 0
-        frame[row * block_h:(row + 1) * block_h, column * block_w:(column + 1) * block_w] = value
+        frame[row * block_h : (row + 1) * block_h, column * block_w : (column + 1) * block_w] = value
     return frame
 
 
@@ -223,8 +99,10 @@ def read_frame_index(frame: np.ndarray) -> int:
     value = 0
     for bit in range(_CODE_BITS):
         row, column = 1 + bit // 4, bit % 4
-        centre = frame[row * block_h + block_h // 4:(row + 1) * block_h - block_h // 4,
-                       column * block_w + block_w // 4:(column + 1) * block_w - block_w // 4]
+        centre = frame[
+            row * block_h + block_h // 4 : (row + 1) * block_h - block_h // 4,
+            column * block_w + block_w // 4 : (column + 1) * block_w - block_w // 4,
+        ]
         if centre.mean() > 127:
             value |= 1 << bit
     return value
@@ -233,9 +111,14 @@ def read_frame_index(frame: np.ndarray) -> int:
 def marker_colours(frame: np.ndarray) -> np.ndarray:
     """(4, 3) mean RGB of the four marker blocks of an index-coded frame (expected: :data:`INDEX_CODE_MARKERS`)."""
     block_h, block_w = _code_block(frame.shape[0], frame.shape[1])
-    return np.array([frame[block_h // 4:block_h - block_h // 4,
-                           c * block_w + block_w // 4:(c + 1) * block_w - block_w // 4].reshape(-1, 3).mean(0)
-                     for c in range(4)])
+    return np.array(
+        [
+            frame[block_h // 4 : block_h - block_h // 4, c * block_w + block_w // 4 : (c + 1) * block_w - block_w // 4]
+            .reshape(-1, 3)
+            .mean(0)
+            for c in range(4)
+        ]
+    )
 
 
 def write_index_coded_video(
@@ -278,16 +161,18 @@ def write_index_coded_video(
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": preset, "x264-params":
-                              f"keyint={gop}:min-keyint={gop}:bframes={bframes}:b-adapt=0:scenecut=0"}
+            stream.options = {
+                "crf": str(crf),
+                "preset": preset,
+                "x264-params": f"keyint={gop}:min-keyint={gop}:bframes={bframes}:b-adapt=0:scenecut=0",
+            }
         else:
             stream.codec_context.gop_size = gop
             stream.codec_context.max_b_frames = bframes
         if timestamps is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         for index in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(index_coded_frame(index, height, width, texture=texture),
-                                               format="rgb24")
+            frame = av.VideoFrame.from_ndarray(index_coded_frame(index, height, width, texture=texture), format="rgb24")
             if timestamps is not None:
                 frame.pts, frame.time_base = int(round(timestamps[index] * 1000)), Fraction(1, 1000)
             container.mux(stream.encode(frame))
@@ -308,7 +193,7 @@ def _set_mp4_rotation(path: Path, degrees: int) -> None:
         raise ValueError(f"{path}: rotation needs an MP4 file with a version-0 track header")
     a, b, c, d = (value * 0x10000 for value in matrices[degrees])
     offset = where + 4 + 40  # type, then version/flags, times, ids, duration, layer ... up to the matrix
-    data[offset:offset + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    data[offset : offset + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 0x40000000)
     path.write_bytes(bytes(data))
 
 
