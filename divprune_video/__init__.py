@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .errors import DivPruneVideoError
 from .selection import (
     available_methods,
     divprune,
@@ -38,6 +39,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "DivPruneVideoError",
     "__version__",
     "available_methods",
     "divprune",

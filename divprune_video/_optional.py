@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .errors import DivPruneVideoError
 
-class MissingDependencyError(ImportError):
+
+class MissingDependencyError(DivPruneVideoError, ImportError):
     """An optional dependency is not installed; the message says which extra installs it."""
 
 

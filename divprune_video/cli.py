@@ -87,7 +87,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
-# -- argument checks shared by the model commands ---------------------------------------------------------------
+# -- argument types and checks shared by the commands ------------------------------------------------------------
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated integers (``"32,64"``); a bad value is argparse's one-line error, exit 2."""
+    try:
+        return [int(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers; got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
 
 
 def argument_error(problem: str) -> int:

@@ -29,12 +29,12 @@ import torch
 
 from ._optional import require
 from .models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
+from .models.base import DEFAULT_MODEL
 from .models.decoding import DECODE_MODES, static_decoding_unsupported
 from .models.video_context import VideoContext, shares_prefill
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
 #: Answer length when neither ``max_new_tokens`` nor ``max_length`` is passed.
 DEFAULT_MAX_NEW_TOKENS = 64
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional, Sequence, TypeVar
 
+from ..errors import DivPruneVideoError
 from ..registry import Registry
 
 logger = logging.getLogger(__name__)
 
 
-class BenchmarkError(Exception):
+class BenchmarkError(DivPruneVideoError):
     """Base class of the benchmark runner's own failures."""
 
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from ..models.base import DEFAULT_MODEL, NO_PRUNING
+from ..selection._validate import check_keep_ratio
 from .answerers import REPLAY_PREFIX
 from .base import BenchmarkOptions
 
-UNPRUNED = "none"
-DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
 DTYPES = (None, "float16", "bfloat16", "float32")
 
 
@@ -24,20 +24,22 @@ class Variant:
     """One pruning setting. ``method`` "none" (or ``keep_ratio`` 1) is the unpruned model; ``prune_layer`` None
     prunes before the LLM, K after LLM layer K."""
 
-    method: str = UNPRUNED
+    method: str = NO_PRUNING
     keep_ratio: float = 1.0
     prune_layer: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if not _is_number(self.keep_ratio) or not 0.0 < float(self.keep_ratio) <= 1.0:
-            raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio!r}")
+        try:
+            check_keep_ratio(self.keep_ratio)
+        except TypeError as error:  # a config's value of the wrong type is a bad value there
+            raise ValueError(str(error)) from None
         if self.prune_layer is not None and (not _is_integer(self.prune_layer) or self.prune_layer < 0):
             raise ValueError(f"prune_layer must be an integer >= 0 or None, got {self.prune_layer!r}")
         if not isinstance(self.method, str):
             raise ValueError(f"method must be a string, got {self.method!r}")
         object.__setattr__(self, "keep_ratio", float(self.keep_ratio))
-        if self.method == UNPRUNED or self.keep_ratio == 1.0:
-            object.__setattr__(self, "method", UNPRUNED)
+        if self.method == NO_PRUNING or self.keep_ratio == 1.0:
+            object.__setattr__(self, "method", NO_PRUNING)
             object.__setattr__(self, "keep_ratio", 1.0)
             object.__setattr__(self, "prune_layer", None)
         else:
@@ -51,7 +53,7 @@ class Variant:
 
         if self.method not in available_methods():
             raise ValueError(
-                f"unknown method {self.method!r}; expected {UNPRUNED!r} or one of {', '.join(available_methods())}"
+                f"unknown method {self.method!r}; expected {NO_PRUNING!r} or one of {', '.join(available_methods())}"
             )
         try:
             PruningConfig(keep_ratio=self.keep_ratio, method=self.method, prune_layer=self.prune_layer or 0)
@@ -60,7 +62,7 @@ class Variant:
 
     @property
     def pruned(self) -> bool:
-        return self.method != UNPRUNED
+        return self.method != NO_PRUNING
 
     @property
     def name(self) -> str:
@@ -95,7 +97,7 @@ def expand_variants(
 ) -> tuple[Variant, ...]:
     """Every method x keep ratio, unpruned settings folded into one, in the given order."""
     variants: list[Variant] = []
-    for method, ratio in itertools.product(methods or [UNPRUNED], keep_ratios or [1.0]):
+    for method, ratio in itertools.product(methods or [NO_PRUNING], keep_ratios or [1.0]):
         variant = Variant(method, ratio, prune_layer)
         if variant not in variants:
             variants.append(variant)
@@ -342,7 +344,7 @@ def config_from_mapping(settings: Mapping[str, Any]) -> RunConfig:
         variants = tuple(Variant(**dict(item)) for item in variants_setting)
     else:
         variants = expand_variants(
-            [str(m) for m in methods] or (["divprune"] if ratios else [UNPRUNED]),
+            [str(m) for m in methods] or (["divprune"] if ratios else [NO_PRUNING]),
             [float(r) for r in ratios],
             prune_layer,
         )

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Optional, TypeVar
 
+from ..errors import DivPruneVideoError
+
 logger = logging.getLogger(__name__)
 
 COORDINATION_TIMEOUT = timedelta(hours=12)
 T = TypeVar("T")
 
 
-class RankFailedError(RuntimeError):
+class RankFailedError(DivPruneVideoError, RuntimeError):
     """Raised on every other rank when a step run on rank 0 failed."""
 
 

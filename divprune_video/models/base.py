@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..selection import available_methods
+from ..selection._validate import check_keep_ratio
 
 #: ``"renumber"``: the pruned sequence gets contiguous positions 0..L'-1 (as the published DivPrune code);
 #: ``"original"``: every kept token keeps the position it had in the full sequence, and new tokens continue after
@@ -27,6 +28,8 @@ from ..selection import available_methods
 POSITION_MODES = ("renumber", "original")
 #: The method name that turns pruning off (the unpruned model, run exactly as plain transformers runs it).
 NO_PRUNING = "none"
+#: The checkpoint used when none is named (``VideoQAPipeline()``, the commands, benchmark configs).
+DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,7 @@ class PruningConfig:
     selector_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ratio = self.keep_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
-            raise TypeError(f"keep_ratio must be a float in (0, 1]; got {ratio!r}")
-        if not math.isfinite(ratio) or not 0.0 < ratio <= 1.0:
-            raise ValueError(f"keep_ratio must be in (0, 1]; got {ratio!r}")
+        check_keep_ratio(self.keep_ratio)
         methods = [NO_PRUNING, *available_methods()]
         if self.method not in methods:
             raise ValueError(f"method must be one of {', '.join(map(repr, methods))}; got {self.method!r}")

@@ -48,6 +48,8 @@ TEXT_ID = 200
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..cli import int_list
+
     parser = subparsers.add_parser(
         "bench-model",
         help="GPU: time to first token and peak memory of a family's 7B, plain transformers vs pruned (random "
@@ -61,9 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the model family's transformers model_type (default llava_next_video; "
         "see divprune_video.models.available_adapters())",
     )
-    parser.add_argument("--frames", default=None, help="comma-separated frame counts (default 32,64; tiny: 2,4)")
+    parser.add_argument(
+        "--frames", type=int_list, default=None, help="comma-separated frame counts (default 32,64; tiny: 2,4)"
+    )
     parser.add_argument("--keep", default="0.5,0.25,0.15", help="comma-separated keep ratios (default 0.5,0.25,0.15)")
-    parser.add_argument("--prune-layers", default="0,2", help="comma-separated prune layers (default 0,2)")
+    parser.add_argument(
+        "--prune-layers", type=int_list, default=[0, 2], help="comma-separated prune layers (default 0,2)"
+    )
     parser.add_argument("--method", default="divprune", help="selection method (default divprune)")
     parser.add_argument("--text-tokens", type=int, default=80, help="text tokens around the video (default 80)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per row, median (default 3; tiny 1)")
@@ -138,9 +144,9 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench-model needs a CUDA device (or --tiny for a CPU smoke test)", file=sys.stderr)
         return 2
-    frame_counts = _ints(args.frames or ("2,4" if args.tiny else "32,64"), "--frames")
+    frame_counts = args.frames or ([2, 4] if args.tiny else [32, 64])
     keep_ratios = [float(value) for value in args.keep.split(",")]
-    prune_layers = _ints(args.prune_layers, "--prune-layers")
+    prune_layers = args.prune_layers
     repeats = args.repeats or (1 if args.tiny else 3)
     for keep_ratio, layer in [(ratio, layer) for ratio in keep_ratios for layer in prune_layers]:
         PruningConfig(keep_ratio=keep_ratio, method=args.method, prune_layer=layer)  # validate before building
@@ -264,13 +270,6 @@ def _measure_decoding(
         key = (pruning.prune_layer if pruning.enabled else None, pruning.keep_ratio if pruning.enabled else 1.0)
         shared_rows.append(SharedRow(frames, setting, ttft[key], second_ms, context_mib, agree))
         adapter.decoding = "auto"
-
-
-def _ints(text: str, option: str) -> list[int]:
-    try:
-        return [int(value) for value in text.split(",")]
-    except ValueError:
-        raise SystemExit(f"{option} must be comma-separated integers; got {text!r}") from None
 
 
 def _build_model(family: Any, tiny: bool, device: torch.device, attention: str) -> tuple[Any, Any]:

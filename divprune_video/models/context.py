@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from ..errors import DivPruneVideoError
+
 __all__ = ["ContextLengthError", "check_fits", "context_length", "fitting_keep_ratio"]
 
 
-class ContextLengthError(ValueError):
+class ContextLengthError(DivPruneVideoError, ValueError):
     """A prompt, with its visual tokens and the answer's new tokens, longer than the model's context."""
 
 

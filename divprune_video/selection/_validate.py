@@ -89,11 +89,7 @@ def resolve_num_keep(num_tokens: int, keep_ratio: Optional[float], num_keep: Opt
             f"pass exactly one of keep_ratio or num_keep; got keep_ratio={keep_ratio!r}, num_keep={num_keep!r}"
         )
     if keep_ratio is not None:
-        if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, numbers.Real):
-            raise TypeError(f"keep_ratio must be a float in (0, 1]; got {keep_ratio!r}")
-        if not math.isfinite(keep_ratio) or not 0.0 < keep_ratio <= 1.0:
-            raise ValueError(f"keep_ratio must be in (0, 1]; got {keep_ratio!r}")
-        return max(1, int(round(keep_ratio * num_tokens)))
+        return max(1, int(round(check_keep_ratio(keep_ratio) * num_tokens)))
     if isinstance(num_keep, bool) or not isinstance(num_keep, numbers.Integral):
         raise TypeError(f"num_keep must be an int in 1..N; got {num_keep!r}")
     if not 1 <= num_keep <= num_tokens:
@@ -113,3 +109,13 @@ def resolve_batch_num_keep(
             raise ValueError(f"num_keep has {len(counts)} entries but the batch has {len(valid_counts)} rows")
         return [resolve_num_keep(n, keep_ratio, k) for n, k in zip(valid_counts, counts)]
     return [resolve_num_keep(n, keep_ratio, num_keep) for n in valid_counts]
+
+
+def check_keep_ratio(keep_ratio: object) -> float:
+    """The one check of a keep ratio (selector, pruning config, benchmark variants): a real number in (0, 1].
+    Raises TypeError for a non-number (a bool included), ValueError naming the value outside (0, 1] or NaN."""
+    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, numbers.Real):
+        raise TypeError(f"keep_ratio must be a float in (0, 1]; got {keep_ratio!r}")
+    if not math.isfinite(keep_ratio) or not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
+    return float(keep_ratio)

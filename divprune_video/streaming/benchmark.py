@@ -41,6 +41,8 @@ FRAME_POOL = 120
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..cli import int_list
+
     parser = subparsers.add_parser(
         "bench-stream",
         help="GPU: streaming video QA throughput, memory-update cost, answer latency, flat memory (a family's 7B, "
@@ -54,7 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the model family's transformers model_type (default llava_next_video)",
     )
     parser.add_argument(
-        "--budgets", default=None, help="comma-separated token budgets (default 1024,2048,4096; tiny: 32,64,128)"
+        "--budgets",
+        type=int_list,
+        default=None,
+        help="comma-separated token budgets (default 1024,2048,4096; tiny: 32,64,128)",
     )
     parser.add_argument(
         "--frames", type=int, default=None, help="frames ingested at the largest budget (default 10000; tiny 300)"
@@ -150,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench-stream needs a CUDA device (or --tiny for a CPU smoke test)", file=sys.stderr)
         return 2
-    budgets = sorted(_ints(args.budgets or ("32,64,128" if args.tiny else "1024,2048,4096"), "--budgets"))
+    budgets = sorted(args.budgets or ([32, 64, 128] if args.tiny else [1024, 2048, 4096]))
     frames_largest = args.frames or (300 if args.tiny else 10_000)
     frames_other = args.other_frames or (100 if args.tiny else 2_000)
     sample_every = args.sample_every or (50 if args.tiny else 1_000)
@@ -277,13 +282,6 @@ def _median_p95(values: np.ndarray) -> tuple[float, float]:
     if values.size == 0:
         return float("nan"), float("nan")
     return 1e3 * float(np.median(values)), 1e3 * float(np.percentile(values, 95))
-
-
-def _ints(text: str, option: str) -> list[int]:
-    try:
-        return [int(value) for value in text.split(",")]
-    except ValueError:
-        raise SystemExit(f"{option} must be comma-separated integers; got {text!r}") from None
 
 
 def _header(args: argparse.Namespace, device: torch.device, adapter: Any, size: int) -> str:

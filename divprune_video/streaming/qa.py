@@ -37,6 +37,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from ..errors import DivPruneVideoError
 from ..models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
 from ..models.decoding import static_decoding_unsupported
 from ..models.video_context import VideoContext
@@ -51,7 +52,7 @@ DEFAULT_CLOSE_TIMEOUT = 30.0
 TIMING_WINDOW = 256
 
 
-class EmptyMemoryError(RuntimeError):
+class EmptyMemoryError(DivPruneVideoError, RuntimeError):
     """A question was asked before any frame was ingested."""
 
 

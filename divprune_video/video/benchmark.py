@@ -283,6 +283,8 @@ def format_tables(
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..cli import int_list, positive_int
+
     parser = subparsers.add_parser(
         "bench-video",
         help="compare the video decoding backends on generated H.264 videos (1280x720 unless --height)",
@@ -290,14 +292,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--minutes", default="1,10", help="video lengths in whole minutes (default 1,10)")
-    parser.add_argument("--frames", default="32,64", help="uniform frame counts to take (default 32,64)")
+    parser.add_argument("--frames", type=int_list, default=[32, 64], help="uniform frame counts (default 32,64)")
     parser.add_argument("--backends", default=None, help="comma-separated backends (default: every installed one)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--seq-frames", type=int, default=900, help="frames for the sequential decode rate")
     parser.add_argument("--height", type=int, default=720, help="frame height (default 720; width = 16/9 of it)")
     parser.add_argument(
         "--gop",
-        type=int,
+        type=positive_int,
         default=2 * FPS,
         help=f"frames between keyframes (default {2 * FPS}: 2 s; x264's default is 250)",
     )
@@ -311,7 +313,7 @@ def _main(args: argparse.Namespace) -> int:
 
     backends = args.backends.split(",") if args.backends else available_backends()
     minutes = [int(m) for m in args.minutes.split(",") if m]
-    frame_counts = [int(n) for n in args.frames.split(",") if n]
+    frame_counts = args.frames
     width = (args.height * 16 // 9) // 2 * 2
     resolution = f"{width}x{args.height}"
     print(
@@ -327,8 +329,6 @@ def _main(args: argparse.Namespace) -> int:
         temporary = tempfile.TemporaryDirectory(prefix="divprune-bench-video-")
         folder = Path(temporary.name)
     try:
-        if args.gop < 1:
-            raise SystemExit(f"--gop must be >= 1; got {args.gop}")
         videos = make_videos(
             folder,
             minutes,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..errors import DivPruneVideoError
 
-class VideoError(Exception):
+
+class VideoError(DivPruneVideoError):
     """A video could not be opened, read or streamed. ``source`` is the printable name of what was asked for."""
 
     def __init__(self, source: str, problem: str) -> None:

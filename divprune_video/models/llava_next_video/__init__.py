@@ -1,9 +1,10 @@
 """LLaVA-NeXT-Video (transformers ``model_type`` "llava_next_video"): CLIP ViT-L/14 at 336 px, 2 x 2 average pooling,
 Vicuna-7B."""
 
+from ..base import DEFAULT_MODEL
 from ..registry import ModelFamily, register_family
 from . import presets
-from .adapter import DEFAULT_MODEL, LlavaNextVideoAdapter
+from .adapter import LlavaNextVideoAdapter
 
 FAMILY = register_family(
     ModelFamily(

@@ -16,7 +16,6 @@ import torch
 from ..adapter import TransformersVideoAdapter, VisualTokens
 from ..preprocess import FramePreprocessor, TorchFramePreprocessor
 
-DEFAULT_MODEL = "llava-hf/LLaVA-NeXT-Video-7B-hf"
 #: CLIP's normalization, used when a model is built without a checkpoint (benchmarks).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
