@@ -18,7 +18,8 @@ import torch
 
 from divprune_video.models import adapter as adapter_module
 from divprune_video.models.base import PruningConfig
-from divprune_video.models.benchmark import TEXT_ID, prompt_ids, reference_adapter
+from divprune_video.models.benchmark import TEXT_ID, prompt_ids
+from divprune_video.models.presets import reference_adapter
 
 
 def main() -> None:

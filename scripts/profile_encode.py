@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from divprune_video.models.benchmark import _to_device, reference_adapter
+from divprune_video.models.benchmark import _to_device
+from divprune_video.models.presets import reference_adapter
 
 
 def timed(fn: Callable[[], object], repeats: int = 5) -> float:

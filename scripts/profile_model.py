@@ -20,7 +20,8 @@ import torch
 
 from divprune_video import divprune
 from divprune_video.models.base import PruningConfig
-from divprune_video.models.benchmark import TEXT_ID, prompt_ids, reference_adapter
+from divprune_video.models.benchmark import TEXT_ID, prompt_ids
+from divprune_video.models.presets import reference_adapter
 
 
 def timed(fn: Callable[[], object], repeats: int = 5) -> float:

@@ -9,16 +9,14 @@ once, every variant generating from the same visual tokens.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import shutil
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from ..models.presets import random_llava_next_video_7b, tiny_model_path  # the runner's "tiny" and "random-7b"
 from .base import BenchmarkError, Sample, SampleError
 
 if TYPE_CHECKING:
@@ -160,87 +158,6 @@ class ReplayAnswerer(Answerer):
 
     def describe(self) -> dict[str, Any]:
         return {"answerer": "replay", "replay_file": str(self.path)}
-
-
-def tiny_model_path() -> Path:
-    """The embedded tiny LLaVA-NeXT-Video, written once into a temporary cache folder."""
-    from .. import testing
-
-    # Keyed by the writer's source, so a changed tiny model is written afresh.
-    digest = hashlib.sha1(Path(testing.__file__).read_bytes()).hexdigest()[:12]
-    target = Path(tempfile.gettempdir()) / f"divprune-video-tiny-llava-next-video-{digest}"
-    if not target.exists():
-        staging = Path(tempfile.mkdtemp(prefix="tiny-model-", dir=target.parent))
-        testing.save_tiny_llava_next_video(staging)
-        try:
-            staging.rename(target)
-        except OSError:  # another process (another rank) finished first
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _full_vocabulary_tokenizer(vocab_size: int) -> Any:
-    """The tiny model's tokenizer with placeholder pieces ``<w{id}>`` for every id up to ``vocab_size``: prompts
-    tokenize as before (no merge produces a placeholder), and every id a random model generates decodes to text, so
-    two runs' answers can be compared."""
-    import json
-
-    from tokenizers import Tokenizer
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    base = AutoTokenizer.from_pretrained(tiny_model_path())
-    data = json.loads(base.backend_tokenizer.to_str())
-    vocab = data["model"]["vocab"]
-    vocab.update({f"<w{index}>": index for index in range(max(vocab.values()) + 1, vocab_size)})
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(json.dumps(data)),
-        bos_token=base.bos_token,
-        eos_token=base.eos_token,
-        unk_token=base.unk_token,
-        pad_token=base.pad_token,
-    )
-    tokenizer.chat_template = base.chat_template
-    return tokenizer
-
-
-def random_llava_next_video_7b(
-    device: str, *, seed: int = 0, dtype: str = "float16", attn_implementation: Optional[str] = None
-) -> Any:
-    """A :class:`~divprune_video.models.llava_next_video.LlavaNextVideoAdapter` over the LLaVA-NeXT-Video-7B
-    architecture (:func:`~divprune_video.models.llava_next_video.presets.reference_config`) with random weights,
-    built in memory directly on ``device`` (about 14 GB in float16; nothing is written to disk or downloaded).
-
-    For benchmarks of throughput and scaling only: answers are meaningless, the compute is the real model's. The
-    weights are drawn after ``torch.manual_seed(seed)``, so every process that builds it with the same seed on the
-    same kind of device holds the same weights (the ranks of a torchrun job agree). Text goes through the embedded
-    tiny model's tokenizer (no download) grown to the 7B vocabulary (:func:`_full_vocabulary_tokenizer`): its
-    ``<video>``/``<image>`` ids replace the checkpoint's 32000/32001, the only change to the configuration;
-    vocabulary, widths and depths are the 7B model's.
-    """
-    import torch
-
-    from .._optional import require
-    from ..models.llava_next_video import LlavaNextVideoAdapter
-    from ..models.llava_next_video.presets import reference_config
-    from ..models.runtime import default_attention
-
-    transformers = require("transformers", "model")
-    target = torch.device(device)
-    if target.type != "cuda":
-        raise ValueError(f"model {RANDOM_7B_MODEL!r} needs a CUDA device (about 14 GB of weights); got {device!r}")
-    config = reference_config()
-    tokenizer = _full_vocabulary_tokenizer(config.text_config.vocab_size)
-    config.video_token_id = tokenizer.convert_tokens_to_ids("<video>")
-    config.image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    with torch.random.fork_rng(devices=[target]):
-        torch.manual_seed(seed)
-        with target:
-            model = transformers.LlavaNextVideoForConditionalGeneration._from_config(
-                config,
-                dtype=getattr(torch, dtype),
-                attn_implementation=attn_implementation or default_attention(target),
-            )
-    return LlavaNextVideoAdapter(model.to(target), tokenizer)
 
 
 class PipelineAnswerer(Answerer):

@@ -41,6 +41,7 @@ from .bench_decoding import (
     measure_shared,
     prompts_after_video,
 )
+from .presets import build_model
 
 logger = logging.getLogger(__name__)
 #: The text token id used inside a video's span (timestamps) in prompts built without a tokenizer.
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats or (1 if args.tiny else 3)
     for keep_ratio, layer in [(ratio, layer) for ratio in keep_ratios for layer in prune_layers]:
         PruningConfig(keep_ratio=keep_ratio, method=args.method, prune_layer=layer)  # validate before building
-    model, preprocessor = _build_model(family, args.tiny, device, args.attn)
+    model, preprocessor = build_model(args.model_type, device, args.attn, tiny=args.tiny)
     stock = family.adapter(model, frame_preprocessor=preprocessor, fast_vision=False)  # leaves the model as built
     size = args.frame_size or native_frame_size(model.config)
     plain = {}
@@ -270,45 +271,6 @@ def _measure_decoding(
         key = (pruning.prune_layer if pruning.enabled else None, pruning.keep_ratio if pruning.enabled else 1.0)
         shared_rows.append(SharedRow(frames, setting, ttft[key], second_ms, context_mib, agree))
         adapter.decoding = "auto"
-
-
-def _build_model(family: Any, tiny: bool, device: torch.device, attention: str) -> tuple[Any, Any]:
-    """The family's model (its 7B architecture with random weights, or its tiny test checkpoint) on ``device``, and
-    the frame preprocessing its checkpoint would use."""
-    import tempfile
-
-    import transformers
-
-    if tiny:
-        with tempfile.TemporaryDirectory(prefix="divprune-bench-model-") as folder:
-            checkpoint = str(family.save_tiny_checkpoint(folder))
-            model = transformers.AutoModelForImageTextToText.from_pretrained(checkpoint, attn_implementation=attention)
-            return model.to(device).eval(), family.adapter.load_frame_preprocessor(checkpoint)
-    with torch.device(device):
-        model = transformers.AutoModelForImageTextToText.from_config(
-            family.reference_config(), dtype=torch.float16, attn_implementation=attention
-        )
-    model = model.to(device).eval()
-    return model, family.adapter.default_frame_preprocessor(_ConfigOnly(model.config))
-
-
-def reference_adapter(
-    model_type: str, device: torch.device, attention: str = "sdpa", *, tiny: bool = False, fast_vision: bool = True
-) -> Any:
-    """An adapter over the family's 7B architecture with random weights in float16 on ``device`` (or its tiny
-    test model with ``tiny=True``), with its default frame preprocessing; for benchmarks and profiling."""
-    from .registry import model_family
-
-    family = model_family(model_type)
-    model, preprocessor = _build_model(family, tiny, device, attention)
-    return family.adapter(model, frame_preprocessor=preprocessor, fast_vision=fast_vision)
-
-
-class _ConfigOnly:
-    """Stands in for an adapter where only its ``config`` is read (the default frame preprocessing)."""
-
-    def __init__(self, config: Any) -> None:
-        self.config = config
 
 
 def _header(args: argparse.Namespace, device: torch.device, adapter: Any, family: Any, size: int) -> str:

@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..models.benchmark import native_frame_size, reference_adapter
+    from ..models.benchmark import native_frame_size
+    from ..models.presets import reference_adapter
 
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -130,7 +130,7 @@ def _load(args: argparse.Namespace) -> Any:
 
     model = resolved_model(args.model)
     if model is None:
-        from ..eval.answerers import tiny_model_path
+        from ..models.presets import tiny_model_path
 
         print(TINY_NOTICE, flush=True)
         model = str(tiny_model_path())

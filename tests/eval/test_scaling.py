@@ -203,10 +203,10 @@ def test_bad_option_is_one_line_and_exit_code_2(tmp_path, capsys):
 def test_random_7b_tokenizer_decodes_every_id_and_tokenizes_prompts_as_before():
     from transformers import AutoTokenizer
 
-    from divprune_video.eval.answerers import _full_vocabulary_tokenizer, tiny_model_path
+    from divprune_video.models.presets import full_vocabulary_tokenizer, tiny_model_path
 
     tiny = AutoTokenizer.from_pretrained(tiny_model_path())
-    grown = _full_vocabulary_tokenizer(32064)
+    grown = full_vocabulary_tokenizer(32064)
     prompt = tiny.apply_chat_template(
         [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Question:Who?"}]}],
         add_generation_prompt=True,
@@ -218,9 +218,9 @@ def test_random_7b_tokenizer_decodes_every_id_and_tokenizes_prompts_as_before():
 
 
 def test_random_7b_needs_cuda():
-    from divprune_video.eval.answerers import random_llava_next_video_7b
+    from divprune_video.models.presets import random_llava_next_video_7b
 
-    with pytest.raises(ValueError, match="model 'random-7b' needs a CUDA device"):
+    with pytest.raises(ValueError, match="the random-weight LLaVA-NeXT-Video-7B needs a CUDA device"):
         random_llava_next_video_7b("cpu")
 
 
