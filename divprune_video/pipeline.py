@@ -168,6 +168,7 @@ class VideoQAPipeline:
         *,
         errors: str = "raise",
         progress: Optional[bool] = None,
+        seed: Optional[int] = None,
         **generate_kwargs: Any,
     ) -> Union[VideoQAResult, list[VideoQAResult]]:
         """``pipe(video, question)`` -> one :class:`VideoQAResult`; ``pipe([(video, question), ...])`` -> a list, in
@@ -179,15 +180,15 @@ class VideoQAPipeline:
         if question is None:
             if not isinstance(video, (list, tuple)) or not video:
                 raise TypeError("call with (video, question) or with a non-empty list of (video, question) pairs")
-            return self.run_batch(video, errors=errors, progress=progress, **generate_kwargs)
-        return self.run_batch([(video, question)], errors=errors, progress=False, **generate_kwargs)[0]
+            return self.run_batch(video, errors=errors, progress=progress, seed=seed, **generate_kwargs)
+        return self.run_batch([(video, question)], errors=errors, progress=False, seed=seed, **generate_kwargs)[0]
 
-    def prefill(self, video: VideoInput) -> VideoContext:
+    def prefill(self, video: VideoInput, *, seed: Optional[int] = None) -> VideoContext:
         """Read, encode and prefill ``video`` once: ``ctx = pipe.prefill(video)``, then ``pipe(ctx, question)`` for
         each question prefills only the question's tokens (the pipeline's pruning must be question-independent: not
         ``"attention"``). The context holds the pruned prefix's KV cache (``ctx.nbytes``)."""
         encoded, _, _ = self._encode_timed(video)
-        return self.adapter.prefill(encoded, self.pruning)
+        return self.adapter.prefill(encoded, self.pruning, seed=seed)
 
     def warmup(
         self, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, size: tuple[int, int] = (360, 640)
@@ -212,6 +213,7 @@ class VideoQAPipeline:
         *,
         errors: str = "raise",
         progress: Optional[bool] = None,
+        seed: Optional[int] = None,
         **generate_kwargs: Any,
     ) -> list[VideoQAResult]:
         """Answer (video, question) pairs, ``batch_size`` per ``generate()`` call.
@@ -228,6 +230,8 @@ class VideoQAPipeline:
                 them too. ``"record"``: a failing pair's result has ``error`` set and no answer, and every other
                 pair is answered (a failing batch is retried pair by pair).
             progress: a progress bar over the pairs (tqdm); None shows one for lists longer than ``batch_size``.
+            seed: this call's selection seed (random methods; default the pipeline's ``seed``), passed to the
+                selector with each pair's question and token frames.
 
         Raises:
             ContextLengthError: a prompt longer than the model's context, before its video is read (and, for
@@ -246,7 +250,7 @@ class VideoQAPipeline:
                 self.check_context(
                     video, question, generate_kwargs, source=f"pair {index}" if len(pairs) > 1 else "the prompt"
                 )
-        run = _BatchRun(self, pairs, errors, generate_kwargs)
+        run = _BatchRun(self, pairs, errors, generate_kwargs, self.pruning.seed if seed is None else seed)
         with _progress_bar(len(pairs), self.batch_size, progress) as bar:
             try:
                 for chunk in run.chunks():
@@ -340,9 +344,15 @@ class _BatchRun:
     batch comes and released after its last, and the results in the order of the pairs."""
 
     def __init__(
-        self, pipe: VideoQAPipeline, pairs: list[tuple[VideoInput, str]], errors: str, generate_kwargs: dict[str, Any]
+        self,
+        pipe: VideoQAPipeline,
+        pairs: list[tuple[VideoInput, str]],
+        errors: str,
+        generate_kwargs: dict[str, Any],
+        seed: int,
     ) -> None:
         self.pipe, self.pairs, self.errors, self.generate_kwargs = pipe, pairs, errors, generate_kwargs
+        self.seed = seed
         self.results: list[Optional[VideoQAResult]] = [None] * len(pairs)
         self.keys = [_video_key(video) for video, _ in pairs]
         first: dict[Hashable, int] = {}
@@ -433,7 +443,7 @@ class _BatchRun:
                 raise cached
             if key in self.shared and key not in self.contexts:
                 try:
-                    context = self.pipe.adapter.prefill(cached[0], self.pipe.pruning)
+                    context = self.pipe.adapter.prefill(cached[0], self.pipe.pruning, seed=self.seed)
                     self.contexts[key] = context
                     self.context_cost[key] = (context.select_seconds, context.prefill_seconds)
                 except Exception as exc:
@@ -470,7 +480,10 @@ class _BatchRun:
         if plain:
             videos = [self.encoded[self.keys[index]][0] for index in plain]  # type: ignore[index]
             questions = [self.pairs[index][1] for index in plain]
-            self._store(plain, self.pipe.adapter.generate(videos, questions, self.pipe.pruning, **self.generate_kwargs))
+            output = self.pipe.adapter.generate(
+                videos, questions, self.pipe.pruning, seed=self.seed, **self.generate_kwargs
+            )
+            self._store(plain, output)
 
     def _store(self, indices: list[int], output: Any) -> None:
         for index, text, record in zip(indices, output.texts, output.records):

@@ -278,7 +278,7 @@ def test_a_prefilled_context_answers_like_the_video(adapter):
 def test_a_list_prefills_each_video_asked_several_questions_once(adapter, monkeypatch):
     calls = []
     prefill = adapter.prefill
-    monkeypatch.setattr(adapter, "prefill", lambda *args: calls.append(1) or prefill(*args))
+    monkeypatch.setattr(adapter, "prefill", lambda *args, **kwargs: calls.append(1) or prefill(*args, **kwargs))
     first, second, third = _videos(3)
     pairs = [(first, "Why?"), (second, "Who?"), (first, "Where?"), (third, "When?"), (first, "How?"), (second, "What?")]
     shared = VideoQAPipeline(adapter, num_frames=4, batch_size=2)(pairs, max_new_tokens=6)
@@ -317,3 +317,16 @@ def test_long_videos_on_llava_next_video_7b_fit_its_context_or_are_refused_first
     VideoQAPipeline(adapter, num_frames=512, keep_ratio=0.1).check_context(MISSING, "What happens?", generate)
     with pytest.raises(ContextLengthError, match=r"73728.*context of 8192; use keep_ratio <= 0\.11 "):
         VideoQAPipeline(adapter, num_frames=512, keep_ratio=0.15, prune_layer=0)(MISSING, "What happens?", **generate)
+
+
+def test_a_call_seed_draws_the_random_method_and_leaves_the_pipeline_as_it_was(adapter):
+    pipe = VideoQAPipeline(adapter, method="random", keep_ratio=0.25, num_frames=4, seed=0)
+    frames = sample_frames(4)
+    first, again = (pipe(frames, "Why?", seed=3, max_new_tokens=1) for _ in range(2))
+    default = pipe(frames, "Why?", max_new_tokens=1)
+    assert torch_equal(first.kept_indices, again.kept_indices) and pipe.pruning.seed == 0
+    assert not torch_equal(first.kept_indices, default.kept_indices)
+    seeded = VideoQAPipeline(adapter, method="random", keep_ratio=0.25, num_frames=4, seed=3)(
+        frames, "Why?", max_new_tokens=1
+    )
+    assert torch_equal(seeded.kept_indices, first.kept_indices)

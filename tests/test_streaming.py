@@ -229,7 +229,7 @@ def test_ingest_keeps_the_budget_and_ask_answers_from_the_memory_in_time_order(a
 def test_questions_reuse_the_memory_prefill_until_a_new_frame_arrives(adapter, monkeypatch):
     calls = []
     prefill = adapter.prefill
-    monkeypatch.setattr(adapter, "prefill", lambda *args: calls.append(1) or prefill(*args))
+    monkeypatch.setattr(adapter, "prefill", lambda *args, **kwargs: calls.append(1) or prefill(*args, **kwargs))
     qa = StreamingVideoQA(adapter, token_budget=48, sample_fps=2.0, timestamps_in_prompt=True)
     for frame in frames(6):
         qa.ingest(frame)

@@ -226,7 +226,6 @@ class PipelineAnswerer(Answerer):
         return load_video(source, **kwargs)
 
     def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
-        import dataclasses
 
         import numpy as np
         import torch
@@ -252,7 +251,6 @@ class PipelineAnswerer(Answerer):
         answers = []
         for variant in variants:
             pipe = self.pipelines[variant]
-            pipe.pruning = dataclasses.replace(pipe.pruning, seed=seed)  # the "random" method's draw, per sample
             torch.manual_seed(seed)
             started = time.perf_counter()
             shared = {"select": 0.0, "prefill": 0.0}
@@ -268,7 +266,7 @@ class PipelineAnswerer(Answerer):
                 if video is None:
                     video = self._contexts[variant] = pipe.adapter.prefill(encoded, pipe.pruning)
                     shared = {"select": video.select_seconds, "prefill": video.prefill_seconds}
-            result = pipe(video, prepared.prompt, **generate)
+            result = pipe(video, prepared.prompt, seed=seed, **generate)  # the sample's seed: its random draw
             timings = {
                 **{
                     k: float(v) + shared.get(k, 0.0) for k, v in result.timings.items() if k not in ("decode", "encode")

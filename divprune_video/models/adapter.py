@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .._optional import require
+from ..selection import SelectionContext
 from .base import EncodedVideo, FrameTiming, GenerationResult, ModelAdapter, PruneRecord, PruningConfig
 from .context import check_fits, context_length
 from .decoder import DecoderAccess, LlamaStyleDecoder
@@ -295,12 +296,16 @@ class TransformersVideoAdapter(ModelAdapter):
         videos: Sequence[EncodedVideo],
         questions: Sequence[str],
         pruning: PruningConfig,
+        *,
+        seed: Optional[int] = None,
         **generate_kwargs: Any,
     ) -> GenerationResult:
         """Answer ``questions[i]`` about ``videos[i]``, batched (left padding); ``generate_kwargs`` go to
-        transformers' ``generate()`` (``max_new_tokens``, ``do_sample``, ``temperature``, ...)."""
+        transformers' ``generate()`` (``max_new_tokens``, ``do_sample``, ``temperature``, ...). Each sample's
+        selector sees its question, the frame of each visual token and ``seed`` (default ``pruning.seed``)."""
         input_ids, attention_mask = self.tokenize(videos, questions)
-        return self.generate_from_ids(input_ids, attention_mask, videos, pruning, **generate_kwargs)
+        contexts = selection_contexts(videos, questions, pruning.seed if seed is None else seed)
+        return self.generate_from_ids(input_ids, attention_mask, videos, pruning, contexts=contexts, **generate_kwargs)
 
     @torch.inference_mode()
     def generate_from_ids(
@@ -309,9 +314,14 @@ class TransformersVideoAdapter(ModelAdapter):
         attention_mask: torch.Tensor,
         videos: Sequence[EncodedVideo],
         pruning: PruningConfig,
+        *,
+        contexts: Optional[Sequence[SelectionContext]] = None,
         **generate_kwargs: Any,
     ) -> GenerationResult:
-        """:meth:`generate` on prepared (B, L) left-padded input ids and mask (row i holding video i's tokens)."""
+        """:meth:`generate` on prepared (B, L) left-padded input ids and mask (row i holding video i's tokens);
+        ``contexts``: per row, what the selector may read (default: ``pruning.seed`` and the token frames)."""
+        if contexts is None:
+            contexts = selection_contexts(videos, [None] * len(videos), pruning.seed)
         if generate_kwargs.get("use_cache") is False and pruning.enabled:
             raise ValueError("pruning works on the KV cache: use_cache=False is not supported")
         self.check_context(
@@ -320,14 +330,16 @@ class TransformersVideoAdapter(ModelAdapter):
         if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
             generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
         if self.static_decoding_for(generate_kwargs):
-            return generate_static(self, input_ids, attention_mask, videos, pruning, generate_kwargs)
+            return generate_static(self, input_ids, attention_mask, videos, pruning, generate_kwargs, contexts)
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         embeds, visual_mask = self.embed(input_ids, videos)
         positions = self.prompt_positions(input_ids, attention_mask, videos)
         layer_features = _layer_features(videos)
         pruner = None
         if pruning.enabled or positions is not None or layer_features:
-            pruner = VisualTokenPruning(self.decoder, visual_mask, pruning, positions, layer_features)
+            pruner = VisualTokenPruning(
+                self.decoder, visual_mask, pruning, positions, layer_features, contexts=contexts
+            )
         with (
             FirstForwardTimer(self.model) as timer,
             pruner or contextlib.nullcontext(),
@@ -374,10 +386,10 @@ class TransformersVideoAdapter(ModelAdapter):
         return reason is None
 
     @torch.inference_mode()
-    def prefill(self, video: EncodedVideo, pruning: PruningConfig) -> VideoContext:
+    def prefill(self, video: EncodedVideo, pruning: PruningConfig, *, seed: Optional[int] = None) -> VideoContext:
         """Prefill ``video``'s prompt up to its last token once, pruned as ``pruning`` says; answer questions about
         it with :meth:`answer` (see :mod:`.video_context` for the methods that can share a prefill)."""
-        return prefill_context(self, video, pruning)
+        return prefill_context(self, video, pruning, seed=seed)
 
     @torch.inference_mode()
     def answer(self, context: VideoContext, questions: Sequence[str], **generate_kwargs: Any) -> GenerationResult:
@@ -467,3 +479,14 @@ def _layer_features(videos: Sequence[EncodedVideo]) -> list[list[torch.Tensor]]:
             f"the videos of one batch carry layer features for different numbers of layers: {sorted(levels)}"
         )
     return [[video.layer_features[level] for video in videos] for level in range(levels.pop())]
+
+
+def selection_contexts(
+    videos: Sequence[EncodedVideo], questions: Sequence[Optional[str]], seed: int
+) -> list[SelectionContext]:
+    """Per video, the :class:`~divprune_video.selection.SelectionContext` of its selection: the question, the seed
+    and the frame (group) of each visual token."""
+    return [
+        SelectionContext(question=question, seed=seed, frames=video.token_frames())
+        for video, question in zip(videos, questions)
+    ]

@@ -324,9 +324,12 @@ class ModelAdapter(ABC):
         videos: Sequence[EncodedVideo],
         questions: Sequence[str],
         pruning: PruningConfig,
+        *,
+        seed: Optional[int] = None,
         **generate_kwargs: Any,
     ) -> GenerationResult:
-        """Answer ``questions[i]`` about ``videos[i]`` in one batch, pruning as ``pruning`` says."""
+        """Answer ``questions[i]`` about ``videos[i]`` in one batch, pruning as ``pruning`` says; ``seed``: this
+        call's selection seed (default ``pruning.seed``), for random methods."""
 
     @classmethod
     def frame_tokens(cls, config: Any) -> Optional[int]:

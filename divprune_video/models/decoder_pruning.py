@@ -19,6 +19,7 @@ dynamic one (its layers are pruned in place).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import logging
@@ -28,7 +29,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from ..selection import get_selector
+from ..selection import SelectionContext, get_selector
 from .base import PruningConfig
 from .decoder import DecoderAccess, PrunedLayout
 from .runtime import synchronize
@@ -81,9 +82,10 @@ def build_layout(
 
 
 def select_visual_tokens(
-    tokens: torch.Tensor, config: PruningConfig, attention: Optional[torch.Tensor] = None
+    tokens: torch.Tensor, config: PruningConfig, context: Optional[SelectionContext] = None
 ) -> torch.Tensor:
-    """The kept visual tokens of one sample, ascending. tokens: (N, D); attention: (N,) scores or None.
+    """The kept visual tokens of one sample, ascending. tokens: (N, D); ``context``: what the selector may read
+    (default: the config's seed and nothing else).
 
     When the count to keep is N (``keep_ratio`` 1.0) every token is kept without running the selector.
     """
@@ -91,12 +93,9 @@ def select_visual_tokens(
     num_keep = config.num_keep(num_tokens)
     if num_keep >= num_tokens:
         return torch.arange(num_tokens, device=tokens.device)
-    options = dict(config.selector_options)
-    if config.method == "random":
-        options.setdefault("seed", config.seed)
-    selector = get_selector(config.method, **options)
-    generator = torch.Generator().manual_seed(config.seed)
-    picks = selector.select(tokens, num_keep, attention=attention, generator=generator)
+    context = context or SelectionContext(seed=config.seed)
+    selector = get_selector(config.method, **config.selector_options)
+    picks = selector.select(tokens, num_keep, **context.as_kwargs())
     return torch.sort(picks.to(tokens.device)).values
 
 
@@ -134,6 +133,9 @@ class VisualTokenPruning:
             :mod:`.video_context`): its last token may be dropped, and with ``prune_layer = K >= 1`` the first K
             layers' cache keeps every position (the question, added later, must see them there as it would in one
             prefill); :attr:`layout` then describes the later layers.
+        contexts: per sample (row of ``visual_mask``), what its selector may read (its question, seed, the frame of
+            each visual token); default: the config's seed alone. The attention scores are added when the method
+            needs them.
 
     After the call: :attr:`kept` (per sample, the kept visual-token indices, ascending, CPU) and
     :attr:`select_seconds`. ``generate()`` may expand the batch (``num_return_sequences``, beams); the selection
@@ -148,6 +150,7 @@ class VisualTokenPruning:
         prompt_positions: Optional[torch.Tensor] = None,
         layer_features: Sequence[Sequence[torch.Tensor]] = (),
         prefix: bool = False,
+        contexts: Optional[Sequence[SelectionContext]] = None,
     ) -> None:
         if config.prune_layer >= decoder.num_layers:
             raise ValueError(
@@ -172,6 +175,10 @@ class VisualTokenPruning:
             raise ValueError(f"layer_features for {len(layer_features)} layers; the decoder has {decoder.num_layers}")
         self._layer_features = [list(level) for level in layer_features]
         self.prefix = prefix
+        rows = visual_mask.shape[0]
+        self._contexts = list(contexts) if contexts is not None else [SelectionContext(seed=config.seed)] * rows
+        if len(self._contexts) != rows:
+            raise ValueError(f"{len(self._contexts)} selection contexts for {rows} rows")
         self._in_prefill = False
         self._kept_rows: list[torch.Tensor] = []
         # Where each row's visual tokens sit, read once here (not inside the timed prefill): a contiguous span
@@ -355,8 +362,10 @@ class VisualTokenPruning:
         for row in range(states.shape[0]):
             span = self._spans[row // self._repeats]
             positions = slice(*span) if span else self.visual_mask[row].nonzero().squeeze(1)
-            attention = None if scores is None else scores[row, positions]
-            kept.append(select_visual_tokens(states[row, positions], self.config, attention))
+            context = self._contexts[row // self._repeats]
+            if scores is not None:
+                context = dataclasses.replace(context, attention=scores[row, positions])
+            kept.append(select_visual_tokens(states[row, positions], self.config, context))
         synchronize(states.device)
         self.select_seconds += time.perf_counter() - start
         self._kept_rows = kept

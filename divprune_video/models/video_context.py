@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 
+from ..selection import SelectionContext
 from .base import EncodedVideo, GenerationResult, PruneRecord, PruningConfig
 from .decoder import CACHE_KWARGS, PrunedLayout, full_positions
 from .decoder_pruning import VisualTokenPruning
@@ -71,6 +72,7 @@ def _prefill(
     pruning: PruningConfig,
     prefix: bool = False,
     positions: Optional[torch.Tensor] = None,
+    contexts: Optional[Sequence[SelectionContext]] = None,
 ) -> _Prefill:
     """Run the decoder once over a (B, L) left-padded prompt with visual-token pruning, on a fresh dynamic cache
     (``positions``: the prompt's positions when given, else the adapter's).
@@ -87,7 +89,9 @@ def _prefill(
     embeds, visual_mask = adapter.embed(input_ids, videos)
     if positions is None:
         positions = adapter.prompt_positions(input_ids, attention_mask, videos)
-    pruner = VisualTokenPruning(decoder, visual_mask, pruning, positions, _layer_features(videos), prefix=prefix)
+    pruner = VisualTokenPruning(
+        decoder, visual_mask, pruning, positions, _layer_features(videos), prefix=prefix, contexts=contexts
+    )
     cache = DynamicCache(config=decoder.module.config)
     parameters = inspect.signature(decoder.module.forward).parameters
     cache_kwarg = next((name for name in CACHE_KWARGS if name in parameters), "past_key_values")
@@ -131,6 +135,7 @@ def generate_static(
     videos: Sequence[EncodedVideo],
     pruning: PruningConfig,
     generate_kwargs: dict[str, Any],
+    contexts: Optional[Sequence[SelectionContext]] = None,
 ) -> GenerationResult:
     """:meth:`~.adapter.TransformersVideoAdapter.generate_from_ids` on the static decoder: the pruned prefill as
     ``generate()`` runs it, its cache copied into a preallocated buffer, the new tokens chosen as ``generate()``
@@ -138,7 +143,7 @@ def generate_static(
     static = adapter.static_decoder
     chooser = token_chooser(adapter.model, generate_kwargs, input_ids.shape[1], attention_mask.to(adapter.device))
     start = time.perf_counter()
-    prefill = _prefill(adapter, input_ids, attention_mask, videos, pruning)
+    prefill = _prefill(adapter, input_ids, attention_mask, videos, pruning, contexts=contexts)
     layout = prefill.layout
     keys = prefill.cache.layers[0].keys
     next_position = layout.next_position.to(adapter.device)
@@ -211,6 +216,7 @@ def prefill_context(
     video: EncodedVideo,
     pruning: PruningConfig,
     prompt_ids: Optional[torch.Tensor] = None,
+    seed: Optional[int] = None,
 ) -> VideoContext:
     """Prefill ``video``'s prompt prefix once, pruned as ``pruning`` says (see :class:`VideoContext`).
 
@@ -232,7 +238,15 @@ def prefill_context(
     if positions is not None:  # the adapter's own numbering (3-D): the prefix's part of the whole prompt's
         positions = positions[..., :split]
     prefill = _prefill(
-        adapter, ids[:, :split], torch.ones_like(ids[:, :split]), [video], pruning, prefix=True, positions=positions
+        adapter,
+        ids[:, :split],
+        torch.ones_like(ids[:, :split]),
+        [video],
+        pruning,
+        prefix=True,
+        positions=positions,
+        # The selection must not depend on the question: the context carries none.
+        contexts=[SelectionContext(seed=pruning.seed if seed is None else seed, frames=video.token_frames())],
     )
     # The unpruned numbering continues at P (1-D positions); 3-D positions have one mode, the layout's.
     full_next = (

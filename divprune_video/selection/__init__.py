@@ -5,11 +5,12 @@ Knows nothing about video or models: it takes (N, D) or (B, N, D) tensors and re
 
 from .api import SelectionPlan, divprune, divprune_batch, plan_selection
 from .distance import pairwise_distance
-from .methods import SELECTORS, TokenSelector, available_methods, get_selector, register_selector
+from .methods import SELECTORS, SelectionContext, TokenSelector, available_methods, get_selector, register_selector
 from .metrics import min_pairwise_distance
 
 __all__ = [
     "SELECTORS",
+    "SelectionContext",
     "SelectionPlan",
     "TokenSelector",
     "available_methods",

@@ -11,6 +11,7 @@ makes it available by name everywhere (pipeline, benchmark runner, CLI)::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional, TypeVar
 
 import torch
@@ -21,13 +22,44 @@ from .api import divprune
 SelectorType = TypeVar("SelectorType", bound=type["TokenSelector"])
 
 
+@dataclass(frozen=True)
+class SelectionContext:
+    """What a selection method may read besides the tokens; the model adapter fills it for each sample.
+
+    Attributes:
+        question: the question asked (None when the selection must not depend on it: a shared video prefill).
+        seed: the sample's seed (random methods draw from :meth:`generator`).
+        frames: (N,) int64 frame (group) of each token, or None.
+        attention: (N,) float scores of the attention the last prompt token pays each token (methods that declare
+            ``requires = ("attention",)``), or None.
+    """
+
+    question: Optional[str] = None
+    seed: int = 0
+    frames: Optional[torch.Tensor] = None
+    attention: Optional[torch.Tensor] = None
+
+    def generator(self) -> torch.Generator:
+        """A CPU generator seeded with :attr:`seed`."""
+        return torch.Generator().manual_seed(self.seed)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments :meth:`TokenSelector.select` receives: the fields and a seeded ``generator``."""
+        return {
+            "question": self.question,
+            "seed": self.seed,
+            "frames": self.frames,
+            "attention": self.attention,
+            "generator": self.generator(),
+        }
+
+
 class TokenSelector:
     """Base class of token selection methods.
 
     ``select`` gets tokens (N, D) and a count k (1..N) and returns k distinct int64 indices on the tokens'
-    device. ``context`` may carry extra inputs some methods need (``attention``: (N,) importance scores for
-    attention-ranked methods; ``generator``: a torch.Generator for random methods); methods ignore what they don't
-    use.
+    device. ``context`` carries the :class:`SelectionContext` of the sample as keyword arguments (``question``,
+    ``seed``, ``frames``, ``attention`` and a seeded ``generator``); methods ignore what they don't use.
     """
 
     name: str = ""
@@ -88,7 +120,8 @@ class UniformSelector(TokenSelector):
 
 @register_selector
 class RandomSelector(TokenSelector):
-    """k tokens drawn uniformly without replacement, reproducible from ``seed`` (or a ``generator`` in context)."""
+    """k tokens drawn uniformly without replacement, from the context's seeded ``generator`` (the sample's seed);
+    alone (no context), from ``seed``."""
 
     name = "random"
 

@@ -9,6 +9,7 @@ import torch
 from divprune_video.models import PruningConfig
 from divprune_video.models.decoder import LlamaStyleDecoder, full_positions, gather_last
 from divprune_video.models.decoder_pruning import build_layout, select_visual_tokens
+from divprune_video.selection import SelectionContext
 
 from .helpers import cache_of, literal_prompt_ids, sample_frames, transformers
 
@@ -103,8 +104,35 @@ def test_selection_is_the_selectors_choice():
     random_b = select_visual_tokens(tokens, PruningConfig(keep_ratio=0.3, method="random", seed=2))
     assert not torch.equal(random_a, random_b)
     attention = torch.linspace(0, 1, 50)
-    top = select_visual_tokens(tokens, PruningConfig(keep_ratio=0.1, method="attention", prune_layer=2), attention)
+    fastv = PruningConfig(keep_ratio=0.1, method="attention", prune_layer=2)
+    top = select_visual_tokens(tokens, fastv, SelectionContext(attention=attention))
     assert top.tolist() == list(range(45, 50))
+
+
+def test_selectors_get_the_samples_context():
+    """The context a selector receives: the sample's question, seed (its random draw, not the config's) and the
+    frame of each token; "random" draws from the context's generator like any other method would."""
+    from divprune_video.selection import SELECTORS, TokenSelector
+
+    seen = []
+
+    class Recorder(TokenSelector):
+        def select(self, tokens, num_keep, **context):
+            seen.append(context)
+            return torch.arange(num_keep)
+
+    SELECTORS.register("recorder", Recorder)
+    try:
+        tokens, frames = torch.randn(12, 4), torch.arange(3).repeat_interleave(4)
+        context = SelectionContext(question="Who?", seed=7, frames=frames)
+        select_visual_tokens(tokens, PruningConfig(keep_ratio=0.5, method="recorder", seed=1), context)
+    finally:
+        SELECTORS.unregister("recorder")
+    assert seen[0]["question"] == "Who?" and seen[0]["seed"] == 7 and torch.equal(seen[0]["frames"], frames)
+    random = PruningConfig(keep_ratio=0.5, method="random", seed=1)
+    drawn = select_visual_tokens(tokens, random, SelectionContext(seed=7))
+    assert torch.equal(drawn, select_visual_tokens(tokens, PruningConfig(keep_ratio=0.5, method="random", seed=7)))
+    assert not torch.equal(drawn, select_visual_tokens(tokens, random))
 
 
 @pytest.mark.parametrize(
