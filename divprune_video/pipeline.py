@@ -22,15 +22,15 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterator, Optional, Sequence, Union
+from typing import Any, Hashable, Iterator, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from ._optional import require
 from .models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
-from .models.base import DEFAULT_MODEL
-from .models.decoding import DECODE_MODES, static_decoding_unsupported
+from .models.base import DEFAULT_MODEL, PositionMode
+from .models.decoding import DECODE_MODES, DecodeMode, static_decoding_unsupported
 from .models.video_context import VideoContext, shares_prefill
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,9 @@ class VideoQAResult:
         return counts.tolist()
 
 
+#: What a list call does with a failing pair: raise (with the finished results) or record it and go on.
+ErrorPolicy = Literal["raise", "record"]
+
 #: What the pipeline takes as a video: anything :func:`divprune_video.load_video` accepts (a path, URL, bytes, frame
 #: folder, (T, H, W, 3) uint8 frames), a :class:`~divprune_video.VideoClip`, or an EncodedVideo from
 #: :meth:`VideoQAPipeline.encode`.
@@ -141,11 +144,11 @@ class VideoQAPipeline:
         keyframes: Optional[int] = None,
         device: Optional[str] = None,
         dtype: Optional[Any] = None,
-        positions: Optional[str] = None,
+        positions: Optional[PositionMode] = None,
         seed: int = 0,
         batch_size: int = 8,
         attn_implementation: Optional[str] = None,
-        decode: str = "auto",
+        decode: DecodeMode = "auto",
         share_prefill: bool = True,
     ) -> None:
         if decode not in DECODE_MODES:
@@ -166,7 +169,7 @@ class VideoQAPipeline:
         video: Union[VideoInput, Sequence[tuple[VideoInput, str]]],
         question: Optional[str] = None,
         *,
-        errors: str = "raise",
+        errors: ErrorPolicy = "raise",
         progress: Optional[bool] = None,
         seed: Optional[int] = None,
         **generate_kwargs: Any,
@@ -211,7 +214,7 @@ class VideoQAPipeline:
         self,
         pairs: Sequence[tuple[VideoInput, str]],
         *,
-        errors: str = "raise",
+        errors: ErrorPolicy = "raise",
         progress: Optional[bool] = None,
         seed: Optional[int] = None,
         **generate_kwargs: Any,
@@ -332,7 +335,7 @@ class VideoQAPipeline:
         return video, question
 
 
-def _video_key(video: VideoInput) -> Hashable:
+def _source_key(video: VideoInput) -> Hashable:
     """Same key for the same source path/URL, or the same object."""
     if isinstance(video, (str, os.PathLike)):
         return ("source", os.fspath(video))
@@ -347,14 +350,14 @@ class _BatchRun:
         self,
         pipe: VideoQAPipeline,
         pairs: list[tuple[VideoInput, str]],
-        errors: str,
+        errors: ErrorPolicy,
         generate_kwargs: dict[str, Any],
         seed: int,
     ) -> None:
         self.pipe, self.pairs, self.errors, self.generate_kwargs = pipe, pairs, errors, generate_kwargs
         self.seed = seed
         self.results: list[Optional[VideoQAResult]] = [None] * len(pairs)
-        self.keys = [_video_key(video) for video, _ in pairs]
+        self.keys = [_source_key(video) for video, _ in pairs]
         first: dict[Hashable, int] = {}
         for index, key in enumerate(self.keys):
             first.setdefault(key, index)

@@ -77,7 +77,7 @@ class Answerer(ABC):
     def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
         """One answer per variant, in order. ``seed`` is fixed per sample, so results do not depend on sharding."""
 
-    def describe(self) -> dict[str, Any]:
+    def model_record(self) -> dict[str, Any]:
         """What a run records about the model."""
         return {}
 
@@ -90,7 +90,8 @@ class Answerer(ABC):
         """Release resources."""
 
 
-def _video_key(video: str) -> str:
+def _video_name(video: str) -> str:
+    """A video reference without its file extension (replay files and annotations may differ in it)."""
     for suffix in _VIDEO_SUFFIXES:
         if video.endswith(suffix):
             return video[: -len(suffix)]
@@ -113,7 +114,7 @@ class ReplayAnswerer(Answerer):
             response = entry["response"]
             if "id" in entry:
                 self._by_id[str(entry["id"])] = response
-            video, question = _video_key(entry["video"]), entry["question"]
+            video, question = _video_name(entry["video"]), entry["question"]
             self._by_key.setdefault((video, question), []).append(response)
             if "task" in entry:
                 self._by_key.setdefault((str(entry["task"]), video, question), []).append(response)
@@ -137,7 +138,7 @@ class ReplayAnswerer(Answerer):
         """The saved response for ``sample``; raises :class:`SampleError` when there is none or it is ambiguous."""
         if sample.id in self._by_id:
             return self._by_id[sample.id]
-        video = _video_key(sample.video)
+        video = _video_name(sample.video)
         for key in ((sample.task, video, sample.question), (video, sample.question)):
             responses = self._by_key.get(key)
             if responses is None:
@@ -156,7 +157,7 @@ class ReplayAnswerer(Answerer):
     def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:
         return [Answer(self.lookup(prepared.sample)) for _ in variants]
 
-    def describe(self) -> dict[str, Any]:
+    def model_record(self) -> dict[str, Any]:
         return {"answerer": "replay", "replay_file": str(self.path)}
 
 
@@ -290,7 +291,7 @@ class PipelineAnswerer(Answerer):
 
         check_model_settings(self.encoder.adapter, config, prompts)
 
-    def describe(self) -> dict[str, Any]:
+    def model_record(self) -> dict[str, Any]:
         import torch
 
         adapter = self.encoder.adapter

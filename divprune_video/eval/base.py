@@ -243,7 +243,7 @@ class Benchmark(ABC):
         """``overall`` (the headline as lmms-eval computes it), its definition, and the breakdowns, from the
         records of ``samples.jsonl`` (records with an ``error`` are not scored; they are counted)."""
 
-    def describe(self) -> dict[str, Any]:
+    def settings_record(self) -> dict[str, Any]:
         """The benchmark settings a run records (prompt variant, split ...)."""
         return {"benchmark": self.name}
 

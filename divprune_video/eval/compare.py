@@ -35,7 +35,7 @@ class Comparison:
     def identical(self) -> bool:
         return not self.differences
 
-    def describe(self, max_listed: int = 20) -> str:
+    def summary_text(self, max_listed: int = 20) -> str:
         """One line when identical; else the count and the first ``max_listed`` differences, one per line."""
         if self.identical:
             return (

@@ -179,5 +179,5 @@ class MLVU(LetterExtractionScoring, Benchmark):
             "counts": count_summary(records),
         }
 
-    def describe(self) -> dict[str, Any]:
+    def settings_record(self) -> dict[str, Any]:
         return {"benchmark": self.name, "split": self.options.split, "post_prompt": POST_PROMPTS[self.options.split]}

@@ -264,7 +264,7 @@ class MVBench(Benchmark):
             "counts": count_summary(records),
         }
 
-    def describe(self) -> dict[str, Any]:
+    def settings_record(self) -> dict[str, Any]:
         return {"benchmark": self.name, "time_bounds": self.options.time_bounds, "post_prompt": POST_PROMPT}
 
 

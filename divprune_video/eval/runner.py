@@ -339,7 +339,7 @@ def _answer_shard(
     result = RunResult(skipped_done=len(mine) - len(pending))
     if result.skipped_done:
         logger.info("rank %d: %d of %d samples already done", context.rank, result.skipped_done, len(mine))
-    model = answerer.describe()
+    model = answerer.model_record()
     status: dict[str, Any] = {
         "rank": context.rank,
         "world_size": context.world_size,
@@ -488,9 +488,9 @@ def build_summary(
         "selected": selected,
         "complete": len(records) == selected,
         "config": {**config.to_dict(), "frame_sampling": FRAME_SAMPLING, "world_size": world_size},
-        "benchmark_settings": benchmark.describe(),
+        "benchmark_settings": benchmark.settings_record(),
         "response_filter": describe_reasoning_filter(),
-        "model": answerer.describe(),
+        "model": answerer.model_record(),
         "lmms_eval_reference": LMMS_EVAL_REFERENCE,
         "versions": package_versions(),
         "git_commit": git_commit(),

@@ -524,7 +524,7 @@ class ScalingCheck:
             if not test.comparisons[name].identical:
                 test.problems.append(
                     f"{name}: the resumed results differ from the single-process run: "
-                    f"{test.comparisons[name].describe(max_listed=5)}"
+                    f"{test.comparisons[name].summary_text(max_listed=5)}"
                 )
 
 

@@ -243,7 +243,7 @@ def _identity_lines(report: ScalingReport) -> list[str]:
     for name, comparison in report.comparisons.items():
         scores = ", ".join(f"{m.label} {m.overall.get(name, float('nan')):.2f}" for m in report.measurements)
         verdict = "**identical**" if comparison.identical else "**DIFFERENT**"
-        lines.append(f"- {name}: {verdict}; {comparison.describe()} (overall: {scores})")
+        lines.append(f"- {name}: {verdict}; {comparison.summary_text()} (overall: {scores})")
     return lines
 
 

@@ -405,7 +405,7 @@ class VideoMME(LetterExtractionScoring, Benchmark):
             "counts": count_summary(records),
         }
 
-    def describe(self) -> dict[str, Any]:
+    def settings_record(self) -> dict[str, Any]:
         return {
             "benchmark": self.name,
             "subtitles": self.options.subtitles,

@@ -12,7 +12,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, ClassVar, Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from ..selection._validate import check_keep_ratio
 #: mode its decoder supports: ``"renumber"`` for 1-D positions, ``"original"`` for Qwen's 3-D positions, which
 #: have no renumbering).
 POSITION_MODES = ("renumber", "original")
+#: How kept visual tokens are numbered (see :data:`POSITION_MODES`).
+PositionMode = Literal["renumber", "original"]
 #: The method name that turns pruning off (the unpruned model, run exactly as plain transformers runs it).
 NO_PRUNING = "none"
 #: The checkpoint used when none is named (``VideoQAPipeline()``, the commands, benchmark configs).
@@ -52,7 +54,7 @@ class PruningConfig:
     keep_ratio: float = 0.15
     method: str = "divprune"
     prune_layer: int = 0
-    positions: Optional[str] = None
+    positions: Optional[PositionMode] = None
     seed: int = 0
     selector_options: dict[str, Any] = field(default_factory=dict)
 

@@ -23,7 +23,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +39,7 @@ CAPACITY_STEP = 256
 #: Decoding modes: transformers' ``generate()`` on its dynamic cache, or the preallocated buffer (CUDA graphs on
 #: CUDA); ``"auto"`` is ``"static"`` on CUDA and ``"generate"`` elsewhere.
 DECODE_MODES = ("auto", "generate", "static")
+DecodeMode = Literal["auto", "generate", "static"]
 #: Graph-captured buffers kept per adapter (each holds a whole KV cache of its capacity).
 MAX_GRAPHS = 4
 
@@ -91,7 +92,7 @@ _UNSUPPORTED_SETTINGS = {
 }
 
 
-def resolve_decode_mode(mode: str, device: torch.device) -> str:
+def resolve_decode_mode(mode: DecodeMode, device: torch.device) -> DecodeMode:
     """``"auto"`` -> ``"static"`` on CUDA, ``"generate"`` elsewhere; other modes are checked and returned."""
     if mode not in DECODE_MODES:
         raise ValueError(f"decode must be one of {DECODE_MODES}; got {mode!r}")

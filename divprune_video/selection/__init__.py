@@ -3,8 +3,8 @@
 Knows nothing about video or models: it takes (N, D) or (B, N, D) tensors and returns indices.
 """
 
-from .api import SelectionPlan, divprune, divprune_batch, plan_selection
 from .distance import pairwise_distance
+from .divprune_selector import SelectionPlan, divprune, divprune_batch, plan_selection
 from .methods import SELECTORS, SelectionContext, TokenSelector, available_methods, get_selector, register_selector
 from .metrics import min_pairwise_distance
 

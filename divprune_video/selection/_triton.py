@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .api import device_properties
+from .devices import device_properties
 from .distance import cosine_from_gram, formula_distance, gram, inverse_norms
 from .duplicates import PendingDuplicates, find_duplicates, merge_duplicates
 from .greedy import first_pick_scores

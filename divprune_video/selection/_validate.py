@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import torch
 
 METRICS = ("cosine", "l2", "l1")
+#: A distance between tokens (see :func:`~divprune_video.selection.distance.pairwise_distance`).
+Metric = Literal["cosine", "l2", "l1"]
 #: Token dtypes the selectors compute with. Narrower floats (float8) have no matrix product or cdist on most
 #: devices, and would fail deep inside a path with an unrelated message.
 TOKEN_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

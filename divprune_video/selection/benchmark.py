@@ -17,8 +17,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .api import divprune, plan_selection
 from .distance import compute_dtype
+from .divprune_selector import divprune, plan_selection
 from .metrics import min_pairwise_distance
 
 DEFAULT_SIZES = (576, 2304, 4608, 9216, 18432, 36864, 73728, 147456)

@@ -17,7 +17,8 @@ from typing import Any, Optional, TypeVar
 import torch
 
 from ..registry import Registry
-from .api import divprune
+from ._validate import Metric
+from .divprune_selector import Backend, SelectionPath, divprune
 
 SelectorType = TypeVar("SelectorType", bound=type["TokenSelector"])
 
@@ -100,7 +101,7 @@ class DivPruneSelector(TokenSelector):
 
     name = "divprune"
 
-    def __init__(self, metric: str = "cosine", backend: str = "auto", path: str = "auto") -> None:
+    def __init__(self, metric: Metric = "cosine", backend: Backend = "auto", path: SelectionPath = "auto") -> None:
         self.metric, self.backend, self.path = metric, backend, path
 
     def select(self, tokens: torch.Tensor, num_keep: int, **context: Any) -> torch.Tensor:

@@ -30,13 +30,13 @@ from __future__ import annotations
 import numbers
 import random
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, Literal, Optional
 
 import torch
 
 from ..registry import Registry
 from ..selection import _validate
-from ..selection.api import divprune
+from ..selection._validate import Metric
 from ..selection.distance import (
     check_nonzero_norms,
     compute_dtype,
@@ -45,11 +45,16 @@ from ..selection.distance import (
     inverse_norms,
     minkowski,
 )
+from ..selection.divprune_selector import divprune
 from ..selection.duplicates import first_occurrences, share_duplicate_distances
 from ..selection.greedy import first_pick_scores, greedy_from_distances
 
 #: ``update`` modes of :class:`DiverseTokenMemory`.
 UPDATE_MODES = ("auto", "cached", "recompute")
+
+
+#: How the diverse memory is updated: "cached" distances (CPU), "recompute" (CUDA), or "auto" by device.
+UpdateMode = Literal["auto", "cached", "recompute"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ class TokenMemory:
 
     @classmethod
     def from_options(
-        cls, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+        cls, token_budget: int, *, metric: Metric = "cosine", update: UpdateMode = "auto", seed: int = 0
     ) -> "TokenMemory":
         """The memory for ``token_budget`` from the options every memory is offered (``metric`` and ``update``:
         the diverse memory's; ``seed``: the random one's); a memory takes the ones it has."""
@@ -344,11 +349,11 @@ class DiverseTokenMemory(TokenMemory):
 
     @classmethod
     def from_options(
-        cls, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+        cls, token_budget: int, *, metric: Metric = "cosine", update: UpdateMode = "auto", seed: int = 0
     ) -> "DiverseTokenMemory":
         return cls(token_budget, metric=metric, update=update)
 
-    def __init__(self, token_budget: int, *, metric: str = "cosine", update: str = "auto") -> None:
+    def __init__(self, token_budget: int, *, metric: Metric = "cosine", update: UpdateMode = "auto") -> None:
         _validate.check_metric(metric)
         if update not in UPDATE_MODES:
             raise ValueError(f"update must be one of {UPDATE_MODES}; got {update!r}")
@@ -500,7 +505,7 @@ class RandomTokenMemory(TokenMemory):
 
     @classmethod
     def from_options(
-        cls, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+        cls, token_budget: int, *, metric: Metric = "cosine", update: UpdateMode = "auto", seed: int = 0
     ) -> "RandomTokenMemory":
         return cls(token_budget, seed=seed)
 
@@ -534,7 +539,7 @@ for _memory in (DiverseTokenMemory, FifoTokenMemory, UniformTokenMemory, RandomT
 
 
 def token_memory(
-    method: str, token_budget: int, *, metric: str = "cosine", update: str = "auto", seed: int = 0
+    method: str, token_budget: int, *, metric: Metric = "cosine", update: UpdateMode = "auto", seed: int = 0
 ) -> TokenMemory:
     """The memory registered as ``method`` in :data:`MEMORIES` (``"divprune"``, ``"uniform"``, ``"random"``,
     ``"recent"``, or one of yours); ``metric`` and ``update`` apply to divprune, ``seed`` to random."""

@@ -42,7 +42,8 @@ from ..models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, res
 from ..models.decoding import static_decoding_unsupported
 from ..models.video_context import VideoContext
 from ..pipeline import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODEL, VideoQAResult
-from .memory import MEMORIES, MemorySnapshot, TokenMemory, token_memory
+from ..selection._validate import Metric
+from .memory import MEMORIES, MemorySnapshot, TokenMemory, UpdateMode, token_memory
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +141,8 @@ class StreamingVideoQA:
         method: str = "divprune",
         device: Optional[str] = None,
         dtype: Optional[Any] = None,
-        metric: str = "cosine",
-        update: str = "auto",
+        metric: Metric = "cosine",
+        update: UpdateMode = "auto",
         seed: int = 0,
         timestamps_in_prompt: bool = False,
         attn_implementation: Optional[str] = None,

@@ -123,7 +123,7 @@ def test_compare_results_finds_planted_differences(tmp_path):
         'sample task/0001.response: "B" != "D"',
         "summary.overall: 50.0 != 33.3",
     ]
-    assert "3 difference(s)" in comparison.describe()
+    assert "3 difference(s)" in comparison.summary_text()
 
     # A sample counted twice and one missing, and a shard left unmerged.
     doubled = _run_folder(tmp_path, "doubled", ["A", "B"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from divprune_video import divprune, divprune_batch, min_pairwise_distance, plan_selection
-from divprune_video.selection import api as divprune_module
+from divprune_video.selection import divprune_selector
 from divprune_video.selection.chunked import select_chunked
 from divprune_video.testing import clustered_tokens, random_tokens
 
@@ -107,7 +107,7 @@ def test_diverse_set_beats_random_and_uniform_on_the_objective():
 def test_auto_path_goes_chunked_when_the_matrix_does_not_fit(monkeypatch):
     tokens = random_tokens(100, 8)
     assert plan_selection(tokens).path == "full"
-    monkeypatch.setattr(divprune_module, "_free_bytes", lambda device: 1000)
+    monkeypatch.setattr(divprune_selector, "free_bytes", lambda device: 1000)
     plan = plan_selection(tokens)
     assert plan.path == "chunked" and plan.backend == "torch" and plan.matrix_bytes == 100 * 100 * 4
     assert divprune(tokens, num_keep=10).tolist() == reference_divprune(tokens, 10)

@@ -1,4 +1,5 @@
-"""Public entry points of the DivPrune selector and the choice between its execution paths.
+"""DivPrune: the selector's public entry points (:func:`divprune`, :func:`divprune_batch`, :func:`plan_selection`)
+and the choice between its execution paths.
 
 Paths, all picking the same tokens as the pure-PyTorch definition in :mod:`.greedy`:
 
@@ -12,14 +13,15 @@ Paths, all picking the same tokens as the pure-PyTorch definition in :mod:`.gree
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import torch
 
 from . import _validate
+from ._validate import Metric
+from .devices import free_bytes, total_bytes, triton_unusable_reason, triton_usable
 from .distance import check_nonzero_norms, formula_distance, gram, inverse_norms
 from .duplicates import PendingDuplicates, find_duplicates, merge_duplicates
 from .greedy import first_pick_scores, greedy_from_distances
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "triton")
 PATHS = ("auto", "full", "chunked")
+Backend = Literal["auto", "torch", "triton"]
+SelectionPath = Literal["auto", "full", "chunked"]
 #: Fraction of the free device memory the full path may use for its (B, N, N) matrix.
 FULL_PATH_MEMORY_FRACTION = 0.7
 
@@ -47,9 +51,9 @@ def divprune(
     keep_ratio: Optional[float] = None,
     *,
     num_keep: Optional[int] = None,
-    metric: str = "cosine",
-    backend: str = "auto",
-    path: str = "auto",
+    metric: Metric = "cosine",
+    backend: Backend = "auto",
+    path: SelectionPath = "auto",
 ) -> torch.Tensor:
     """Pick the most diverse subset of ``tokens`` (DivPrune: greedy Max-Min diversity).
 
@@ -94,9 +98,9 @@ def divprune_batch(
     *,
     num_keep: Union[int, Sequence[int], None] = None,
     mask: Optional[torch.Tensor] = None,
-    metric: str = "cosine",
-    backend: str = "auto",
-    path: str = "auto",
+    metric: Metric = "cosine",
+    backend: Backend = "auto",
+    path: SelectionPath = "auto",
 ) -> list[torch.Tensor]:
     """:func:`divprune` over a padded batch. Not differentiable either: tokens that require grad are read
     without recording an autograd graph.
@@ -145,14 +149,14 @@ def plan_selection(
     num_tokens = tokens.shape[-2]
     matrix_bytes = batch * num_tokens * num_tokens * 4 * (2 if tokens.dtype == torch.float64 else 1)
     # Querying free memory costs a driver call; skip it when the matrix is small next to the device's memory.
-    total = _total_bytes(tokens.device)
-    free = None if total is not None and matrix_bytes <= 0.05 * total else _free_bytes(tokens.device)
+    total = total_bytes(tokens.device)
+    free = None if total is not None and matrix_bytes <= 0.05 * total else free_bytes(tokens.device)
     if path == "auto":
         path = "full" if free is None or matrix_bytes <= FULL_PATH_MEMORY_FRACTION * free else "chunked"
     if backend == "auto":
-        backend = "triton" if path == "full" and _triton_usable(tokens) else "torch"
+        backend = "triton" if path == "full" and triton_usable(tokens) else "torch"
     elif backend == "triton":
-        reason = _triton_unusable_reason(tokens)
+        reason = triton_unusable_reason(tokens)
         if reason:
             raise ValueError(f"backend='triton' is not available here: {reason}")
         if path == "chunked":
@@ -235,48 +239,3 @@ def _select(
     dist = merge_duplicates(formula_distance(tokens, metric, inv_norms), first)  # as pairwise_distance gives it
     scores = first_pick_scores(dist, valid_mask)
     return greedy_from_distances(dist, scores, valid_mask, counts)
-
-
-def _total_bytes(device: torch.device) -> Optional[int]:
-    return device_properties(device).total_memory if device.type == "cuda" else None
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_properties(index: int) -> Any:
-    return torch.cuda.get_device_properties(index)
-
-
-def device_properties(device: torch.device) -> Any:
-    """``torch.cuda.get_device_properties`` for a CUDA device, cached (the call is not free)."""
-    return _cached_properties(device.index if device.index is not None else torch.cuda.current_device())
-
-
-def _free_bytes(device: torch.device) -> Optional[int]:
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as meminfo:
-                for line in meminfo:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-    return None
-
-
-def _triton_unusable_reason(tokens: torch.Tensor) -> Optional[str]:
-    if not tokens.is_cuda:
-        return f"the tokens are on {tokens.device}, and the Triton kernel needs CUDA"
-    if tokens.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        return f"the Triton kernel takes float16, bfloat16 or float32 tokens, not {tokens.dtype}"
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return "triton is not installed (pip install 'divprune-video[gpu]')"
-    return None
-
-
-def _triton_usable(tokens: torch.Tensor) -> bool:
-    return _triton_unusable_reason(tokens) is None

@@ -1,0 +1,55 @@
+"""Where the selector runs: cached CUDA device properties, free memory (to choose between the full and the chunked
+path), and whether the Triton kernels can run on given tokens. Its own module so that the selector's entry points
+(:mod:`.divprune_selector`) and the Triton kernels (:mod:`._triton`) both use it without importing each other."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+import torch
+
+
+def total_bytes(device: torch.device) -> Optional[int]:
+    return device_properties(device).total_memory if device.type == "cuda" else None
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_properties(index: int) -> Any:
+    return torch.cuda.get_device_properties(index)
+
+
+def device_properties(device: torch.device) -> Any:
+    """``torch.cuda.get_device_properties`` for a CUDA device, cached (the call is not free)."""
+    return _cached_properties(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def free_bytes(device: torch.device) -> Optional[int]:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def triton_unusable_reason(tokens: torch.Tensor) -> Optional[str]:
+    if not tokens.is_cuda:
+        return f"the tokens are on {tokens.device}, and the Triton kernel needs CUDA"
+    if tokens.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"the Triton kernel takes float16, bfloat16 or float32 tokens, not {tokens.dtype}"
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return "triton is not installed (pip install 'divprune-video[gpu]')"
+    return None
+
+
+def triton_usable(tokens: torch.Tensor) -> bool:
+    return triton_unusable_reason(tokens) is None
