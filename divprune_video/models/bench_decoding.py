@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 import torch
 
+from ..harness import markdown_table
 from .runtime import synchronize
 
 #: Prompts whose greedy tokens are compared between paths.
@@ -174,29 +175,52 @@ def measure_shared(
 
 
 def format_decoding(rows: list[DecodeRow]) -> str:
-    lines = [
-        "| frames | setting | decoding | ms per new token | answer ms (TTFT after encode + tokens) "
-        "| greedy tokens = generate() | note |",
-        "|---:|---|---|---:|---:|---:|---|",
+    """The decoding table (one row per configuration and path)."""
+    header = [
+        "frames",
+        "setting",
+        "decoding",
+        "ms per new token",
+        "answer ms (TTFT after encode + tokens)",
+        "greedy tokens = generate()",
+        "note",
     ]
-    for row in rows:
-        per_token = "-" if row.ms_per_token is None else f"{row.ms_per_token:.2f}"
-        answer = "-" if row.answer_ms is None else f"{row.answer_ms:.1f}"
-        lines.append(
-            f"| {row.frames} | {row.setting} | {row.path} | {per_token} | {answer} | {row.agreement} | {row.note} |"
-        )
-    return "\n".join(lines)
+    cells = [
+        [
+            row.frames,
+            row.setting,
+            row.path,
+            "-" if row.ms_per_token is None else f"{row.ms_per_token:.2f}",
+            "-" if row.answer_ms is None else f"{row.answer_ms:.1f}",
+            row.agreement,
+            row.note,
+        ]
+        for row in rows
+    ]
+    return markdown_table(header, cells, align=["right", "left", "left", "right", "right", "right", "left"])
 
 
 def format_shared(rows: list[SharedRow]) -> str:
-    lines = [
-        "| frames | setting | 1st question TTFT ms (whole prompt) | later question TTFT ms (shared prefill) "
-        "| ratio | context MiB | answers = whole prompt |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+    """The shared-prefill table (a later question's TTFT against the first's)."""
+    header = [
+        "frames",
+        "setting",
+        "1st question TTFT ms (whole prompt)",
+        "later question TTFT ms (shared prefill)",
+        "ratio",
+        "context MiB",
+        "answers = whole prompt",
     ]
-    for row in rows:
-        lines.append(
-            f"| {row.frames} | {row.setting} | {row.first_ttft_ms:.1f} | {row.second_ttft_ms:.1f} "
-            f"| {row.second_ttft_ms / row.first_ttft_ms:.2f}x | {row.context_mib:,.1f} | {row.agreement} |"
-        )
-    return "\n".join(lines)
+    cells = [
+        [
+            row.frames,
+            row.setting,
+            f"{row.first_ttft_ms:.1f}",
+            f"{row.second_ttft_ms:.1f}",
+            f"{row.second_ttft_ms / row.first_ttft_ms:.2f}x",
+            f"{row.context_mib:,.1f}",
+            row.agreement,
+        ]
+        for row in rows
+    ]
+    return markdown_table(header, cells, align=["right", "left", "right", "right", "right", "right", "right"])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import shlex
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..harness import add_common_options, command_line, device_name, write_json
 from .bench_decoding import (
     AGREEMENT_PROMPTS,
     DecodeRow,
@@ -73,14 +73,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--method", default="divprune", help="selection method (default divprune)")
     parser.add_argument("--text-tokens", type=int, default=80, help="text tokens around the video (default 80)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per row, median (default 3; tiny 1)")
     parser.add_argument(
         "--tiny",
         action="store_true",
         help="the family's tiny test model on the CPU (smoke test; "
         "the default when there is no CUDA device and no --device)",
     )
-    parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny or without CUDA)")
+    add_common_options(
+        parser,
+        device_help="default: cuda (cpu with --tiny or without CUDA)",
+        repeats=None,
+        repeats_help="timed runs per row, median (default 3; tiny 1)",
+    )
     parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
     parser.add_argument(
         "--frame-size",
@@ -203,6 +207,12 @@ def run(args: argparse.Namespace) -> int:
     if decode_rows:
         print("\n" + format_decoding(decode_rows))
         print("\n" + format_shared(shared_rows))
+    write_json(
+        args.json_path,
+        [{"table": "ttft", **dataclasses.asdict(row), "ttft_ms": row.ttft_ms} for row in rows]
+        + [{"table": "decoding", **dataclasses.asdict(row)} for row in decode_rows]
+        + [{"table": "shared prefill", **dataclasses.asdict(row)} for row in shared_rows],
+    )
     return 0
 
 
@@ -276,9 +286,9 @@ def _measure_decoding(
 def _header(args: argparse.Namespace, device: torch.device, adapter: Any, family: Any, size: int) -> str:
     import transformers
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = device_name(device)
     model = "tiny test model" if args.tiny else f"{family.default_checkpoint} architecture"
-    command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = command_line()
     pixels = "kept at that size" if args.pixels == "keep" else "at the processor's default pixel limits"
     return (
         f"# bench-model: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"

@@ -9,7 +9,6 @@ the speed-up, and whether the picks agree (with where and how closely they diver
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from ..harness import add_common_options, command_line, device_name, write_json
 from .distance import compute_dtype
 from .divprune_selector import divprune, plan_selection
 from .metrics import min_pairwise_distance
@@ -244,8 +244,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"token dtype (default float16; CPU {CPU_DTYPE})",
     )
     parser.add_argument("--keep-ratio", type=float, default=0.15)
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per size up to N=18,432 (median)")
+    add_common_options(parser, repeats=3, repeats_help="timed runs per size up to N=18,432 (median)")
     parser.add_argument(
         "--published-max", type=int, default=36864, help="largest N for the published-style greedy (default 36864)"
     )
@@ -255,7 +254,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=147456,
         help="largest N at which picks are checked against the pure-PyTorch path",
     )
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
     parser.set_defaults(func=_main)
 
 
@@ -263,8 +261,10 @@ def _main(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     _cpu_sized_defaults(args, on_cpu=not device.startswith("cuda"))
     sizes = [int(size) for size in args.sizes.split(",") if size]
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
-    print(f"bench-select on {name}, torch {torch.__version__}, D={args.dim}, {args.dtype}, keep {args.keep_ratio}")
+    print(
+        f"# bench-select on {device_name(device)}, torch {torch.__version__}, D={args.dim}, {args.dtype}, keep "
+        f"{args.keep_ratio}\n# command: {command_line()}"
+    )
     print(HEADER, flush=True)
     rows = run_benchmark(
         sizes,
@@ -279,9 +279,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     print()
     print(format_table(rows))
-    if args.json_path:
-        with open(args.json_path, "w") as handle:
-            json.dump([asdict(row) | {"speedup": row.speedup} for row in rows], handle, indent=2)
+    write_json(args.json_path, [asdict(row) | {"speedup": row.speedup} for row in rows])
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..harness import add_common_options, command_line, device_name, markdown_table, write_json
 from .memory import MEMORIES
 
 logger = logging.getLogger(__name__)
@@ -94,14 +94,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--answer-tokens", type=int, default=16, help="length of the timed answer (default 16)")
     parser.add_argument("--text-tokens", type=int, default=40, help="question tokens around the video (default 40)")
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed answers per budget, median (default 3; tiny 1)"
-    )
-    parser.add_argument(
         "--tiny",
         action="store_true",
         help="the tiny test model on the CPU (smoke test; the default when there is no CUDA device and no --device)",
     )
-    parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny or without CUDA)")
+    add_common_options(
+        parser,
+        device_help="default: cuda (cpu with --tiny or without CUDA)",
+        repeats=None,
+        repeats_help="timed answers per budget, median (default 3; tiny 1)",
+    )
     parser.add_argument("--attn", default="sdpa", help="attention implementation (default sdpa)")
     parser.set_defaults(func=run)
 
@@ -176,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"# budget {budget}: done ({count} frames)", file=sys.stderr, flush=True)
     print(format_table(results))
     print(format_memory_series(results))
+    write_json(args.json_path, results)
     return 0
 
 
@@ -288,9 +291,9 @@ def _median_p95(values: np.ndarray) -> tuple[float, float]:
 def _header(args: argparse.Namespace, device: torch.device, adapter: Any, size: int) -> str:
     import transformers
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = device_name(device)
     model = "tiny test model" if args.tiny else f"{args.model_type} 7B architecture"
-    command = "divprune-video " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    command = command_line()
     return (
         f"# bench-stream: {model}, random weights, {adapter.model.dtype}, {args.attn} attention, {name}\n"
         f"# torch {torch.__version__}, transformers {transformers.__version__}; {args.frame_kind} frames "
@@ -302,23 +305,40 @@ def _header(args: argparse.Namespace, device: torch.device, adapter: Any, size: 
 def format_table(results: list[BudgetResult]) -> str:
     """A markdown table, one row per budget (per-frame times over the frames after the memory first filled)."""
     answer = f"{results[0].answer_tokens}-token answer ms" if results else "answer ms"
-    header = (
-        "| budget | frames | update path | frames/s | x real time at 1 fps | encode ms p50 / p95 "
-        f"| update ms p50 / p95 | update share | TTFT ms | {answer} | GPU MiB allocated (min - max) "
-        "| max allocated MiB |"
-    )
-    lines = [header, "|" + "---:|" * 12]
+    header = [
+        "budget",
+        "frames",
+        "update path",
+        "frames/s",
+        "x real time at 1 fps",
+        "encode ms p50 / p95",
+        "update ms p50 / p95",
+        "update share",
+        "TTFT ms",
+        answer,
+        "GPU MiB allocated (min - max)",
+        "max allocated MiB",
+    ]
+    cells = []
     for row in results:
         allocated = row.allocated_range
-        memory = "-" if allocated is None else f"{allocated[0]:,.0f} - {allocated[1]:,.0f}"
-        peak = "-" if row.max_allocated is None else f"{row.max_allocated:,.0f}"
-        lines.append(
-            f"| {row.budget:,} | {row.frames:,} | {row.update_path} | {row.frames_per_second:.1f} "
-            f"| {row.frames_per_second:.0f}x | {row.encode_ms[0]:.2f} / {row.encode_ms[1]:.2f} "
-            f"| {row.update_ms[0]:.2f} / {row.update_ms[1]:.2f} | {row.update_share:.1%} | {row.ttft_ms:.1f} "
-            f"| {row.answer_ms:.1f} | {memory} | {peak} |"
+        cells.append(
+            [
+                f"{row.budget:,}",
+                f"{row.frames:,}",
+                row.update_path,
+                f"{row.frames_per_second:.1f}",
+                f"{row.frames_per_second:.0f}x",
+                f"{row.encode_ms[0]:.2f} / {row.encode_ms[1]:.2f}",
+                f"{row.update_ms[0]:.2f} / {row.update_ms[1]:.2f}",
+                f"{row.update_share:.1%}",
+                f"{row.ttft_ms:.1f}",
+                f"{row.answer_ms:.1f}",
+                "-" if allocated is None else f"{allocated[0]:,.0f} - {allocated[1]:,.0f}",
+                "-" if row.max_allocated is None else f"{row.max_allocated:,.0f}",
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(header, cells)
 
 
 def format_memory_series(results: list[BudgetResult]) -> str:

@@ -284,6 +284,7 @@ def format_tables(
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..cli import int_list, positive_int
+    from ..harness import add_common_options
 
     parser = subparsers.add_parser(
         "bench-video",
@@ -294,7 +295,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--minutes", default="1,10", help="video lengths in whole minutes (default 1,10)")
     parser.add_argument("--frames", type=int_list, default=[32, 64], help="uniform frame counts (default 32,64)")
     parser.add_argument("--backends", default=None, help="comma-separated backends (default: every installed one)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    add_common_options(parser, device=False, repeats=3)
     parser.add_argument("--seq-frames", type=int, default=900, help="frames for the sequential decode rate")
     parser.add_argument("--height", type=int, default=720, help="frame height (default 720; width = 16/9 of it)")
     parser.add_argument(
@@ -304,7 +305,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"frames between keyframes (default {2 * FPS}: 2 s; x264's default is 250)",
     )
     parser.add_argument("--workdir", default=None, help="keep the generated videos here (default: a temp dir)")
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
     parser.set_defaults(func=_main)
 
 
