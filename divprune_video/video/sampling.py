@@ -94,25 +94,6 @@ def time_window(
 Window = tuple[int, int, float, float]
 
 
-def plan_indices(
-    timestamps: np.ndarray,
-    duration: float,
-    *,
-    num_frames: Optional[int],
-    fps: Optional[float],
-    start: Optional[float],
-    end: Optional[float],
-    rule: SamplingRule,
-    source: str,
-    readable: Optional[np.ndarray] = None,
-) -> np.ndarray:
-    """The frame numbers to decode: ``num_frames`` uniform over the window by ``rule``, or one every ``1 / fps``
-    seconds. timestamps: (T,) float seconds of every frame. readable: see :func:`sample_window`. Returns (n,)
-    int64 in time order."""
-    window = time_window(timestamps, duration, start, end, source=source)
-    return sample_window(timestamps, window, num_frames=num_frames, fps=fps, rule=rule, readable=readable)
-
-
 def sample_window(
     timestamps: np.ndarray,
     window: Window,

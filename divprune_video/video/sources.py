@@ -59,10 +59,6 @@ class VideoSource:
         decides that once it has opened it.)"""
         return self.kind == "webcam" or (self.kind == "url" and urlsplit(self.value).scheme.lower() in LIVE_SCHEMES)
 
-    @property
-    def is_random_access(self) -> bool:
-        return not self.is_live
-
     def __str__(self) -> str:
         return self.name
 

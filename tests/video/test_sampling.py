@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from divprune_video.video import TimeRangeError
-from divprune_video.video.sampling import plan_indices, rate_indices, time_window, uniform_indices
+from divprune_video.video.sampling import rate_indices, sample_window, time_window, uniform_indices
 
 SIZES = [
     (1, 1),
@@ -92,9 +92,11 @@ def test_time_window_bounds_and_errors():
         assert "clip.mp4" in str(info.value)
 
 
-def test_plan_indices_uniform_over_the_window():
+def test_sample_window_uniform_over_the_window():
     stamps = np.arange(300) / 30.0
-    got = plan_indices(stamps, 10.0, num_frames=4, fps=None, start=2.0, end=4.0, rule="lmms_eval", source="x")
+    window = time_window(stamps, 10.0, 2.0, 4.0, source="x")
+    got = sample_window(stamps, window, num_frames=4, fps=None, rule="lmms_eval")
     np.testing.assert_array_equal(got, 60 + np.linspace(0, 60, 4, dtype=int))
-    got = plan_indices(stamps, 10.0, num_frames=None, fps=0.5, start=None, end=None, rule="lmms_eval", source="x")
+    whole = time_window(stamps, 10.0, None, None, source="x")
+    got = sample_window(stamps, whole, num_frames=None, fps=0.5, rule="lmms_eval")
     np.testing.assert_array_equal(got, [0, 60, 120, 180, 240])

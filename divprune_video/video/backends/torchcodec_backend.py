@@ -52,7 +52,6 @@ class TorchCodecReader(VideoReader):
             timestamps_from_rate(num_frames, fps),
             str(metadata.codec or "torchcodec"),
         )
-        self._exact_stamps: dict[int, float] = {}
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:
         batch = self._decoder.get_frames_at(indices.tolist())
