@@ -2,10 +2,11 @@
 and on CUDA each single-token step is a replayed CUDA graph.
 
 ``generate()`` with transformers' default dynamic cache grows every layer's keys and values by one position per new
-token and launches each kernel from Python: on a 7B model that costs about nine times what reading the weights
-does. Here the cache has a fixed capacity (rounded up to :data:`CAPACITY_STEP` positions so that prompts of varying
-length share a few shapes), the masks hide the unwritten slots, and a step is the same kernels on the same
-addresses every time, which a CUDA graph replays without Python in the loop.
+token and launches each kernel from Python, so a step costs several times what reading the weights does (see
+notes/design-history.md#divprune_videomodelsdecoding). Here the cache has a fixed capacity (rounded up to
+:data:`CAPACITY_STEP` positions so that prompts of varying length share a few shapes), the masks hide the unwritten
+slots, and a step is the same kernels on the same addresses every time, which a CUDA graph replays without Python in
+the loop.
 
 The prompt's prefill stays the adapter's own (with visual-token pruning, see :mod:`.decoder_pruning`); its cache is
 copied into the buffer and the new tokens are chosen as ``generate()`` chooses them: the checkpoint's generation

@@ -1,12 +1,12 @@
 """A fused QuickGELU for the CLIP vision tower on CUDA, bit-identical to transformers' eager one.
 
 CLIP's MLP activation, ``x * sigmoid(1.702 * x)``, runs eagerly as three elementwise kernels over the (T * 577,
-4096) output of ``fc1``: a quarter of the 7B model's vision-tower time on an H100 goes to these memory passes
-(BENCHMARKS.md). :class:`FusedQuickGELU` does the same arithmetic in one pass, rounding after each operation
-exactly as PyTorch's kernels do (each op computes in float32 and rounds to the tensor's dtype; ``exp`` is CUDA's
-``expf``, the division is IEEE), so its output equals the eager output bit for bit: the GPU test compares all
-65,536 float16 and bfloat16 values. Anything else (CPU tensors, float32, autograd, Triton missing) takes the eager
-formula.
+4096) output of ``fc1``, each a full memory pass over that large tensor (measured share of the vision tower:
+notes/design-history.md#divprune_videomodelsfused). :class:`FusedQuickGELU` does the same arithmetic in one pass,
+rounding after each operation exactly as PyTorch's kernels do (each op computes in float32 and rounds to the
+tensor's dtype; ``exp`` is CUDA's ``expf``, the division is IEEE), so its output equals the eager output bit for
+bit: the GPU test compares all 65,536 float16 and bfloat16 values. Anything else (CPU tensors, float32, autograd,
+Triton missing) takes the eager formula.
 """
 
 from __future__ import annotations

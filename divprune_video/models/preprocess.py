@@ -7,8 +7,8 @@ and width, as SigLIP-style ones do; bicubic, antialiased), center crop, rescale,
 rounding of the resize.
 
 Both run where the model runs when given ``device``: the uint8 frames are copied to the device (a quarter of the
-bytes of float32 pixel values) and resized and normalized there. On a GPU this takes the 32-frame preprocessing of
-the 7B model from about 37 ms (CPU work plus the float32 copy) to under 2 ms (BENCHMARKS.md).
+bytes of float32 pixel values) and resized and normalized there, so a GPU does the per-pixel work and the copy is
+small (measurements: notes/design-history.md#divprune_videomodelspreprocess).
 """
 
 from __future__ import annotations

@@ -53,8 +53,9 @@ def default_attention(device: torch.device) -> str:
 def reproducible_attention(device: torch.device) -> Iterator[None]:
     """Keep PyTorch's scaled-dot-product attention off its cuDNN kernels while active (CUDA only).
 
-    cuDNN's attention made two identical greedy ``generate()`` calls give different logits on an H100 (BENCHMARKS.md,
-    ``scripts/check_reproducible.py``); the flash, memory-efficient and math kernels are run-to-run identical.
+    cuDNN's attention kernels are not run-to-run deterministic (identical greedy ``generate()`` calls can give
+    different logits and tokens); the flash, memory-efficient and math kernels are run-to-run identical (check:
+    ``scripts/check_reproducible.py``; how it was found: notes/design-history.md#divprune_videomodelsruntime).
     PyTorch switches the backends process-wide and restores them on exit.
     """
     if device.type != "cuda":

@@ -133,7 +133,7 @@ def pad_mlp_width(mlp: nn.Module, multiple: int = 128) -> int:
     added width (0 when already a multiple, or when the module is not a known MLP).
 
     Qwen2.5-VL's 3,420 and Qwen3-VL's 4,304 hidden units leave the matrix library with slow kernels for the odd
-    width (on an H200 the three projections of Qwen2.5-VL's tower took 59 ms of a 32-frame encode). The added units
+    width (measurements: notes/design-history.md#divprune_videomodelsvision_attention). The added units
     get zero weights and zero bias, so their activations are ``act(0) (* 0) = 0`` for these models' SiLU and tanh
     GELU, and they add exact zeros to the output projection's sums: the outputs equal the unpadded ones up to the
     order in which the matrix kernel adds (tested against the stock module).

@@ -11,9 +11,9 @@ what it touches is bounded by the budget and F, never by the stream's length.
   the same picks: ``"cached"`` keeps the (B + F)^2 distance matrix of the candidates between frames and computes
   only the F new rows and columns (O((B + F) F D)), then runs the greedy of :mod:`divprune_video.selection.greedy`
   on it (on the CPU, where that greedy is cheap next to the distances); ``"recompute"`` calls
-  :func:`~divprune_video.divprune` on the candidates (on CUDA, where its Triton kernel rebuilds the Gram matrix in
-  well under a millisecond and runs all greedy steps in one launch: about 4 ms per frame at B = 2048, F = 144 on
-  an H100, against about 175 ms for the step-by-step PyTorch greedy of the cached path).
+  :func:`~divprune_video.divprune` on the candidates (on CUDA, where its Triton kernel rebuilds the Gram matrix
+  and runs all greedy steps in one launch, far faster than the cached path's step-by-step PyTorch greedy, which
+  launches kernels for each of its B steps; measurements: notes/design-history.md#divprune_videostreamingmemory).
 * :class:`FifoTokenMemory` (``"recent"``): the latest ``token_budget`` tokens (a sliding window, no selection).
 * :class:`UniformTokenMemory` (``"uniform"``): every s-th token of the stream, s a power of two doubled whenever
   the memory would overflow: evenly spaced over the whole history, between B/2 and B tokens.
@@ -219,6 +219,8 @@ class TokenMemory:
         frame_id = self._check_frame_id(frame_id)
         self._check_tokens(tokens, frame_id)
         num_new = int(tokens.shape[0])
+        # The frame is written right after the memory, so the candidates [memory ; frame] are the slots [0, end) of
+        # the storage (capacity B + F): no concatenation and no allocation per frame.
         self._ensure_capacity(num_new, tokens)
         start, end = self._size, self._size + num_new
         self._tokens[start:end].copy_(tokens)
@@ -226,12 +228,14 @@ class TokenMemory:
         self._positions[start:end] = torch.arange(num_new)
         self._token_indices[start:end] = torch.arange(self.num_tokens_seen, self.num_tokens_seen + num_new)
         self._timestamps[start:end] = float(frame_id) if timestamp is None else float(timestamp)
-        self._appended(start, end)
+        self._appended(start, end)  # before the choice: the cached diverse memory chooses from these distances
         kept = self._choose(start, end)
         if kept is None:
             kept_cpu = torch.arange(end)
             self._size = end
         else:
+            # Eviction: the compaction moves the kept candidates to the front and the size shrinks, so the others
+            # are dropped (their slots are reused by the next frame). `kept` is ascending: time order is kept.
             kept_cpu = kept.cpu()
             self._compact(kept, kept_cpu, end)
             self._size = int(kept_cpu.numel())
@@ -363,7 +367,14 @@ class DiverseTokenMemory(TokenMemory):
 
     def reset(self) -> None:
         super().reset()
-        self._distances: Optional[torch.Tensor] = None  # (capacity, capacity), cached mode
+        # The cached mode's state between frames: _distances[:M, :M] is the distance matrix of the M tokens held,
+        # in the order of _tokens[:M] (row i: the distances from token i, as divprune's matrix would have them,
+        # exact duplicates resolved), and under cosine _inverse_norms[:M] their 1 / ||x||. It stays valid while
+        # tokens come and go because an entry depends only on its two tokens (and their inverse norms), never on
+        # which other tokens are candidates; _compact moves rows and columns along with their tokens. So a frame
+        # adds only its F rows and columns (_appended). The diagonal holds no distance (first_pick_scores writes
+        # +inf there in place before each greedy; the duplicate sharing masks it to 0), so nothing relies on it.
+        self._distances: Optional[torch.Tensor] = None  # (capacity, capacity) = (B + F)^2, cached mode
         self._inverse_norms: Optional[torch.Tensor] = None  # (capacity,), cached mode under cosine
         self._new_inverse: Optional[torch.Tensor] = None  # (F,) of the frame being added
 
@@ -372,6 +383,8 @@ class DiverseTokenMemory(TokenMemory):
         """``"cached"`` or ``"recompute"`` (``"auto"`` resolved for the memory's device; CPU until a frame is in)."""
         if self.update != "auto":
             return self.update
+        # Fixed from the first frame on: later frames must be on the same device (_check_tokens). _grow_extra runs
+        # after the storage is allocated, so it already sees the right answer.
         on_cuda = self._tokens is not None and self._tokens.is_cuda
         return "recompute" if on_cuda else "cached"
 
@@ -396,7 +409,7 @@ class DiverseTokenMemory(TokenMemory):
 
     def _grow_extra(self, capacity: int, size: int, tokens: torch.Tensor) -> None:
         if self.resolved_update != "cached":
-            return
+            return  # recompute keeps no matrix between frames
         dtype = compute_dtype(tokens.dtype)
         old = self._distances
         self._distances = torch.empty(capacity, capacity, dtype=dtype, device=tokens.device)
@@ -412,7 +425,9 @@ class DiverseTokenMemory(TokenMemory):
         if self.resolved_update != "cached":
             return
         # The new rows and columns of the candidates' distance matrix, with the formulas of
-        # selection.distance.pairwise_distance (so the matrix equals the one divprune would build).
+        # selection.distance.pairwise_distance (so the matrix equals the one divprune would build). The old rows'
+        # new columns are computed, not copied from the transposed new rows: computed distances are not
+        # bit-symmetric (d_ij and d_ji round differently), and divprune's matrix holds each as computed.
         candidates, new = self._tokens[:end], self._tokens[start:end]
         distances = self._distances
         if self.metric == "cosine":
@@ -443,21 +458,39 @@ class DiverseTokenMemory(TokenMemory):
         block[:start, start:end] = old_columns
 
     def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+        # The memory after every frame is divprune([memory ; frame], num_keep=budget): not divprune of the whole
+        # stream (that needs every token ever seen), but the offline selector's choice among what is still held
+        # plus the new frame. So the cost is bounded by B + F whatever the stream's length, one rule defines the
+        # memory (both update paths and the tests check against divprune itself, frame by frame), and old and new
+        # tokens are scored alike: a new token displaces an old one only by being more diverse, never for being new.
+        #
+        # Eviction is implicit: the greedy picks `budget` of the `end` candidates and the others are dropped (while
+        # everything fits nothing is chosen). Ties go to the lowest index (argmax returns the first maximum) and
+        # the candidates are in time order, so on a tie the older token stays; exact copies (a static scene) tie at
+        # every step, so of each set of copies the oldest is picked first and the new frame's copies are the first
+        # to be dropped.
         if end <= self.token_budget:
             return None
         if self.resolved_update == "recompute":
+            # CUDA: divprune's Triton path rebuilds the Gram matrix and runs every greedy step in one launch, where
+            # the cached path's greedy launches kernels for each of its B steps. And cuBLAS picks kernels by shape,
+            # so a matrix grown block by block could round differently from the one divprune builds.
             picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric)
         else:
+            # CPU: the distances are the expensive part (rebuilding them is O(C^2 D), extending them O(C F D)); the
+            # greedy over the cached matrix is O(B C) of cheap steps.
             distances = self._distances[:end, :end].unsqueeze(0)
             valid = torch.ones(1, end, dtype=torch.bool, device=distances.device)
             scores = first_pick_scores(distances, valid)  # sets the diagonal to +inf, as divprune does
             picks = greedy_from_distances(distances, scores, valid, [self.token_budget])[0]
-        return picks.sort().values
+        return picks.sort().values  # picks come in selection order; sorted, the memory stays in time order
 
     def _compact(self, kept: torch.Tensor, kept_cpu: torch.Tensor, num_candidates: int) -> None:
         super()._compact(kept, kept_cpu, num_candidates)
         if self.resolved_update != "cached":
             return
+        # The same index on rows and columns: the kept tokens' block, in their new order (see reset for why it
+        # stays valid).
         count = int(kept_cpu.numel())
         device_kept = kept.to(self._distances.device)
         block = self._distances[:num_candidates, :num_candidates]
@@ -474,7 +507,7 @@ class FifoTokenMemory(TokenMemory):
     def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
         if end <= self.token_budget:
             return None
-        return torch.arange(end - self.token_budget, end)
+        return torch.arange(end - self.token_budget, end)  # the oldest candidates are evicted
 
 
 class UniformTokenMemory(TokenMemory):
@@ -489,6 +522,9 @@ class UniformTokenMemory(TokenMemory):
         self.stride = 1
 
     def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+        # Strides are powers of two, so the tokens kept at stride 2s are a subset of those kept at stride s: the
+        # memory never needs a token it dropped earlier. Each doubling evicts every other held token; of the new frame,
+        # only the tokens at multiples of the stride join.
         indices = self._token_indices[:end]
         while int((indices % self.stride == 0).sum()) > self.token_budget:
             self.stride *= 2
@@ -520,6 +556,10 @@ class RandomTokenMemory(TokenMemory):
     def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
         if end <= self.token_budget:
             return None
+        # Reservoir sampling (Algorithm R), one token at a time in stream order: the n-th token seen
+        # (n = seen + offset in the frame + 1) joins while the memory has room, and after that replaces a uniformly
+        # chosen member with probability B / n, which keeps every token seen so far in the memory with the same
+        # probability B / n. `members` holds candidate indices by slot; an evicted member is simply overwritten.
         members = list(range(start))
         seen = self.num_tokens_seen
         for candidate in range(start, end):

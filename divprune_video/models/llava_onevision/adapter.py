@@ -110,8 +110,8 @@ def bilinear_pool(features: torch.Tensor) -> torch.Tensor:
 
     The interpolation reads the (T, P, P, D) tokens as a channels-last view; PyTorch's channels-last bilinear kernel
     weighs the same four neighbours in the same order, so the result is bit-identical (tested), while the
-    channels-first kernel is slow with thousands of channels on a 27 x 27 grid: half the 32-frame encode of the 7B
-    model on an H200 (BENCHMARKS.md).
+    channels-first kernel (and the copy into its layout) is slow with thousands of channels on a 27 x 27 grid
+    (measurements: notes/design-history.md#divprune_videomodelsllava_onevisionadapter).
     """
     frames, count, dim = features.shape
     side = math.isqrt(count)

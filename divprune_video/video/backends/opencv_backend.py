@@ -46,7 +46,8 @@ def open_capture(source: VideoSource, *, timeout: Optional[float] = None) -> Any
 
 
 def to_rgb(image_bgr: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB copy of an OpenCV BGR image (cvtColor: ~30x faster than a reversed-stride numpy copy)."""
+    """(H, W, 3) RGB copy of an OpenCV BGR image (cvtColor: much faster than a reversed-stride numpy copy, see
+    notes/design-history.md#divprune_videovideobackendsopencv_backend)."""
     cv2 = load_backend("opencv")
     return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
 

@@ -1,12 +1,13 @@
 """The default backend: PyAV (FFmpeg's libraries, wheels on every platform).
 
-Frame-exact random access. Opening scans the packets once (no decoding; ~0.1 s for a 10-minute 720p file) to
-get every frame's presentation timestamp and the keyframes; frame ``i`` is the ``i``-th smallest timestamp. To
-read frames, the wanted ones are grouped by the keyframe they follow, and each group is decoded from a seek to
-that keyframe, matching frames by timestamp, so B-frames, variable frame rate and odd start times cannot shift
-the numbering. Packets that are not wanted are decoded with ``skip_frame=NONREF``, which drops frames that no
-other frame references (most B-frames) without changing any frame that is kept. Groups are spread over threads,
-each with its own demuxer and decoder (PyAV releases the GIL while decoding).
+Frame-exact random access. Opening scans the packets once (no decoding, so it is cheap next to decoding; see
+notes/design-history.md#divprune_videovideobackendspyav) to get every frame's presentation timestamp and the
+keyframes; frame ``i`` is the ``i``-th smallest timestamp. To read frames, the wanted ones are grouped by the
+keyframe they follow, and each group is decoded from a seek to that keyframe, matching frames by timestamp, so
+B-frames, variable frame rate and odd start times cannot shift the numbering. Packets that are not wanted are
+decoded with ``skip_frame=NONREF``, which drops frames that no other frame references (most B-frames) without
+changing any frame that is kept. Groups are spread over threads, each with its own demuxer and decoder (PyAV
+releases the GIL while decoding).
 """
 
 from __future__ import annotations
