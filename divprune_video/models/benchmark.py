@@ -41,6 +41,7 @@ from .bench_decoding import (
     measure_shared,
     prompts_after_video,
 )
+from .context import ContextLengthError
 from .presets import build_model
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,14 @@ def run(args: argparse.Namespace) -> int:
             for layer in prune_layers
             for ratio in keep_ratios
         ]
+        measured = []
         for pruning in configs:
-            select_ms, prefill_ms, peak = _measure(adapter, video, ids, mask, pruning, repeats)
+            try:
+                select_ms, prefill_ms, peak = _measure(adapter, video, ids, mask, pruning, repeats)
+            except ContextLengthError as error:  # e.g. 256 frames unpruned: recorded, and the other rows go on
+                print(f"# {frames} frames, {_setting(pruning)}: not run: {error}", flush=True)
+                continue
+            measured.append(pruning)
             rows.append(
                 Row(
                     frames,
@@ -199,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
                 PruningConfig(keep_ratio=min(keep_ratios), method=args.method, prune_layer=layer)
                 for layer in prune_layers
             ]
+            decoded = [pruning for pruning in decoded if pruning in measured]
             ttft = {(row.prune_layer, row.keep_ratio): row.ttft_ms for row in rows if row.frames == frames}
             _measure_decoding(
                 args, adapter, video, ids, decoded, encode_ms, ttft, repeats, frames, decode_rows, shared_rows
@@ -235,9 +243,7 @@ def _measure_decoding(
     mask = torch.ones_like(ids)
     prompts = prompts_after_video(ids, AGREEMENT_PROMPTS if cuda else 2, max(1, args.text_tokens // 2))
     for pruning in configs:
-        setting = (
-            f"{pruning.method} {pruning.keep_ratio:.0%}, layer {pruning.prune_layer}" if pruning.enabled else "unpruned"
-        )
+        setting = _setting(pruning)
         for mode in ("generate", "static"):
             per_token, answer_ms, sequences = measure_path(adapter, video, ids, mask, pruning, tokens, repeats, mode)
             agree, note = (
@@ -334,6 +340,13 @@ def _to_device(pixels: Any, device: torch.device, dtype: torch.dtype) -> Any:
         pixels,
         **{field.name: _to_device(getattr(pixels, field.name), device, dtype) for field in dataclasses.fields(pixels)},
     )
+
+
+def _setting(pruning: Any) -> str:
+    """A row's setting in words: "divprune 15%, layer 0" or "unpruned"."""
+    if not pruning.enabled:
+        return "unpruned"
+    return f"{pruning.method} {pruning.keep_ratio:.0%}, layer {pruning.prune_layer}"
 
 
 def _measure_plain(stock: Any, num_frames: int, size: int, num_text: int, repeats: int) -> Row:

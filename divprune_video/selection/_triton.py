@@ -1,8 +1,13 @@
-"""Fused GPU kernels for the full path (Triton). They pick exactly what :mod:`.greedy` picks on the same matrix.
+"""Fused GPU kernels (Triton). They pick exactly what :mod:`.greedy` picks on the same distances.
 
-Why fused: each greedy step reads one row of N distances and does one arg-max. Plain PyTorch spends two to three
-kernel launches per step (about 45 us); here one program per batch row runs *all* steps, holding the running
-minimum of every token in registers, so a step costs one row load plus one block-wide reduction.
+The full path's kernels. Why fused: each greedy step reads one row of N distances and does one arg-max. Plain
+PyTorch spends two to three kernel launches per step, and is launch-bound (notes/selection-perf.md); here one
+program per batch row runs *all* steps, holding the running minimum of every token in registers, so a step costs
+one row load plus one block-wide reduction.
+
+The matrix-free path's kernels (:mod:`.chunked`): a GEMM whose epilogue turns its tile into cosine distances and
+folds their minima into per-token minima, so no tile of distances is ever written (the two passes over all N tokens
+are then bound by the tensor cores, not by memory traffic), and a one-program greedy over a round's candidates.
 
 Exactness: the cosine distance is recomputed from the Gram row with the same float32 operations, in the same
 order, as :func:`~.distance.cosine_from_gram` (floating-point contraction into FMA is switched off), and arg-max
@@ -407,6 +412,174 @@ def cosine_first_scores(
     )
     scores = torch.minimum(col_min, row_part.amin(dim=1), out=col_min)
     return scores if valid is None else scores.masked_fill_(~valid, float("-inf"))
+
+
+@triton.jit
+def _cosine_min_kernel(
+    tokens_ptr,
+    rows_ptr,
+    inv_norm_ptr,
+    row_min_ptr,
+    col_min_ptr,
+    M,
+    N,
+    D,
+    max_offset,
+    SYMMETRIC: tl.constexpr,
+    IEEE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """Minima of cosine distances between the (M) row tokens and all (N) tokens, never storing the distances.
+
+    Each program multiplies one BLOCK x BLOCK tile of the Gram matrix on the tensor cores, turns it into distances
+    with the same float32 operations as :func:`~.distance.cosine_from_gram`, and folds the tile's minima into
+    ``col_min`` (and ``row_min``) with atomic minima: ``min`` is exact, so the order in which tiles land does not
+    matter.
+
+    SYMMETRIC (first-pick scores): the rows are all N tokens; only tiles on or below the diagonal run (d_ij is
+    d_ji), each feeding its row minima to its rows and its column minima to its columns; the diagonal is excluded.
+    Otherwise the rows are the tokens ``rows_ptr[0..M)`` and only ``col_min`` is written.
+    """
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    if pid_n - pid_m <= max_offset:  # SYMMETRIC: max_offset 0, the lower triangle of tiles; else every tile
+        offs = tl.arange(0, BLOCK)
+        rm = pid_m * BLOCK + offs
+        rn = pid_n * BLOCK + offs
+        row_in = rm < M
+        col_in = rn < N
+        if SYMMETRIC:
+            row_ids = rm
+        else:
+            row_ids = tl.load(rows_ptr + rm, mask=row_in, other=0)
+        # Both operands are tiles of the same row-major tokens: the B tile is read as (BLOCK_K, BLOCK), still in
+        # contiguous runs along D. Padding rows, columns and the tail of D load zeros and are skipped below.
+        ks = tl.arange(0, BLOCK_K)
+        a_ptrs = tokens_ptr + row_ids.to(tl.int64)[:, None] * D + ks[None, :]
+        b_ptrs = tokens_ptr + rn.to(tl.int64)[None, :] * D + ks[:, None]
+        acc = tl.zeros((BLOCK, BLOCK), tl.float32)
+        for k in range(0, D, BLOCK_K):
+            k_in = (k + ks) < D
+            a = tl.load(a_ptrs + k, mask=row_in[:, None] & k_in[None, :], other=0.0)
+            b = tl.load(b_ptrs + k, mask=k_in[:, None] & col_in[None, :], other=0.0)
+            if IEEE:
+                acc += tl.dot(a, b, input_precision="ieee")
+            else:
+                acc += tl.dot(a, b)
+        inv_rows = tl.load(inv_norm_ptr + row_ids, mask=row_in, other=1.0)
+        inv_cols = tl.load(inv_norm_ptr + rn, mask=col_in, other=1.0)
+        # The float32 operations of cosine_from_gram in its order (no FMA contraction: enable_fp_fusion=False), so a
+        # distance rounds as the PyTorch paths round it from the same Gram value; only the Gram value's own
+        # accumulation order differs from cuBLAS's (a float32 near-tie may go either way, as between GEMM kernels).
+        d = 1.0 - (acc * inv_rows[:, None]) * inv_cols[None, :]
+        skip = ~row_in[:, None] | ~col_in[None, :]
+        if SYMMETRIC:
+            skip = skip | (rm[:, None] == rn[None, :])
+            tl.atomic_min(row_min_ptr + rm, tl.min(tl.where(skip, float("inf"), d), axis=1), mask=row_in)
+        tl.atomic_min(col_min_ptr + rn, tl.min(tl.where(skip, float("inf"), d), axis=0), mask=col_in)
+
+
+@triton.jit
+def _round_kernel(dist_ptr, start_ptr, out_ptr, count_ptr, tau, M, limit, BLOCK: tl.constexpr):
+    """The greedy among M candidates (:func:`~.chunked.greedy_round`) in one program: the candidates' running
+    minima stay in registers; the first pick is unconditional, each next one is taken while its running minimum is
+    strictly above ``tau`` (at most ``limit`` picks). Writes the picks to ``out`` and their number to ``count``."""
+    offs = tl.arange(0, BLOCK)
+    in_range = offs < M
+    min_dist = tl.load(start_ptr + offs, mask=in_range, other=float("-inf"))
+    pick = _index_of(tl.max(_score_keys(min_dist, offs), axis=0))
+    step = 0
+    go = step < limit
+    while go:
+        tl.store(out_ptr + step, pick)
+        row = tl.load(dist_ptr + pick.to(tl.int64) * M + offs, mask=in_range, other=0.0)
+        min_dist = tl.minimum(min_dist, row)
+        min_dist = tl.where(offs == pick, float("-inf"), min_dist)
+        pick = _index_of(tl.max(_score_keys(min_dist, offs), axis=0))
+        best = tl.max(min_dist, axis=0)
+        step += 1
+        go = (step < limit) & (best > tau)
+    tl.store(count_ptr, step)
+
+
+#: Tile edge and depth of :func:`_cosine_min_kernel` (tokens per tile side, elements of D per step).
+MIN_TILE, MIN_TILE_K = 128, 64
+
+
+class FusedCosine:
+    """The two passes of the matrix-free path over all N tokens (cosine, CUDA), as fused GEMM + minimum kernels.
+
+    tokens: (N, D) float16, bfloat16 or float32 on CUDA, without exact duplicates (the caller checks: the kernels
+    compute every distance from its formula, where copies must read 0).
+    """
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self.tokens = tokens.contiguous()
+        self.inv = inverse_norms(self.tokens).float().contiguous()
+        self.num_tokens, self.dim = self.tokens.shape
+
+    def _launch(self, rows: torch.Tensor | None, row_min: torch.Tensor, col_min: torch.Tensor) -> None:
+        num_rows = self.num_tokens if rows is None else rows.shape[0]
+        grid = (triton.cdiv(num_rows, MIN_TILE), triton.cdiv(self.num_tokens, MIN_TILE))
+        _cosine_min_kernel[grid](
+            self.tokens,
+            col_min if rows is None else rows,
+            self.inv,
+            row_min,
+            col_min,
+            num_rows,
+            self.num_tokens,
+            self.dim,
+            0 if rows is None else grid[1],
+            SYMMETRIC=rows is None,
+            IEEE=self.tokens.dtype == torch.float32,
+            BLOCK=MIN_TILE,
+            BLOCK_K=MIN_TILE_K,
+            num_warps=8,
+            num_stages=3,
+            enable_fp_fusion=False,
+        )
+
+    def first_pick_scores(self) -> torch.Tensor:
+        """Each token's smallest distance to any other token, as :func:`~.greedy.first_pick_scores`. -> (N,)."""
+        row_min = torch.full((self.num_tokens,), float("inf"), device=self.tokens.device)
+        col_min = torch.full_like(row_min, float("inf"))
+        self._launch(None, row_min, col_min)
+        return torch.minimum(row_min, col_min, out=row_min)
+
+    def column_minima(self, rows: torch.Tensor) -> torch.Tensor:
+        """(N,) each token's smallest distance from the tokens at positions ``rows`` ((R,) int64)."""
+        col_min = torch.full((self.num_tokens,), float("inf"), device=self.tokens.device)
+        self._launch(rows.to(torch.int32).contiguous(), col_min, col_min)
+        return col_min
+
+
+def greedy_round_triton(dist: torch.Tensor, start: torch.Tensor, tau: float, limit: int) -> torch.Tensor:
+    """:func:`~.chunked.greedy_round` in one Triton program (float32 on CUDA, at most MAX_REGISTER_TOKENS
+    candidates; otherwise it runs the PyTorch loop). Returns (R,) int64 positions among the candidates."""
+    num = start.shape[0]
+    if num > MAX_REGISTER_TOKENS or dist.dtype != torch.float32:
+        from .chunked import greedy_round
+
+        return greedy_round(dist, start, tau, limit)
+    out = torch.empty(min(limit, num), dtype=torch.int32, device=dist.device)
+    count = torch.zeros(1, dtype=torch.int32, device=dist.device)
+    block = max(triton.next_power_of_2(num), 128)
+    warps = 4 if block <= 1024 else 8 if block <= 4096 else 16
+    _round_kernel[(1,)](
+        dist.contiguous(),
+        start.contiguous(),
+        out,
+        count,
+        tau,
+        num,
+        min(limit, num),
+        BLOCK=block,
+        num_warps=warps,
+        enable_fp_fusion=False,
+    )
+    return out[: int(count)].long()
 
 
 def uses_gram(tokens: torch.Tensor, metric: str) -> bool:

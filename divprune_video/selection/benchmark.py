@@ -21,7 +21,9 @@ from .distance import compute_dtype
 from .divprune_selector import divprune, plan_selection
 from .metrics import min_pairwise_distance
 
-DEFAULT_SIZES = (576, 2304, 4608, 9216, 18432, 36864, 73728, 147456)
+DEFAULT_SIZES = (576, 2304, 4608, 9216, 18432, 36864, 73728, 147456, 294912, 589824)
+#: Above this N the process is limited to ``memory_limit_gib`` of GPU memory by default, as on an 80 GB GPU.
+MEMORY_LIMIT_FROM = 73728
 #: The defaults without a CUDA device: sizes, token dimension and dtype a CPU measures in seconds.
 CPU_SIZES, CPU_DIM, CPU_DTYPE = (576, 1152, 2304), 1024, "float32"
 
@@ -63,6 +65,8 @@ class BenchRow:
     published_ms: Optional[float] = None
     published_mib: Optional[float] = None
     published_status: str = "ok"
+    memory_limit_gib: Optional[float] = None
+    checked_against: Optional[str] = None
     same_as_torch: Optional[bool] = None
     same_as_published_fp32: Optional[bool] = None
     divergences: dict = field(default_factory=dict)
@@ -94,6 +98,16 @@ def measure(fn: Callable[[], torch.Tensor], device: torch.device, repeats: int) 
             times.append(1e3 * (time.perf_counter() - begin))
     peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20 if device.type == "cuda" else float("nan")
     return statistics.median(times), peak, result
+
+
+def _limit_memory(device: torch.device, gib: Optional[float]) -> None:
+    """Limit this process to ``gib`` GiB of the CUDA device's memory (None: the whole device)."""
+    if device.type != "cuda":
+        return
+    torch.cuda.empty_cache()
+    index = torch.cuda.current_device() if device.index is None else device.index
+    total = torch.cuda.get_device_properties(index).total_memory
+    torch.cuda.set_per_process_memory_fraction(1.0 if gib is None else min(1.0, gib * 2**30 / total), index)
 
 
 def _score(tokens: torch.Tensor, prefix: torch.Tensor, candidate: int) -> float:
@@ -136,14 +150,19 @@ def run_benchmark(
     device: Optional[str] = None,
     repeats: int = 3,
     published_max: int = 36864,
-    check_max: int = 147456,
+    check_max: int = 589824,
+    memory_limit_gib: Optional[float] = 80.0,
+    memory_limit_from: int = MEMORY_LIMIT_FROM,
     seed: int = 0,
     progress: Optional[Callable[[str], None]] = None,
 ) -> list[BenchRow]:
     """Time ours and the published-style greedy at each N on random (N, dim) tokens and compare their picks.
 
     ``published_max``: largest N at which the published-style greedy runs (it is O(k^2 N) and O(N^2) memory).
-    ``check_max``: largest N at which our picks are checked against the pure-PyTorch path.
+    ``check_max``: largest N at which our picks are checked against the pure-PyTorch path: the full path (the
+    definition) where its matrix fits the whole device, else the pure-PyTorch chunked path.
+    ``memory_limit_gib``: above ``memory_limit_from`` tokens, ours runs with the process limited to this much GPU
+    memory (``torch.cuda.set_per_process_memory_fraction``), as on a GPU of that size; None: no limit.
     """
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
@@ -151,14 +170,20 @@ def run_benchmark(
         generator = torch.Generator().manual_seed(seed + num_tokens)
         tokens = torch.randn(num_tokens, dim, generator=generator).to(device=target, dtype=dtype)
         num_keep = max(1, round(keep_ratio * num_tokens))
+        limited = target.type == "cuda" and memory_limit_gib is not None and num_tokens > memory_limit_from
+        _limit_memory(target, memory_limit_gib if limited else None)
         plan = plan_selection(tokens)
         repeat_here = repeats if num_tokens <= 18432 else 1
         ours_ms, ours_mib, ours = measure(
             lambda tokens=tokens, num_keep=num_keep: divprune(tokens, num_keep=num_keep), target, repeat_here
         )
         row = BenchRow(num_tokens, num_keep, plan.path, plan.backend, ours_ms, ours_mib)
+        row.memory_limit_gib = memory_limit_gib if limited else None
+        _limit_memory(target, None)  # the checks below may use the whole device
         if num_tokens <= check_max and plan.backend != "torch":
-            reference = divprune(tokens, num_keep=num_keep, backend="torch", path=plan.path)
+            reference_path = "full" if plan_selection(tokens, path="auto").path == "full" else "chunked"
+            reference = divprune(tokens, num_keep=num_keep, backend="torch", path=reference_path)
+            row.checked_against = f"{reference_path}/torch"
             row.same_as_torch = bool(torch.equal(ours, reference))
             if not row.same_as_torch:
                 row.divergences["torch"] = asdict(divergence(tokens, ours, reference))
@@ -187,7 +212,7 @@ def run_benchmark(
 
 
 HEADER = (
-    "| N tokens | kept | published ms | published MiB | ours ms | ours MiB | speed-up | path | "
+    "| N tokens | kept | published ms | published MiB | ours ms | ours MiB | GPU memory limit | speed-up | path | "
     "same as torch path | same as published (fp32) |"
 )
 
@@ -204,13 +229,16 @@ def format_row(row: BenchRow) -> str:
 
     return (
         f"| {row.num_tokens:,} | {row.num_keep:,} | {published_ms} | {_fmt(row.published_mib, ',.0f')} | "
-        f"{row.ours_ms:,.3f} | {row.ours_mib:,.0f} | {_fmt(row.speedup, ',.1f')}x | "
-        f"{row.path}/{row.backend} | {agree(row.same_as_torch)} | {agree(row.same_as_published_fp32)} |"
+        f"{row.ours_ms:,.3f} | {row.ours_mib:,.0f} | {_fmt(row.memory_limit_gib, '.0f', 'none')}"
+        f"{'' if row.memory_limit_gib is None else ' GiB'} | {_fmt(row.speedup, ',.1f')}x | "
+        f"{row.path}/{row.backend} | {agree(row.same_as_torch)}"
+        f"{'' if row.checked_against is None else f' ({row.checked_against})'} | "
+        f"{agree(row.same_as_published_fp32)} |"
     )
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:
-    lines = [HEADER, "|" + "---:|" * 10]
+    lines = [HEADER, "|" + "---:|" * 11]
     lines += [format_row(row) for row in rows]
     notes = []
     for row in rows:
@@ -234,7 +262,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sizes",
         default=None,
-        help=f"comma-separated token counts N (default: 576 ... 147456; on the CPU {','.join(map(str, CPU_SIZES))})",
+        help=f"comma-separated token counts N (default: 576 ... 589824; on the CPU {','.join(map(str, CPU_SIZES))})",
     )
     parser.add_argument("--dim", type=int, default=None, help=f"token dimension D (default 4096; CPU {CPU_DIM})")
     parser.add_argument(
@@ -251,9 +279,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--check-max",
         type=int,
-        default=147456,
-        help="largest N at which picks are checked against the pure-PyTorch path",
+        default=589824,
+        help="largest N at which picks are checked against the pure-PyTorch path (the full path where its matrix "
+        "fits the device, else the chunked path)",
     )
+    parser.add_argument(
+        "--memory-limit-gib",
+        type=float,
+        default=80.0,
+        help="GPU memory the process may use for sizes above --memory-limit-from (default 80: an 80 GB GPU)",
+    )
+    parser.add_argument(
+        "--memory-limit-from",
+        type=int,
+        default=MEMORY_LIMIT_FROM,
+        help=f"apply --memory-limit-gib above this N (default {MEMORY_LIMIT_FROM:,})",
+    )
+    parser.add_argument("--no-memory-limit", action="store_true", help="use the whole GPU at every size")
     parser.set_defaults(func=_main)
 
 
@@ -275,6 +317,8 @@ def _main(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         published_max=args.published_max,
         check_max=args.check_max,
+        memory_limit_gib=None if args.no_memory_limit else args.memory_limit_gib,
+        memory_limit_from=args.memory_limit_from,
         progress=lambda line: print(line, flush=True),
     )
     print()
@@ -284,7 +328,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _cpu_sized_defaults(args: argparse.Namespace, *, on_cpu: bool) -> None:
-    """Fill the options left out: the GPU sizes (up to N = 147,456 in float16), or on the CPU small ones."""
+    """Fill the options left out: the GPU sizes (up to N = 589,824 in float16), or on the CPU small ones."""
     args.sizes = args.sizes or ",".join(map(str, CPU_SIZES if on_cpu else DEFAULT_SIZES))
     args.dim = args.dim or (CPU_DIM if on_cpu else 4096)
     args.dtype = args.dtype or (CPU_DTYPE if on_cpu else "float16")

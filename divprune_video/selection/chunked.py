@@ -1,46 +1,75 @@
-"""The matrix-free path: DivPrune without ever holding the (N, N) distance matrix.
+"""The matrix-free path: DivPrune without ever holding the (N, N) distance matrix, in rounds of candidates.
 
-Memory is O(N * D + tile): the first pick's scores come from row tiles of the distance matrix with a running
-column minimum, and each greedy step computes the one row of distances it needs from the tokens (one
-matrix-vector product, which reads the tokens once). Used when the full matrix does not fit.
+Memory is O(N * D + tile). The first pick's scores come from row tiles of the distance matrix with a running
+column minimum (on CUDA, a fused kernel that computes only the lower triangle). After that, a naive step would
+read all N tokens to compute the one row of distances it needs: ~1.2 GB per step at N = 147,456, D = 4,096, or
+tens of seconds per selection. Instead the greedy runs in *rounds*:
+
+1. Every token's running minimum ``m`` (its distance to the nearest pick so far) is exact at the start of a round.
+   Take the ``candidates`` tokens with the largest ``m`` (and the overall arg-max, so that a tie at the boundary
+   cannot stall a round), and ``tau``, the largest ``m`` of any token left out.
+2. Run the greedy among the candidates only, on their (M, M) distance matrix. A candidate's ``m`` is kept exact
+   (it sees every pick of the round); a token left out still has ``m <= tau``, because running minima only
+   decrease. So while the best candidate's ``m`` is *strictly* above ``tau`` it is the greedy's next pick over all
+   N tokens (ties included: everything outside is lower), and the round may go on. The round's first pick is the
+   overall arg-max, so every round picks at least one token.
+3. When the best candidate falls to ``tau`` or below, the round ends: the round's picks update every token's ``m``
+   in one pass over the tokens (a matrix product with R rows instead of R matrix-vector products).
+
+The picks are those of the step-by-step greedy: only which token is compared where changes, never a decision.
+Distances come from the formulas of :func:`~.distance.pairwise_distance`, exact duplicates included.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
 from .distance import compute_dtype, cosine_from_gram, gram, inverse_norms, minkowski
-from .duplicates import first_occurrences, share_duplicate_distances
+from .duplicates import first_occurrences
 
-#: Bytes of one row tile of the distance matrix while computing the first pick's scores.
+#: Bytes of one tile of distances (first-pick scores, and the update that ends each round).
 DEFAULT_TILE_BYTES = 512 * 1024 * 1024
+#: Candidates per round: their (M, M) distances are computed once per round, and on CUDA the round's greedy runs
+#: in one kernel that holds every candidate's running minimum in registers (at most 16,384).
+DEFAULT_CANDIDATES = 4096
 
-RowFunction = Callable[[torch.Tensor], torch.Tensor]
+BlockFunction = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+RoundFunction = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 
 
-def distance_rows(tokens: torch.Tensor, metric: str) -> RowFunction:
-    """Return ``rows(index) -> (len(index), N)`` distances from the tokens ``index`` to all N tokens.
+def distance_block(tokens: torch.Tensor, metric: str) -> BlockFunction:
+    """Return ``block(rows, cols=None) -> (len(rows), len(cols) or N)`` distances between tokens.
 
-    tokens: (N, D). The formulas are those of :func:`~.distance.pairwise_distance`, exact duplicates included:
-    a token's row is its first occurrence's, with 0 at its copies.
+    tokens: (N, D); ``rows`` / ``cols``: int64 positions. The formulas are those of
+    :func:`~.distance.pairwise_distance`, exact duplicates included: a token's distances are its first
+    occurrence's, with 0 between copies.
     """
-    if metric == "cosine":
-        inv = inverse_norms(tokens)
-
-        def rows(index: torch.Tensor) -> torch.Tensor:
-            return cosine_from_gram(gram(tokens.index_select(0, index), tokens), inv[index], inv)
-    else:
-        x = tokens.to(compute_dtype(tokens.dtype))
-
-        def rows(index: torch.Tensor) -> torch.Tensor:
-            return minkowski(x.index_select(0, index), x, metric)
-
     first = first_occurrences(tokens)
+    # With duplicates, every token is replaced by its first occurrence (bitwise the same values) and copies are set
+    # to 0 afterwards: the formulas alone leave identical cosine tokens about 1e-7 apart.
+    inv = inverse_norms(tokens) if metric == "cosine" else None
+    x = tokens if metric == "cosine" else tokens.to(compute_dtype(tokens.dtype))
+
+    def raw(rows: torch.Tensor, cols: Optional[torch.Tensor]) -> torch.Tensor:
+        a = x.index_select(0, rows)
+        b = x if cols is None else x.index_select(0, cols)
+        if inv is None:
+            return minkowski(a, b, metric)
+        inv_b = inv if cols is None else inv[cols]
+        return cosine_from_gram(gram(a, b), inv[rows], inv_b)
+
     if first is None:
-        return rows
-    return lambda index: share_duplicate_distances(rows(first[index]), first[index], first)
+        return raw
+
+    def block(rows: torch.Tensor, cols: Optional[torch.Tensor]) -> torch.Tensor:
+        row_first = first[rows]
+        col_first = first if cols is None else first[cols]
+        out = raw(row_first, col_first)
+        return out.masked_fill_(row_first.unsqueeze(-1) == col_first.unsqueeze(-2), 0.0)
+
+    return block
 
 
 def select_chunked(
@@ -49,34 +78,120 @@ def select_chunked(
     counts: list[int],
     metric: str,
     tile_bytes: int = DEFAULT_TILE_BYTES,
+    candidates: int = DEFAULT_CANDIDATES,
+    use_triton: bool = False,
 ) -> torch.Tensor:
-    """tokens: (B, N, D), valid: (B, N) bool, counts: B keep counts. Returns (B, max(counts)) picks, -1 padded."""
+    """tokens: (B, N, D), valid: (B, N) bool, counts: B keep counts. Returns (B, max(counts)) picks, -1 padded.
+
+    ``tile_bytes`` bounds each tile of distances; ``candidates`` is the number of tokens per round (module
+    docstring); ``use_triton``: run the rounds' greedy, and for cosine tokens without exact duplicates the passes
+    over all tokens, in the Triton kernels (CUDA). None of them changes the picks.
+    """
+    if candidates < 1:
+        raise ValueError(f"candidates must be >= 1; got {candidates}")
     picks = torch.full((tokens.shape[0], max(counts)), -1, dtype=torch.long, device=tokens.device)
     for row, (row_tokens, row_valid, count) in enumerate(zip(tokens, valid, counts)):
         kept = row_valid.nonzero().flatten()
         subset = row_tokens if len(kept) == row_tokens.shape[0] else row_tokens[kept]
-        picks[row, :count] = kept[_select_one(subset, count, metric, tile_bytes)]
+        picks[row, :count] = kept[select_in_rounds(subset, count, metric, tile_bytes, candidates, use_triton)]
     return picks
 
 
-def _select_one(tokens: torch.Tensor, count: int, metric: str, tile_bytes: int) -> torch.Tensor:
+def select_in_rounds(
+    tokens: torch.Tensor,
+    count: int,
+    metric: str,
+    tile_bytes: int = DEFAULT_TILE_BYTES,
+    candidates: int = DEFAULT_CANDIDATES,
+    use_triton: bool = False,
+) -> torch.Tensor:
+    """DivPrune over (N, D) ``tokens`` without an (N, N) matrix (module docstring). Returns (count,) int64 picks.
+
+    ``use_triton``: as in :func:`select_chunked`; the caller checks that Triton can run on the tokens."""
     num_tokens = tokens.shape[0]
     device = tokens.device
-    rows = distance_rows(tokens, metric)
-    first_scores = _first_pick_scores(rows, num_tokens, device, tile_bytes)
+    fused = _fused_cosine(tokens, metric) if use_triton else None
+    block = distance_block(tokens, metric)
+    if fused is not None:
+        first_scores = fused.first_pick_scores()
+    else:
+        first_scores = _first_pick_scores(block, num_tokens, device, tile_bytes)
     picks = torch.empty(count, dtype=torch.long, device=device)
-    pick = first_scores.argmax().view(1)
-    picks[0] = pick[0]
-    min_dist = torch.full((num_tokens,), float("inf"), dtype=first_scores.dtype, device=device)
-    for step in range(1, count):
-        torch.minimum(min_dist, rows(pick)[0], out=min_dist)
-        min_dist[pick] = float("-inf")
-        pick = min_dist.argmax().view(1)
-        picks[step] = pick[0]
+    picks[0] = first_scores.argmax()
+    min_dist = block(picks[:1], None)[0]
+    min_dist[picks[0]] = float("-inf")
+    run_round = _round_function(use_triton)
+    done = 1
+    while done < count:
+        size = min(candidates, num_tokens - done)
+        if size < num_tokens - done:
+            top = torch.topk(min_dist, size + 1, sorted=True)
+            tau = float(top.values[size])
+            chosen = torch.cat([top.indices[:size], min_dist.argmax().view(1)])
+        else:  # every unpicked token is a candidate: nothing is left out
+            tau = float("-inf")
+            chosen = (min_dist > float("-inf")).nonzero().flatten()
+        # Ascending positions: the round's arg-max then breaks ties towards the lowest position, as the greedy does.
+        chosen = torch.unique(chosen)
+        local = run_round(block(chosen, chosen), min_dist[chosen], tau, count - done)
+        new = chosen[local]
+        picks[done : done + len(new)] = new
+        done += len(new)
+        if done < count:
+            _lower_minima(min_dist, new, block, fused, tile_bytes)
+        min_dist[new] = float("-inf")
     return picks
 
 
-def _first_pick_scores(rows: RowFunction, num_tokens: int, device: torch.device, tile_bytes: int) -> torch.Tensor:
+def greedy_round(dist: torch.Tensor, start: torch.Tensor, tau: float, limit: int) -> torch.Tensor:
+    """The greedy among M candidates (pure PyTorch): step 2 of the module docstring.
+
+    dist: (M, M) distances between the candidates (row s from candidate s), start: (M,) their running minima,
+    ``tau``: the largest running minimum outside, ``limit``: at most this many picks. The first pick is the
+    arg-max of ``start``; each next pick is taken only while its running minimum is strictly above ``tau``.
+    Returns (R,) int64 positions among the candidates, 1 <= R <= limit.
+    """
+    values = start.clone()
+    local: list[int] = []
+    while len(local) < limit:
+        pick = int(values.argmax())
+        if local and not float(values[pick]) > tau:
+            break
+        local.append(pick)
+        torch.minimum(values, dist[pick], out=values)
+        values[pick] = float("-inf")
+    return torch.tensor(local, dtype=torch.long, device=dist.device)
+
+
+def _round_function(use_triton: bool) -> RoundFunction:
+    """The round's greedy: one Triton program (when the candidates fit in its registers), or PyTorch."""
+    if use_triton:
+        from ._triton import greedy_round_triton
+
+        return greedy_round_triton
+    return greedy_round
+
+
+def _fused_cosine(tokens: torch.Tensor, metric: str):
+    """The fused Triton kernels for the two passes over all tokens (cosine, no exact duplicates), or None."""
+    if metric != "cosine" or first_occurrences(tokens) is not None:
+        return None
+    from ._triton import FusedCosine
+
+    return FusedCosine(tokens)
+
+
+def _lower_minima(min_dist: torch.Tensor, new: torch.Tensor, block: BlockFunction, fused, tile_bytes: int) -> None:
+    """Step 3 of the module docstring: ``min_dist = min(min_dist, d(new, .))`` over all tokens, in place."""
+    if fused is not None:
+        torch.minimum(min_dist, fused.column_minima(new), out=min_dist)
+        return
+    rows = max(1, tile_bytes // (4 * min_dist.shape[0]))
+    for part in new.split(rows):
+        torch.minimum(min_dist, block(part, None).amin(dim=0), out=min_dist)
+
+
+def _first_pick_scores(block: BlockFunction, num_tokens: int, device: torch.device, tile_bytes: int) -> torch.Tensor:
     """Each token's smaller of column and row minimum, diagonal excluded, one row tile at a time. -> (N,).
 
     Same values as :func:`~.greedy.first_pick_scores`: a running minimum over the tiles' columns, and the tiles'
@@ -87,7 +202,7 @@ def _first_pick_scores(rows: RowFunction, num_tokens: int, device: torch.device,
     row_min = torch.empty(num_tokens, device=device)
     for start in range(0, num_tokens, tile_rows):
         index = torch.arange(start, min(start + tile_rows, num_tokens), device=device)
-        tile = rows(index)
+        tile = block(index, None)
         if col_min.dtype != tile.dtype:
             col_min, row_min = col_min.to(tile.dtype), row_min.to(tile.dtype)
         tile[torch.arange(len(index), device=device), index] = float("inf")

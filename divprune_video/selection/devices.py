@@ -11,7 +11,14 @@ import torch
 
 
 def total_bytes(device: torch.device) -> Optional[int]:
-    return device_properties(device).total_memory if device.type == "cuda" else None
+    """The CUDA device's memory this process may use (its per-process fraction of the total); None off CUDA."""
+    if device.type != "cuda":
+        return None
+    total = device_properties(device).total_memory
+    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    if fraction is None:
+        return total
+    return int(fraction(torch.cuda.current_device() if device.index is None else device.index) * total)
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,9 +32,18 @@ def device_properties(device: torch.device) -> Any:
 
 
 def free_bytes(device: torch.device) -> Optional[int]:
+    """Bytes this process may still allocate on ``device``: on CUDA the device's free memory plus this process's
+    cached blocks, within its limit (``torch.cuda.set_per_process_memory_fraction``); on the CPU the available
+    memory; None where unknown."""
     if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        free, total = torch.cuda.mem_get_info(device)
+        allocated = torch.cuda.memory_allocated(device)
+        available = free + torch.cuda.memory_reserved(device) - allocated
+        fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+        if fraction is not None:
+            index = torch.cuda.current_device() if device.index is None else device.index
+            available = min(available, int(fraction(index) * total) - allocated)
+        return int(available)
     if device.type == "cpu":
         try:
             with open("/proc/meminfo") as meminfo:

@@ -5,8 +5,9 @@ Paths, all picking the same tokens as the pure-PyTorch definition in :mod:`.gree
 
 * ``"full"``: the whole (N, N) distance (or Gram) matrix is built once, then the greedy steps read one row each.
   On CUDA with Triton the step loop runs in one fused kernel (:mod:`._triton`); otherwise in plain PyTorch.
-* ``"chunked"``: never holds an (N, N) matrix: the first pick's scores come from row tiles with a running
-  column minimum, and each step computes one row of distances from the tokens (:mod:`.chunked`).
+* ``"chunked"``: never holds an (N, N) matrix: the first pick's scores come from tiles with running minima, and
+  the greedy runs in rounds over the tokens most likely to be picked next, each round ending with one pass over
+  all tokens (:mod:`.chunked`).
 
 ``path="auto"`` takes ``"full"`` when its matrix fits in the free memory of the tokens' device, else ``"chunked"``.
 """
@@ -66,7 +67,7 @@ def divprune(
         keep_ratio: fraction of tokens to keep, in (0, 1]; the count is ``max(1, round(keep_ratio * N))``.
         num_keep: number of tokens to keep, in 1..N. Pass exactly one of ``keep_ratio`` and ``num_keep``.
         metric: ``"cosine"`` (``1 - cosine similarity``, the default), ``"l2"`` or ``"l1"``.
-        backend: ``"auto"`` (the fused Triton kernel on CUDA when available), ``"torch"`` or ``"triton"``.
+        backend: ``"auto"`` (the fused Triton kernels on CUDA when available), ``"torch"`` or ``"triton"``.
         path: ``"auto"``, ``"full"`` (build the (N, N) matrix) or ``"chunked"`` (never build it).
 
     Returns:
@@ -154,13 +155,11 @@ def plan_selection(
     if path == "auto":
         path = "full" if free is None or matrix_bytes <= FULL_PATH_MEMORY_FRACTION * free else "chunked"
     if backend == "auto":
-        backend = "triton" if path == "full" and triton_usable(tokens) else "torch"
+        backend = "triton" if triton_usable(tokens) else "torch"
     elif backend == "triton":
         reason = triton_unusable_reason(tokens)
         if reason:
             raise ValueError(f"backend='triton' is not available here: {reason}")
-        if path == "chunked":
-            raise ValueError("backend='triton' runs the full path only; use path='full' or backend='torch'")
     return SelectionPlan(path=path, backend=backend, matrix_bytes=matrix_bytes, free_bytes=free)
 
 
@@ -234,7 +233,7 @@ def _select(
     if plan.path == "chunked":
         from .chunked import select_chunked
 
-        return select_chunked(tokens, valid_mask, counts, metric)
+        return select_chunked(tokens, valid_mask, counts, metric, use_triton=plan.backend == "triton")
     first = (duplicates or find_duplicates(tokens, valid)).resolve()
     dist = merge_duplicates(formula_distance(tokens, metric, inv_norms), first)  # as pairwise_distance gives it
     scores = first_pick_scores(dist, valid_mask)

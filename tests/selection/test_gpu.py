@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from divprune_video import divprune, divprune_batch
+from divprune_video import divprune, divprune_batch, plan_selection
 from divprune_video.selection.benchmark import divergence, published_style_greedy
 from divprune_video.selection.distance import gram
 from divprune_video.testing import clustered_tokens, random_tokens
@@ -56,6 +56,45 @@ def test_chunked_path_agrees_or_diverges_only_at_a_near_tie():
     assert info is None or (info.score_gap < 1e-5 and abs(info.min_distance_ours - info.min_distance_other) < 1e-4)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("candidates", [64, 4096])
+@pytest.mark.parametrize("kind", ["random", "clustered"])
+def test_rounds_kernels_agree_with_the_full_path_or_diverge_only_at_a_near_tie(dtype, candidates, kind):
+    """The matrix-free path's fused GEMM + minimum passes and one-program round greedy against the definition:
+    their Gram products round differently from cuBLAS's, so a float32 near-tie may go the other way."""
+    from divprune_video.selection.chunked import select_in_rounds
+
+    make = random_tokens if kind == "random" else clustered_tokens
+    tokens = make(5000, 320, seed=candidates, dtype=dtype, device="cuda")
+    full = divprune(tokens, num_keep=750, backend="torch", path="full")
+    rounds = select_in_rounds(tokens, 750, "cosine", candidates=candidates, use_triton=True)
+    assert sorted(set(rounds.tolist())) == sorted(rounds.tolist())
+    info = divergence(tokens, full, rounds)
+    assert info is None or (info.score_gap < 1e-5 and abs(info.min_distance_ours - info.min_distance_other) < 1e-4)
+    pure = select_in_rounds(tokens, 750, "cosine", candidates=candidates, use_triton=False)
+    info = divergence(tokens, full, pure)
+    assert info is None or info.score_gap < 1e-5
+
+
+def test_rounds_respect_a_per_process_memory_limit():
+    """With the process limited below the full matrix's size, auto takes the matrix-free path and stays inside."""
+    tokens = random_tokens(20000, 256, seed=9, dtype=torch.float16, device="cuda")
+    expected = divprune(tokens, num_keep=3000, backend="torch", path="full")
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.set_per_process_memory_fraction((base + 1.0e9) / total, 0)
+    try:
+        assert plan_selection(tokens).path == "chunked"  # the matrix alone would take 1.6 GB
+        torch.cuda.reset_peak_memory_stats()
+        picks = divprune(tokens, num_keep=3000)
+        assert torch.cuda.max_memory_allocated() < base + 1.0e9
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+    info = divergence(tokens, expected, picks)
+    assert info is None or info.score_gap < 1e-5
+
+
 def test_matches_published_greedy_on_float32():
     tokens = random_tokens(2000, 256, seed=5, device="cuda")
     ours = divprune(tokens, num_keep=300)
@@ -102,7 +141,7 @@ def test_duplicates_pick_the_reference_on_every_cuda_path(dtype, metric):
         tokens = tokens.to(dtype)
         expected = reference_divprune(tokens, num_keep, metric)
         cuda = tokens.cuda()
-        for backend, path in (("triton", "full"), ("torch", "full"), ("torch", "chunked")):
+        for backend, path in (("triton", "full"), ("torch", "full"), ("torch", "chunked"), ("triton", "chunked")):
             picks = divprune(cuda, num_keep=num_keep, metric=metric, backend=backend, path=path)
             assert picks.tolist() == expected, (name, backend, path)
 
@@ -118,7 +157,7 @@ def test_a_long_static_video_on_cuda(dtype):
     assert sorted(expected[:288]) == list(range(144)) + list(range(16 * 144, 17 * 144))  # the distinct tokens
     assert expected[288:] == list(range(144, 144 + num_keep - 288))  # then the first copies, in order
     cuda = tokens.cuda()
-    for backend, path in (("triton", "full"), ("torch", "full"), ("torch", "chunked")):
+    for backend, path in (("triton", "full"), ("torch", "full"), ("torch", "chunked"), ("triton", "chunked")):
         assert divprune(cuda, num_keep=num_keep, backend=backend, path=path).tolist() == expected, (backend, path)
     batch = divprune_batch(cuda.unsqueeze(0).repeat(2, 1, 1), num_keep=[num_keep, 300], backend="triton")
     assert batch[0].tolist() == expected and batch[1].tolist() == expected[:300]

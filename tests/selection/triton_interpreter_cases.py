@@ -84,6 +84,45 @@ def duplicate_cases() -> int:
                 return 1
             passed += 1
     print(f"duplicate cases passed: {passed}")
+    return rounds_cases()
+
+
+def rounds_cases() -> int:
+    """The matrix-free path's kernels: fused GEMM + minimum passes (tiles of 32, so several per side and the
+    triangle skip run) and the round's one-program greedy, alone and inside the whole selection."""
+    from divprune_video.selection import chunked
+
+    tile = _triton.MIN_TILE
+    _triton.MIN_TILE = 32
+    passed = 0
+    for seed, (num_tokens, dim) in enumerate([(150, 24), (70, 130), (33, 8)]):
+        tokens = clustered_tokens(num_tokens, dim, num_clusters=5, spread=0.25, seed=seed)
+        fused = _triton.FusedCosine(tokens)
+        block = chunked.distance_block(tokens, "cosine")
+        expected_scores = chunked._first_pick_scores(block, num_tokens, tokens.device, 1 << 20)
+        if not torch.allclose(fused.first_pick_scores(), expected_scores, rtol=0, atol=1e-6):
+            print(f"FUSED FIRST-SCORES MISMATCH {num_tokens}x{dim}")
+            return 1
+        rows = torch.tensor([num_tokens - 1, 0, 5, 5 % num_tokens])
+        if not torch.allclose(fused.column_minima(rows), block(rows, None).amin(dim=0), rtol=0, atol=1e-6):
+            print(f"FUSED COLUMN-MINIMA MISMATCH {num_tokens}x{dim}")
+            return 1
+        dist = block(torch.arange(num_tokens), None)
+        start = dist[0].clone()
+        start[0] = float("-inf")
+        for tau, limit in ((float("-inf"), num_tokens), (float(start.quantile(0.6)), num_tokens), (0.0, 3)):
+            got = _triton.greedy_round_triton(dist, start, tau, limit)
+            if got.tolist() != chunked.greedy_round(dist, start, tau, limit).tolist():
+                print(f"ROUND MISMATCH {num_tokens}x{dim} tau={tau}: {got.tolist()}")
+                return 1
+        for candidates in (1, 5, 33):
+            picks = chunked.select_in_rounds(tokens, num_tokens // 2, "cosine", candidates=candidates, use_triton=True)
+            if picks.tolist() != reference_divprune(tokens, num_tokens // 2):
+                print(f"ROUNDS MISMATCH {num_tokens}x{dim} candidates={candidates}: {picks.tolist()}")
+                return 1
+        passed += 1
+    _triton.MIN_TILE = tile
+    print(f"rounds cases passed: {passed}")
     return 0
 
 
