@@ -47,6 +47,8 @@ class BenchmarkOptions:
     time_bounds: MVBench: sample frames inside the records' ``start``/``end`` (lmms-eval ignores them: off).
     subtitle_frames: Video-MME: frames whose subtitles enter the prompt (lmms-eval's ``frame_num``, 32).
     annotations: an explicit annotation file instead of the one found under the data root.
+    extra: the settings of benchmarks registered elsewhere (names in their :attr:`Benchmark.settings` that are not
+        fields here), read with :meth:`get`: a new benchmark's options need no edit of this class.
     """
 
     subtitles: bool = False
@@ -55,6 +57,19 @@ class BenchmarkOptions:
     time_bounds: bool = False
     subtitle_frames: int = 32
     annotations: Optional[Path] = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A setting by name: a field of this class, else ``extra[name]``, else ``default``."""
+        if name != "extra" and name in self.__dataclass_fields__:
+            return getattr(self, name)
+        return self.extra.get(name, default)
+
+    def as_settings(self) -> dict[str, Any]:
+        """The flat mapping of every setting (the fields, then ``extra``'s items), as run configs write them."""
+        flat = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "extra"}
+        flat.update(self.extra)
+        return flat
 
 
 @dataclass(frozen=True)
@@ -134,7 +149,9 @@ class Benchmark(ABC):
     limit_per_task: ClassVar[bool] = False
     #: The ``divprune-video bench NAME`` command's description (what is read, how it is scored).
     description: ClassVar[str] = ""
-    #: The :class:`BenchmarkOptions` fields that concern this benchmark only (given for another: an error).
+    #: The names of the settings that concern this benchmark only (given for another: an error): fields of
+    #: :class:`BenchmarkOptions` for the built-in benchmarks, any other name for a new one (its value then comes in
+    #: ``options.extra``; read it with ``self.options.get(name, default)``).
     settings: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

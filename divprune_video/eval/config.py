@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 from ..models.base import DEFAULT_MODEL, NO_PRUNING
 from ..selection._validate import check_keep_ratio
 from .answerers import REPLAY_PREFIX
-from .base import BenchmarkOptions
+from .base import BenchmarkOptions, benchmark_settings
 
 DTYPES = (None, "float16", "bfloat16", "float32")
 
@@ -180,7 +180,7 @@ class RunConfig:
             "dtype",
             "attn_implementation",
         )
-        options = {key: value for key, value in dataclasses.asdict(self.options).items() if key != "annotations"}
+        options = {key: value for key, value in self.options.as_settings().items() if key != "annotations"}
         # strict_video is recorded only when on, so runs from before the setting existed resume as non-strict runs.
         strict = {"strict_video": True} if self.strict_video else {}
         return {**{key: getattr(self, key) for key in keys}, **options, **strict, "variant": variant.to_dict()}
@@ -189,12 +189,12 @@ class RunConfig:
         data = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("variants", "options")
         }
-        data.update(dataclasses.asdict(self.options))
+        data.update(self.options.as_settings())
         data["variants"] = [variant.to_dict() for variant in self.variants]
         return {key: str(value) if isinstance(value, Path) else value for key, value in data.items()}
 
 
-_OPTION_KEYS = {f.name for f in dataclasses.fields(BenchmarkOptions)}
+_OPTION_KEYS = {f.name for f in dataclasses.fields(BenchmarkOptions)} - {"extra"}
 _FILE_KEYS = (
     ({f.name for f in dataclasses.fields(RunConfig)} - {"options"})
     | _OPTION_KEYS
@@ -299,9 +299,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ValueError(f"cannot parse config file {path}: {error}") from error
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    unknown = sorted(set(data) - _FILE_KEYS)
+    known = _FILE_KEYS | set(benchmark_settings())
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {', '.join(sorted(_FILE_KEYS))}")
+        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
     check_settings(data, str(path))
     return data
 
@@ -315,12 +316,10 @@ def _as_list(value: Any) -> list[Any]:
 def _check_benchmark_settings(settings: Mapping[str, Any]) -> None:
     """A setting of one benchmark (its :attr:`~.base.Benchmark.settings`) given, with a value other than its default,
     for another is an error, not silently ignored."""
-    from .base import benchmark_settings
-
     defaults = BenchmarkOptions()
     for key, owner in benchmark_settings().items():
         value = settings.get(key)
-        if value is not None and value != getattr(defaults, key) and settings["benchmark"] != owner:
+        if value is not None and value != defaults.get(key) and settings["benchmark"] != owner:
             raise ValueError(f"setting {key!r} applies to {owner} only, not to {settings['benchmark']}")
 
 
@@ -355,7 +354,9 @@ def config_from_mapping(settings: Mapping[str, Any]) -> RunConfig:
         settings.pop("prompt_variant", None)
         if settings["benchmark"] == "videomme":
             settings["prompt_variant"] = family_prompt_variant(str(settings["model"]))
-    options = BenchmarkOptions(**{key: settings.pop(key) for key in list(settings) if key in _OPTION_KEYS})
+    fields = {key: settings.pop(key) for key in list(settings) if key in _OPTION_KEYS}
+    extra = {key: settings.pop(key) for key in list(settings) if key in benchmark_settings()}
+    options = BenchmarkOptions(**fields, extra=extra)
     unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(RunConfig)})
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}")

@@ -28,6 +28,11 @@ class ToyCount(LetterExtractionScoring, Benchmark):
     name = "toycount"
     all_tasks = ("count",)
     description = "Run the toy counting benchmark (toy.json and its videos under --data-root)."
+    settings = ("answer_word",)  # its own option: no field of BenchmarkOptions
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        parser.add_argument("--answer-word", help="the word the prompt asks for (default: letter)")
 
     @classmethod
     def detect(cls, data_root: Path) -> bool:
@@ -52,6 +57,10 @@ class ToyCount(LetterExtractionScoring, Benchmark):
         (root / "toy.json").write_text(json.dumps(rows))
         return FixtureSet(cls.name, root, (), None)
 
+    @property
+    def word(self) -> str:
+        return self.options.get("answer_word", "letter")
+
     def annotation_path(self) -> Path:
         return self.data_root / "toy.json"
 
@@ -67,7 +76,7 @@ class ToyCount(LetterExtractionScoring, Benchmark):
                 question=row["question"],
                 options=tuple(row["options"]),
                 gold=row["answer"],
-                prompt=row["question"] + "\n" + "\n".join(row["options"]) + "\nAnswer with the letter.",
+                prompt=row["question"] + "\n" + "\n".join(row["options"]) + f"\nAnswer with the {self.word}.",
                 video_path=self.data_root / row["video"],
             )
             for index, row in enumerate(rows)
@@ -121,6 +130,31 @@ def test_a_registered_benchmark_runs_through_the_command_line(toy_benchmark, tmp
     assert main(command) == 0
     assert "answered 0 samples here, 3 were already done" in capsys.readouterr().out
     assert write_fixture_set("toycount", tmp_path / "again", 2).benchmark == "toycount"
+
+
+def test_a_registered_benchmarks_own_option_reaches_it_from_flags_and_configs(toy_benchmark, tmp_path, capsys):
+    """--answer-word is declared by the toy benchmark alone (settings + add_arguments): it reaches the prompts, is
+    part of the run's fingerprint (a changed value does not resume), and is refused for another benchmark."""
+    pytest.importorskip("av")
+    pytest.importorskip("transformers")
+    pytest.importorskip("yaml")
+    assert main(["bench", "fixture", "toycount", str(tmp_path / "data"), "--samples", "2", "--num-frames", "4"]) == 0
+    common = ["--data-root", str(tmp_path / "data"), "--model", "tiny", "--num-frames", "4", "--keep-ratio", "1"]
+    common += ["--no-progress"]
+    assert main(["bench", "toycount", *common, "--answer-word", "digit", "--output", str(tmp_path / "a")]) == 0
+    records = read_records(tmp_path / "a" / "unpruned" / "samples.jsonl")
+    assert all(record["prompt"].endswith("Answer with the digit.") for record in records)
+    assert main(["bench", "toycount", *common, "--output", str(tmp_path / "a")]) == 2  # another value: no resume
+    assert "answer_word" in capsys.readouterr().err
+    config = tmp_path / "toy.yaml"
+    config.write_text("benchmark: toycount\nanswer_word: number\n")
+    assert main(["bench", "run", "--config", str(config), *common, "--output", str(tmp_path / "b")]) == 0
+    records = read_records(tmp_path / "b" / "unpruned" / "samples.jsonl")
+    assert all(record["prompt"].endswith("Answer with the number.") for record in records)
+    other = tmp_path / "other.yaml"
+    other.write_text("benchmark: mlvu\nanswer_word: number\n")
+    assert main(["bench", "run", "--config", str(other), *common, "--output", str(tmp_path / "c")]) == 2
+    assert "setting 'answer_word' applies to toycount only, not to mlvu" in capsys.readouterr().err
 
 
 def test_unregistered_benchmarks_are_named_in_the_error(tmp_path):
