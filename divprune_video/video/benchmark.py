@@ -18,7 +18,6 @@ videos stay in a temporary folder (or ``--workdir``).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
@@ -356,15 +355,13 @@ def _main(args: argparse.Namespace) -> int:
             temporary.cleanup()
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     print(format_tables(loads, sequential, resolution=resolution))
-    if args.json_path:
-        with open(args.json_path, "w") as handle:
-            json.dump(
-                {
-                    "videos": [asdict(v) for v in videos],
-                    "loads": [asdict(r) for r in loads],
-                    "sequential": [asdict(r) for r in sequential],
-                },
-                handle,
-                indent=2,
-            )
+    from ..harness import write_json
+
+    # One list of rows, as every speed command writes (bench-model's "table" key names the table of each row).
+    write_json(
+        args.json_path,
+        [{"table": "videos", **asdict(video)} for video in videos]
+        + [{"table": "loads", **asdict(row)} for row in loads]
+        + [{"table": "sequential", **asdict(row)} for row in sequential],
+    )
     return 0

@@ -21,3 +21,17 @@ def test_bench_video_runs_end_to_end_on_tiny_videos(tmp_path):
 def test_bench_video_is_a_subcommand():
     args = build_parser().parse_args(["bench-video", "--minutes", "1", "--frames", "32"])
     assert args.command == "bench-video" and callable(args.func)
+
+
+def test_bench_video_writes_its_json_as_rows_like_every_speed_command(tmp_path, capsys):
+    import json
+
+    from divprune_video.cli import main
+
+    out = tmp_path / "video.json"
+    command = ["bench-video", "--minutes", "1", "--height", "36", "--frames", "4", "--backends", "pyav"]
+    command += ["--seq-frames", "10", "--repeats", "1", "--workdir", str(tmp_path), "--json", str(out)]
+    assert main(command) == 0
+    rows = json.loads(out.read_text())
+    assert [row["table"] for row in rows] == ["videos", "loads", "sequential"]
+    assert rows[0]["num_frames"] == 1800 and rows[1]["backend"] == "pyav" and rows[2]["fps"] > 0
