@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..harness import add_common_options, command_line, device_name, write_json
+from .devices import device_index, device_properties
 from .distance import compute_dtype
 from .divprune_selector import divprune, plan_selection
 from .metrics import min_pairwise_distance
@@ -105,9 +106,9 @@ def _limit_memory(device: torch.device, gib: Optional[float]) -> None:
     if device.type != "cuda":
         return
     torch.cuda.empty_cache()
-    index = torch.cuda.current_device() if device.index is None else device.index
-    total = torch.cuda.get_device_properties(index).total_memory
-    torch.cuda.set_per_process_memory_fraction(1.0 if gib is None else min(1.0, gib * 2**30 / total), index)
+    total = device_properties(device).total_memory
+    fraction = 1.0 if gib is None else min(1.0, gib * 2**30 / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device_index(device))
 
 
 def _score(tokens: torch.Tensor, prefix: torch.Tensor, candidate: int) -> float:

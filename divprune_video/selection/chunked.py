@@ -22,12 +22,15 @@ Distances come from the formulas of :func:`~.distance.pairwise_distance`, exact 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 
 from .distance import compute_dtype, cosine_from_gram, gram, inverse_norms, minkowski
 from .duplicates import first_occurrences
+
+if TYPE_CHECKING:
+    from ._triton import FusedCosine
 
 #: Bytes of one tile of distances (first-pick scores, and the update that ends each round).
 DEFAULT_TILE_BYTES = 512 * 1024 * 1024
@@ -172,7 +175,7 @@ def _round_function(use_triton: bool) -> RoundFunction:
     return greedy_round
 
 
-def _fused_cosine(tokens: torch.Tensor, metric: str):
+def _fused_cosine(tokens: torch.Tensor, metric: str) -> Optional["FusedCosine"]:
     """The fused Triton kernels for the two passes over all tokens (cosine, no exact duplicates), or None."""
     if metric != "cosine" or first_occurrences(tokens) is not None:
         return None
@@ -181,7 +184,9 @@ def _fused_cosine(tokens: torch.Tensor, metric: str):
     return FusedCosine(tokens)
 
 
-def _lower_minima(min_dist: torch.Tensor, new: torch.Tensor, block: BlockFunction, fused, tile_bytes: int) -> None:
+def _lower_minima(
+    min_dist: torch.Tensor, new: torch.Tensor, block: BlockFunction, fused: Optional["FusedCosine"], tile_bytes: int
+) -> None:
     """Step 3 of the module docstring: ``min_dist = min(min_dist, d(new, .))`` over all tokens, in place."""
     if fused is not None:
         torch.minimum(min_dist, fused.column_minima(new), out=min_dist)

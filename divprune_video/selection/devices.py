@@ -10,15 +10,22 @@ from typing import Any, Optional
 import torch
 
 
+def device_index(device: torch.device) -> int:
+    """The CUDA device's index (the current device for a plain ``cuda``)."""
+    return torch.cuda.current_device() if device.index is None else device.index
+
+
+def _process_fraction(device: torch.device) -> float:
+    """The share of the CUDA device this process may use (``torch.cuda.set_per_process_memory_fraction``)."""
+    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # not in every torch release
+    return 1.0 if fraction is None else float(fraction(device_index(device)))
+
+
 def total_bytes(device: torch.device) -> Optional[int]:
     """The CUDA device's memory this process may use (its per-process fraction of the total); None off CUDA."""
     if device.type != "cuda":
         return None
-    total = device_properties(device).total_memory
-    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-    if fraction is None:
-        return total
-    return int(fraction(torch.cuda.current_device() if device.index is None else device.index) * total)
+    return int(_process_fraction(device) * device_properties(device).total_memory)
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,7 +35,7 @@ def _cached_properties(index: int) -> Any:
 
 def device_properties(device: torch.device) -> Any:
     """``torch.cuda.get_device_properties`` for a CUDA device, cached (the call is not free)."""
-    return _cached_properties(device.index if device.index is not None else torch.cuda.current_device())
+    return _cached_properties(device_index(device))
 
 
 def free_bytes(device: torch.device) -> Optional[int]:
@@ -38,12 +45,8 @@ def free_bytes(device: torch.device) -> Optional[int]:
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
         allocated = torch.cuda.memory_allocated(device)
-        available = free + torch.cuda.memory_reserved(device) - allocated
-        fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-        if fraction is not None:
-            index = torch.cuda.current_device() if device.index is None else device.index
-            available = min(available, int(fraction(index) * total) - allocated)
-        return int(available)
+        within_limit = int(_process_fraction(device) * total) - allocated
+        return int(min(free + torch.cuda.memory_reserved(device) - allocated, within_limit))
     if device.type == "cpu":
         try:
             with open("/proc/meminfo") as meminfo:
