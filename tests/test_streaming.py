@@ -276,6 +276,7 @@ def test_scene_change_after_a_long_static_scene_enters_the_memory_of_the_model(a
 @pytest.fixture(scope="module")
 def paced_video(tmp_path_factory):
     """3 s at 30 fps, small: played in real time it is a live source for the tests."""
+    pytest.importorskip("av")  # writing it needs PyAV (the video extra); the GPU image has none unless carried
     return write_index_coded_video(tmp_path_factory.mktemp("stream") / "paced.mp4", 90, height=40, width=32)
 
 
