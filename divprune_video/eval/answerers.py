@@ -220,10 +220,10 @@ class PipelineAnswerer(Answerer):
     def decode(self, sample: Sample) -> Any:
         from ..video import load_video, resolve_source
 
-        source = resolve_source(sample.video_path, fps=sample.fields.get("frame_folder_fps"))
+        source = resolve_source(sample.video_path, fps=sample.frame_rate)
         kwargs: dict[str, Any] = {"num_frames": self.config.num_frames, "keyframes": self.config.keyframes}
-        if self.config.options.time_bounds and "start" in sample.fields and "end" in sample.fields:
-            kwargs.update(start=sample.fields["start"], end=sample.fields["end"])
+        if sample.window is not None:
+            kwargs.update(start=sample.window[0], end=sample.window[1])
         return load_video(source, **kwargs)
 
     def answer(self, prepared: PreparedSample, variants: Sequence["Variant"], seed: int) -> list[Answer]:

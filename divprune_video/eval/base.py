@@ -80,7 +80,9 @@ class Sample:
     ``video_path`` the resolved file or frame folder (None when missing); ``prompt`` the text the model sees (None
     when it depends on the video, e.g. Video-MME subtitles, and is built when the sample is prepared); ``fields``
     the benchmark's extra columns (duration, domain, time bounds ...); ``index`` the position in the benchmark's
-    full order, which sharding and merging keep.
+    full order, which sharding and merging keep. Which frames to read is said here, by the benchmark: ``frame_rate``
+    the frames per second of a frame folder (its images carry no timing; None for video files) and ``window`` the
+    (start, end) seconds to sample frames in (None: the whole video); the answerer reads nothing else.
     """
 
     id: str
@@ -95,6 +97,8 @@ class Sample:
     video_path: Optional[Path] = None
     fields: Mapping[str, Any] = field(default_factory=dict)
     error: Optional[str] = None
+    frame_rate: Optional[float] = None
+    window: Optional[tuple[float, float]] = None
 
 
 @dataclass

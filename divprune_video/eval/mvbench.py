@@ -188,8 +188,9 @@ class MVBench(Benchmark):
         for key in ("start", "end"):
             if key in record:
                 fields[key] = float(record[key])
-        if task in FRAME_FOLDER_TASKS:
-            fields["frame_folder_fps"] = FRAME_FOLDER_TASKS[task]
+        # lmms-eval ignores the records' bounds; with time_bounds the frames are sampled inside them.
+        bounded = self.options.time_bounds and "start" in fields and "end" in fields
+        window = (fields["start"], fields["end"]) if bounded else None
         video_path = self.resolve_video(task, record["video"])
         if video_path is None:
             fields["expected_path"] = str(self.video_dirs(task)[0] / record["video"])
@@ -205,6 +206,8 @@ class MVBench(Benchmark):
             prompt=build_prompt(record["question"], candidates),
             video_path=video_path,
             fields=fields,
+            frame_rate=FRAME_FOLDER_TASKS.get(task),
+            window=window,
         )
 
     def read_samples(self, tasks: Optional[Sequence[str]] = None) -> list[Sample]:

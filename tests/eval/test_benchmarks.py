@@ -38,7 +38,12 @@ def test_mvbench_time_bounds_and_frame_folders(mvbench_data):
     assert samples["action_sequence"].fields["start"] == 0.25 and samples["action_sequence"].fields["end"] == 1.0
     assert "start" not in samples["moving_count"].fields
     assert samples["episodic_reasoning"].video_path.is_dir()
-    assert samples["episodic_reasoning"].fields["frame_folder_fps"] == 3.0
+    # The sample says which frames to read: a frame folder's rate, and the bounds only when asked for (lmms-eval
+    # ignores them).
+    assert samples["episodic_reasoning"].frame_rate == 3.0 and samples["moving_count"].frame_rate is None
+    assert all(sample.window is None for sample in samples.values())
+    bounded = {s.task: s for s in get_benchmark("mvbench")(root, BenchmarkOptions(time_bounds=True)).load(limit=1)}
+    assert bounded["action_sequence"].window == (0.25, 1.0) and bounded["moving_count"].window is None
 
 
 def test_mvbench_finds_videos_in_the_release_tree_and_data0613(tmp_path):
