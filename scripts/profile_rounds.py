@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from divprune_video.selection import _triton, chunked
+from divprune_video.selection import chunked
 
 
 def gemm_rate(device: torch.device) -> float:
@@ -31,15 +31,28 @@ def gemm_rate(device: torch.device) -> float:
     return 10 * 2 * 8192**3 / (time.perf_counter() - begin)
 
 
+def make_tokens(kind: str, size: int, dim: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(size)
+    if kind == "random":
+        return torch.randn(size, dim, generator=generator)
+    if kind == "clustered":
+        centers = torch.randn(512, dim, generator=generator)
+        which = torch.randint(512, (size,), generator=generator)
+        return centers[which] + 0.3 * torch.randn(size, dim, generator=generator)
+    frames = torch.randn(64, 144, dim, generator=generator)
+    order = torch.randint(64, (size // 144,), generator=generator)
+    return frames[order].reshape(-1, dim)
+
+
 def profile(tokens: torch.Tensor, count: int, candidates: int) -> dict:
     timings: dict = {"round": [], "update": [], "picks": []}
     original_round, lower = chunked._round_function, chunked._lower_minima
     run_round = original_round(True)
 
-    def timed_round(dist, start, tau, limit):
+    def timed_round(dist, start, tau, before, limit):
         torch.cuda.synchronize()
         begin = time.perf_counter()
-        out = run_round(dist, start, tau, limit)
+        out = run_round(dist, start, tau, before, limit)
         torch.cuda.synchronize()
         timings["round"].append(time.perf_counter() - begin)
         timings["picks"].append(len(out))
@@ -52,11 +65,16 @@ def profile(tokens: torch.Tensor, count: int, candidates: int) -> dict:
         torch.cuda.synchronize()
         timings["update"].append(time.perf_counter() - begin)
 
-    fused = _triton.FusedCosine(tokens)
-    fused.first_pick_scores()  # compile
+    fused = chunked._fused_cosine(tokens, "cosine")  # None with exact duplicates
+    if fused is not None:
+        fused.first_pick_scores()  # compile
     torch.cuda.synchronize()
     begin = time.perf_counter()
-    fused.first_pick_scores()
+    if fused is not None:
+        fused.first_pick_scores()
+    else:
+        block = chunked.distance_block(tokens, "cosine")
+        chunked._first_pick_scores(block, tokens.shape[0], tokens.device, chunked.DEFAULT_TILE_BYTES)
     torch.cuda.synchronize()
     timings["first"] = time.perf_counter() - begin
     chunked._round_function, chunked._lower_minima = (lambda _tokens: timed_round), timed_update
@@ -79,20 +97,29 @@ def main() -> None:
     parser.add_argument("--candidates", default="2048,4096,8192,16384")
     parser.add_argument("--dim", type=int, default=4096)
     parser.add_argument("--limit-gib", type=float, default=80.0)
+    parser.add_argument(
+        "--kind",
+        default="random",
+        choices=["random", "clustered", "static"],
+        help="random normal tokens; 512 clusters; or a video of 144-token frames that repeat 64 distinct frames "
+        "(exact duplicates: the PyTorch passes run instead of the fused ones)",
+    )
     args = parser.parse_args()
     device = torch.device("cuda")
     total = torch.cuda.get_device_properties(device).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, args.limit_gib * 2**30 / total))
     rate = gemm_rate(device)
-    print(f"# {torch.cuda.get_device_name()}, fp16 GEMM {rate / 1e12:.0f} TFLOP/s, limit {args.limit_gib} GiB")
+    print(
+        f"# {torch.cuda.get_device_name()}, fp16 GEMM {rate / 1e12:.0f} TFLOP/s, limit {args.limit_gib} GiB, "
+        f"{args.kind} tokens"
+    )
     print(
         "| N | candidates | total s | first-pick s | rounds | picks/round (median) | round greedy s | updates s |"
         " peak GiB | floor s |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
-        generator = torch.Generator().manual_seed(size)
-        tokens = torch.randn(size, args.dim, generator=generator).to(device, torch.float16)
+        tokens = make_tokens(args.kind, size, args.dim).to(device, torch.float16)
         count = round(0.15 * size)
         floor = (size * size * args.dim + 2 * size * count * args.dim) / rate  # lower triangle + round updates
         for candidates in (int(c) for c in args.candidates.split(",")):

@@ -17,6 +17,8 @@ ties resolve to the lowest index through a packed 64-bit key: ``(order-preservin
 
 from __future__ import annotations
 
+import struct
+
 import torch
 import triton
 import triton.language as tl
@@ -481,25 +483,26 @@ def _cosine_min_kernel(
 
 
 @triton.jit
-def _round_kernel(dist_ptr, start_ptr, out_ptr, count_ptr, tau, M, limit, BLOCK: tl.constexpr):
+def _round_kernel(dist_ptr, start_ptr, out_ptr, count_ptr, outside, M, limit, BLOCK: tl.constexpr):
     """The greedy among M candidates (:func:`~.chunked.greedy_round`) in one program: the candidates' running
-    minima stay in registers; the first pick is unconditional, each next one is taken while its running minimum is
-    strictly above ``tau`` (at most ``limit`` picks). Writes the picks to ``out`` and their number to ``count``."""
+    minima stay in registers; the first pick is unconditional, each next one is taken while its key (running
+    minimum, then lower index) beats ``outside``, the key of the best token left out (:func:`outside_key`). At most
+    ``limit`` picks. Writes the picks to ``out`` and their number to ``count``."""
     offs = tl.arange(0, BLOCK)
     in_range = offs < M
     min_dist = tl.load(start_ptr + offs, mask=in_range, other=float("-inf"))
-    pick = _index_of(tl.max(_score_keys(min_dist, offs), axis=0))
+    key = tl.max(_score_keys(min_dist, offs), axis=0)
     step = 0
     go = step < limit
     while go:
+        pick = _index_of(key)
         tl.store(out_ptr + step, pick)
         row = tl.load(dist_ptr + pick.to(tl.int64) * M + offs, mask=in_range, other=0.0)
         min_dist = tl.minimum(min_dist, row)
         min_dist = tl.where(offs == pick, float("-inf"), min_dist)
-        pick = _index_of(tl.max(_score_keys(min_dist, offs), axis=0))
-        best = tl.max(min_dist, axis=0)
+        key = tl.max(_score_keys(min_dist, offs), axis=0)
         step += 1
-        go = (step < limit) & (best > tau)
+        go = (step < limit) & (key > outside)
     tl.store(count_ptr, step)
 
 
@@ -555,14 +558,24 @@ class FusedCosine:
         return col_min
 
 
-def greedy_round_triton(dist: torch.Tensor, start: torch.Tensor, tau: float, limit: int) -> torch.Tensor:
+def outside_key(tau: float, before: int) -> int:
+    """The packed key of :func:`_score_keys` for a running minimum ``tau`` at candidate index ``before``: the best
+    token left out of a round, placed among the candidates (one at an index below ``before`` beats it on a tie, one
+    at ``before`` or above does not). ``tau`` is a float32 value."""
+    bits = struct.unpack("<i", struct.pack("<f", tau))[0]
+    bits = 0 if tau == 0.0 else bits  # -0.0 counts as +0.0
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    return (bits << 32) | (before ^ 0x7FFFFFFF)
+
+
+def greedy_round_triton(dist: torch.Tensor, start: torch.Tensor, tau: float, before: int, limit: int) -> torch.Tensor:
     """:func:`~.chunked.greedy_round` in one Triton program (float32 on CUDA, at most MAX_REGISTER_TOKENS
     candidates; otherwise it runs the PyTorch loop). Returns (R,) int64 positions among the candidates."""
     num = start.shape[0]
     if num > MAX_REGISTER_TOKENS or dist.dtype != torch.float32:
         from .chunked import greedy_round
 
-        return greedy_round(dist, start, tau, limit)
+        return greedy_round(dist, start, tau, before, limit)
     out = torch.empty(min(limit, num), dtype=torch.int32, device=dist.device)
     count = torch.zeros(1, dtype=torch.int32, device=dist.device)
     block = max(triton.next_power_of_2(num), 128)
@@ -572,7 +585,7 @@ def greedy_round_triton(dist: torch.Tensor, start: torch.Tensor, tau: float, lim
         start.contiguous(),
         out,
         count,
-        tau,
+        outside_key(tau, before),
         num,
         min(limit, num),
         BLOCK=block,

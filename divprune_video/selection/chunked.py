@@ -6,15 +6,16 @@ read all N tokens to compute the one row of distances it needs: ~1.2 GB per step
 tens of seconds per selection. Instead the greedy runs in *rounds*:
 
 1. Every token's running minimum ``m`` (its distance to the nearest pick so far) is exact at the start of a round.
-   Take the ``candidates`` tokens with the largest ``m`` (and the overall arg-max, so that a tie at the boundary
-   cannot stall a round), and ``tau``, the largest ``m`` of any token left out.
+   Order the tokens as the greedy does, by ``m`` and then by lower position, and take the first ``candidates`` of
+   them. The best token left out has ``m = tau`` and position ``i_out``.
 2. Run the greedy among the candidates only, on their (M, M) distance matrix. A candidate's ``m`` is kept exact
    (it sees every pick of the round); a token left out still has ``m <= tau``, because running minima only
-   decrease. So while the best candidate's ``m`` is *strictly* above ``tau`` it is the greedy's next pick over all
-   N tokens (ties included: everything outside is lower), and the round may go on. The round's first pick is the
-   overall arg-max, so every round picks at least one token.
-3. When the best candidate falls to ``tau`` or below, the round ends: the round's picks update every token's ``m``
-   in one pass over the tokens (a matrix product with R rows instead of R matrix-vector products).
+   decrease. So while the best candidate comes before (``tau``, ``i_out``) in the greedy's order (``m > tau``, or
+   ``m == tau`` at a position below ``i_out``) it is the greedy's next pick over all N tokens, and the round goes on.
+   The round's first pick is the overall best, so every round picks at least one token; and exact ties (a static
+   video's copies, all at ``m = 0``) are taken in position order within a round rather than one per round.
+3. When the best candidate falls behind (``tau``, ``i_out``), the round ends: the round's picks update every token's
+   ``m`` in one pass over the tokens (a matrix product with R rows instead of R matrix-vector products).
 
 The picks are those of the step-by-step greedy: only which token is compared where changes, never a decision.
 Distances come from the formulas of :func:`~.distance.pairwise_distance`, exact duplicates included.
@@ -39,7 +40,7 @@ DEFAULT_TILE_BYTES = 512 * 1024 * 1024
 DEFAULT_CANDIDATES = 4096
 
 BlockFunction = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
-RoundFunction = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
+RoundFunction = Callable[[torch.Tensor, torch.Tensor, float, int, int], torch.Tensor]
 
 
 def distance_block(tokens: torch.Tensor, metric: str) -> BlockFunction:
@@ -126,17 +127,9 @@ def select_in_rounds(
     run_round = _round_function(use_triton)
     done = 1
     while done < count:
-        size = min(candidates, num_tokens - done)
-        if size < num_tokens - done:
-            top = torch.topk(min_dist, size + 1, sorted=True)
-            tau = float(top.values[size])
-            chosen = torch.cat([top.indices[:size], min_dist.argmax().view(1)])
-        else:  # every unpicked token is a candidate: nothing is left out
-            tau = float("-inf")
-            chosen = (min_dist > float("-inf")).nonzero().flatten()
-        # Ascending positions: the round's arg-max then breaks ties towards the lowest position, as the greedy does.
-        chosen = torch.unique(chosen)
-        local = run_round(block(chosen, chosen), min_dist[chosen], tau, count - done)
+        unpicked = num_tokens - done
+        chosen, tau, before = _candidates(min_dist, min(candidates, unpicked), unpicked)
+        local = run_round(block(chosen, chosen), min_dist[chosen], tau, before, count - done)
         new = chosen[local]
         picks[done : done + len(new)] = new
         done += len(new)
@@ -146,19 +139,39 @@ def select_in_rounds(
     return picks
 
 
-def greedy_round(dist: torch.Tensor, start: torch.Tensor, tau: float, limit: int) -> torch.Tensor:
+def _candidates(min_dist: torch.Tensor, size: int, unpicked: int) -> tuple[torch.Tensor, float, int]:
+    """Step 1 of the module docstring: the ``size`` unpicked tokens first in the greedy's order (largest running
+    minimum, then lowest position), in ascending positions, and the best token left out as (``tau``, ``before``):
+    its running minimum, and how many candidates sit at positions below its own. (-inf, 0) when none is left out.
+
+    min_dist: (N,) running minima, -inf for the ``N - unpicked`` picked tokens."""
+    if size == unpicked:  # every unpicked token is a candidate
+        return (min_dist > float("-inf")).nonzero().flatten(), float("-inf"), 0
+    tau = torch.topk(min_dist, size + 1, sorted=True).values[size]  # the (size + 1)-th largest running minimum
+    above = (min_dist > tau).nonzero().flatten()
+    level = (min_dist == tau).nonzero().flatten()  # ascending positions: the greedy's order among equals
+    take = size - len(above)  # < len(level): the (size + 1)-th token in the greedy's order is at this level
+    chosen = torch.cat([above, level[:take]]).sort().values
+    before = int(torch.searchsorted(chosen, level[take]))
+    return chosen, float(tau), before
+
+
+def greedy_round(dist: torch.Tensor, start: torch.Tensor, tau: float, before: int, limit: int) -> torch.Tensor:
     """The greedy among M candidates (pure PyTorch): step 2 of the module docstring.
 
-    dist: (M, M) distances between the candidates (row s from candidate s), start: (M,) their running minima,
-    ``tau``: the largest running minimum outside, ``limit``: at most this many picks. The first pick is the
-    arg-max of ``start``; each next pick is taken only while its running minimum is strictly above ``tau``.
-    Returns (R,) int64 positions among the candidates, 1 <= R <= limit.
+    dist: (M, M) distances between the candidates (row s from candidate s), start: (M,) their running minima, in
+    ascending positions; (``tau``, ``before``): the best token left out (its running minimum, and the number of
+    candidates at positions below it); ``limit``: at most this many picks. The first pick is the arg-max of
+    ``start``; each next pick is taken only while it comes before the best token left out in the greedy's order
+    (a running minimum above ``tau``, or equal to it at a candidate index below ``before``).
+    Returns (R,) int64 indices among the candidates, 1 <= R <= limit.
     """
     values = start.clone()
     local: list[int] = []
     while len(local) < limit:
-        pick = int(values.argmax())
-        if local and not float(values[pick]) > tau:
+        pick = int(values.argmax())  # the first of equal maxima: the lowest position
+        value = float(values[pick])
+        if local and not (value > tau or (value == tau and pick < before)):
             break
         local.append(pick)
         torch.minimum(values, dist[pick], out=values)

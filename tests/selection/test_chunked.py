@@ -7,6 +7,7 @@ running minimum left out), which is where a wrong stopping rule or tie would sho
 import pytest
 import torch
 
+from divprune_video.selection import chunked
 from divprune_video.selection.chunked import greedy_round, select_chunked, select_in_rounds
 from divprune_video.testing import clustered_tokens, random_tokens
 
@@ -54,11 +55,37 @@ def test_a_round_stops_at_the_boundary_and_always_picks_once():
     points = torch.tensor([0.0, 5.0, 9.0, 20.0])
     dist = (points[:, None] - points[None, :]).abs()
     start = torch.tensor([10.0, 9.0, 8.0, 1.0])
-    # Pick 0 (10); then 1 has min(9, 5) = 5 and 2 has min(8, 9) = 8: 2 is next only while 8 > tau.
-    assert greedy_round(dist, start, tau=7.0, limit=4).tolist() == [0, 2]
-    assert greedy_round(dist, start, tau=8.0, limit=4).tolist() == [0]  # not strictly above: the round ends
-    assert greedy_round(dist, start, tau=100.0, limit=4).tolist() == [0]  # the first pick is never refused
-    assert greedy_round(dist, start, tau=float("-inf"), limit=2).tolist() == [0, 2]
+    # Pick 0 (10); then 1 has min(9, 5) = 5 and 2 has min(8, 9) = 8: 2 is next only while it beats the best token
+    # left out, (tau, before): above tau, or equal to it at a candidate index below `before`.
+    assert greedy_round(dist, start, tau=7.0, before=0, limit=4).tolist() == [0, 2]
+    assert greedy_round(dist, start, tau=8.0, before=2, limit=4).tolist() == [0]  # a tie, and 2 comes after
+    assert greedy_round(dist, start, tau=8.0, before=3, limit=4).tolist() == [0, 2]  # a tie, and 2 comes first
+    assert greedy_round(dist, start, tau=100.0, before=0, limit=4).tolist() == [0]  # the first pick is never refused
+    assert greedy_round(dist, start, tau=float("-inf"), before=0, limit=2).tolist() == [0, 2]
+
+
+def test_exact_ties_are_taken_within_a_round_in_position_order():
+    """A static video: after its distinct tokens every running minimum is 0. The candidates are the lowest positions
+    among the zeros, and a round takes them all (one pick per round would make rounds no better than steps)."""
+    from .duplicate_inputs import static_video_tokens
+
+    tokens = static_video_tokens(40, 6, 8, seed=5)  # 240 tokens, 12 distinct
+    rounds = []
+    original = chunked._lower_minima
+
+    def counting(min_dist, new, *args):
+        rounds.append(len(new))
+        original(min_dist, new, *args)
+
+    chunked._lower_minima = counting
+    try:
+        got = select_in_rounds(tokens, 200, "cosine", candidates=50)
+    finally:
+        chunked._lower_minima = original
+    assert got.tolist() == reference_divprune(tokens, 200)
+    # The distinct tokens come first, a few per round (a candidate list full of copies of one token collapses at
+    # its first pick); then the zeros, a full round of 50 at a time: 188 picks at 0 would otherwise take 188 rounds.
+    assert max(rounds) == 50 and len(rounds) <= 10, rounds
 
 
 def test_bad_candidates_are_refused():

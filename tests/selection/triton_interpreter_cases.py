@@ -110,9 +110,14 @@ def rounds_cases() -> int:
         dist = block(torch.arange(num_tokens), None)
         start = dist[0].clone()
         start[0] = float("-inf")
-        for tau, limit in ((float("-inf"), num_tokens), (float(start.quantile(0.6)), num_tokens), (0.0, 3)):
-            got = _triton.greedy_round_triton(dist, start, tau, limit)
-            if got.tolist() != chunked.greedy_round(dist, start, tau, limit).tolist():
+        level = float(start.quantile(0.6))
+        tied = start.clone()
+        tied[1::3] = level  # exact ties at the boundary: decided by the candidate index `before`
+        cases = [(start, float("-inf"), 0, num_tokens), (start, level, 0, num_tokens), (start, 0.0, 0, 3)]
+        cases += [(tied, level, before, num_tokens) for before in (0, 10, num_tokens)]
+        for values, tau, before, limit in cases:
+            got = _triton.greedy_round_triton(dist, values, tau, before, limit)
+            if got.tolist() != chunked.greedy_round(dist, values, tau, before, limit).tolist():
                 print(f"ROUND MISMATCH {num_tokens}x{dim} tau={tau}: {got.tolist()}")
                 return 1
         for candidates in (1, 5, 33):
