@@ -17,6 +17,7 @@ import time
 import torch
 
 from divprune_video.selection import chunked
+from divprune_video.selection.duplicates import first_occurrences
 
 
 def gemm_rate(device: torch.device) -> float:
@@ -65,16 +66,11 @@ def profile(tokens: torch.Tensor, count: int, candidates: int) -> dict:
         torch.cuda.synchronize()
         timings["update"].append(time.perf_counter() - begin)
 
-    fused = chunked._fused_cosine(tokens, "cosine")  # None with exact duplicates
-    if fused is not None:
-        fused.first_pick_scores()  # compile
+    fused = chunked._fused_cosine(tokens, "cosine", first_occurrences(tokens))  # over the distinct tokens
+    fused.first_pick_scores()  # compile
     torch.cuda.synchronize()
     begin = time.perf_counter()
-    if fused is not None:
-        fused.first_pick_scores()
-    else:
-        block = chunked.distance_block(tokens, "cosine")
-        chunked._first_pick_scores(block, tokens.shape[0], tokens.device, chunked.DEFAULT_TILE_BYTES)
+    fused.first_pick_scores()
     torch.cuda.synchronize()
     timings["first"] = time.perf_counter() - begin
     chunked._round_function, chunked._lower_minima = (lambda _tokens: timed_round), timed_update
@@ -102,7 +98,7 @@ def main() -> None:
         default="random",
         choices=["random", "clustered", "static"],
         help="random normal tokens; 512 clusters; or a video of 144-token frames that repeat 64 distinct frames "
-        "(exact duplicates: the PyTorch passes run instead of the fused ones)",
+        "(exact duplicates: the fused passes run over the distinct tokens)",
     )
     args = parser.parse_args()
     device = torch.device("cuda")

@@ -23,7 +23,7 @@ Distances come from the formulas of :func:`~.distance.pairwise_distance`, exact 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import torch
 
@@ -41,16 +41,19 @@ DEFAULT_CANDIDATES = 4096
 
 BlockFunction = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 RoundFunction = Callable[[torch.Tensor, torch.Tensor, float, int, int], torch.Tensor]
+#: The fused passes over all tokens: :class:`~._triton.FusedCosine`, or :class:`_DistinctCosine` with duplicates.
+FusedPasses = Union["FusedCosine", "_DistinctCosine"]
 
 
-def distance_block(tokens: torch.Tensor, metric: str) -> BlockFunction:
+def distance_block(tokens: torch.Tensor, metric: str, first: Optional[torch.Tensor] = None) -> BlockFunction:
     """Return ``block(rows, cols=None) -> (len(rows), len(cols) or N)`` distances between tokens.
 
     tokens: (N, D); ``rows`` / ``cols``: int64 positions. The formulas are those of
     :func:`~.distance.pairwise_distance`, exact duplicates included: a token's distances are its first
-    occurrence's, with 0 between copies.
+    occurrence's, with 0 between copies. ``first``: the tokens' :func:`~.duplicates.first_occurrences` if already
+    known (None: found here).
     """
-    first = first_occurrences(tokens)
+    first = first_occurrences(tokens) if first is None else first
     # With duplicates, every token is replaced by its first occurrence (bitwise the same values) and copies are set
     # to 0 afterwards: the formulas alone leave identical cosine tokens about 1e-7 apart.
     inv = inverse_norms(tokens) if metric == "cosine" else None
@@ -114,8 +117,9 @@ def select_in_rounds(
     ``use_triton``: as in :func:`select_chunked`; the caller checks that Triton can run on the tokens."""
     num_tokens = tokens.shape[0]
     device = tokens.device
-    fused = _fused_cosine(tokens, metric) if use_triton else None
-    block = distance_block(tokens, metric)
+    first = first_occurrences(tokens)
+    fused = _fused_cosine(tokens, metric, first) if use_triton else None
+    block = distance_block(tokens, metric, first)
     if fused is not None:
         first_scores = fused.first_pick_scores()
     else:
@@ -188,17 +192,47 @@ def _round_function(use_triton: bool) -> RoundFunction:
     return greedy_round
 
 
-def _fused_cosine(tokens: torch.Tensor, metric: str) -> Optional["FusedCosine"]:
-    """The fused Triton kernels for the two passes over all tokens (cosine, no exact duplicates), or None."""
-    if metric != "cosine" or first_occurrences(tokens) is not None:
+def _fused_cosine(tokens: torch.Tensor, metric: str, first: Optional[torch.Tensor]) -> Optional[FusedPasses]:
+    """The fused Triton kernels for the two passes over all tokens (cosine), or None. ``first``: the tokens'
+    first occurrences (None: no exact duplicates)."""
+    if metric != "cosine":
         return None
     from ._triton import FusedCosine
 
-    return FusedCosine(tokens)
+    return FusedCosine(tokens) if first is None else _DistinctCosine(tokens, first)
+
+
+class _DistinctCosine:
+    """The fused passes with exact duplicates: run over the distinct tokens only, then read back for every token.
+
+    The kernels compute each distance from its formula, under which copies come out about 1e-7 apart instead of at
+    exactly 0; over the distinct tokens no pair is a copy, and the zeros are written here: a token with a copy has
+    first-pick score 0, and a pick's copies are at distance 0 from it. Every other distance is its first
+    occurrence's, as :func:`distance_block` gives it. tokens: (N, D); first: (N,) from
+    :func:`~.duplicates.first_occurrences`.
+    """
+
+    def __init__(self, tokens: torch.Tensor, first: torch.Tensor) -> None:
+        from ._triton import FusedCosine
+
+        is_first = first == torch.arange(len(first), device=first.device)
+        self.row_of = (torch.cumsum(is_first, 0) - 1)[first]  # each token's row among the distinct tokens
+        self.has_copy = torch.bincount(self.row_of, minlength=int(is_first.sum()))[self.row_of] > 1
+        self.distinct = FusedCosine(tokens[is_first])
+
+    def first_pick_scores(self) -> torch.Tensor:
+        scores = self.distinct.first_pick_scores()[self.row_of]
+        return scores.masked_fill_(self.has_copy, 0.0)
+
+    def column_minima(self, rows: torch.Tensor) -> torch.Tensor:
+        picked = self.row_of[rows]
+        minima = self.distinct.column_minima(picked)
+        minima[picked] = 0.0  # a pick's copies; the pick itself is masked out by the caller
+        return minima[self.row_of]
 
 
 def _lower_minima(
-    min_dist: torch.Tensor, new: torch.Tensor, block: BlockFunction, fused: Optional["FusedCosine"], tile_bytes: int
+    min_dist: torch.Tensor, new: torch.Tensor, block: BlockFunction, fused: Optional[FusedPasses], tile_bytes: int
 ) -> None:
     """Step 3 of the module docstring: ``min_dist = min(min_dist, d(new, .))`` over all tokens, in place."""
     if fused is not None:

@@ -126,6 +126,14 @@ def rounds_cases() -> int:
                 print(f"ROUNDS MISMATCH {num_tokens}x{dim} candidates={candidates}: {picks.tolist()}")
                 return 1
         passed += 1
+    # Exact duplicates: the fused passes run over the distinct tokens and the zeros are written back.
+    for name, tokens, num_keep in duplicate_heavy_cases():
+        for candidates in (3, 40):
+            picks = chunked.select_in_rounds(tokens, num_keep, "cosine", candidates=candidates, use_triton=True)
+            if picks.tolist() != reference_divprune(tokens, num_keep):
+                print(f"ROUNDS MISMATCH on duplicates {name} candidates={candidates}: {picks.tolist()}")
+                return 1
+        passed += 1
     _triton.MIN_TILE = tile
     print(f"rounds cases passed: {passed}")
     return 0
