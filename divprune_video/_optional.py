@@ -19,5 +19,6 @@ def require(module: str, extra: str, package: str | None = None) -> ModuleType:
     except ImportError as error:
         raise MissingDependencyError(
             f"{module!r} is needed for this feature but is not installed: "
-            f"pip install 'divprune-video[{extra}]' (or pip install {package or module})"
+            f"pip install 'divprune-video[{extra}]' (or pip install {package or module})",
+            name=module,
         ) from error

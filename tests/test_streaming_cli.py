@@ -35,6 +35,7 @@ def offline_single_thread(monkeypatch):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """2 s at 30 fps."""
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     return write_index_coded_video(tmp_path_factory.mktemp("cli") / "clip.mp4", 60, height=40, width=32)
 
 
@@ -212,6 +213,7 @@ def test_a_budget_the_config_cannot_check_is_refused_by_the_first_frame(clip, mo
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
     """10 s at 30 fps: still playing when the tests press Ctrl-C."""
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     return write_index_coded_video(tmp_path_factory.mktemp("cli") / "long.mp4", 300, height=40, width=32)
 
 

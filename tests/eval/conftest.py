@@ -15,18 +15,21 @@ def scripted_response(index: int, gold: str, letters: str = "ABCD") -> str:
 
 @pytest.fixture(scope="session")
 def mvbench_data(tmp_path_factory):
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     root = tmp_path_factory.mktemp("mvbench")
     return root, write_mvbench_fixture(root)
 
 
 @pytest.fixture(scope="session")
 def videomme_data(tmp_path_factory):
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     root = tmp_path_factory.mktemp("videomme")
     return root, write_videomme_fixture(root, subtitled_videos=4)
 
 
 @pytest.fixture(scope="session")
 def mlvu_data(tmp_path_factory):
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     root = tmp_path_factory.mktemp("mlvu")
     return root, write_mlvu_fixture(root)
 

@@ -295,6 +295,7 @@ def test_every_subcommand_describes_itself(capsys):
 
 
 def test_fixture_command_writes_a_data_root_that_runs(tmp_path, capsys):
+    pytest.importorskip("av")  # the fixture's videos are written with PyAV
     root, replay = tmp_path / "vmme", tmp_path / "gold.jsonl"
     assert main(["bench", "fixture", "videomme", str(root), "--samples", "6", "--replay", str(replay)]) == 0
     printed = capsys.readouterr().out
@@ -323,6 +324,7 @@ def test_fixture_command_writes_a_data_root_that_runs(tmp_path, capsys):
 
 
 def test_fixture_command_for_mvbench_prints_the_tasks_it_holds(tmp_path, capsys):
+    pytest.importorskip("av")  # the fixture's videos are written with PyAV
     assert main(["bench", "fixture", "mvbench", str(tmp_path / "mvb"), "--samples", "4", "--num-frames", "8"]) == 0
     out = capsys.readouterr().out
     assert "--tasks action_sequence,moving_count,action_prediction,episodic_reasoning" in out

@@ -27,10 +27,12 @@ def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def coded_mp4(video_dir: Path) -> Path:
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     return write_index_coded_video(video_dir / "coded.mp4", CODED_FRAMES)
 
 
 @pytest.fixture(scope="session")
 def coded_ts(video_dir: Path) -> Path:
     """The same frames in an MPEG-TS file (no frame count in the header; seeking by byte position)."""
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     return write_index_coded_video(video_dir / "coded.ts", CODED_FRAMES)

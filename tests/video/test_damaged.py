@@ -29,6 +29,7 @@ def _garbage(size: int) -> bytes:
 @pytest.fixture(scope="module")
 def damaged(video_dir):
     """name -> path of a damaged copy of a 90-frame index-coded video (keyframe every 10, 2 B-frames)."""
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     ts = write_index_coded_video(video_dir / "damage_src.ts", FRAMES, gop=10).read_bytes()
     web = write_index_coded_video(video_dir / "damage_src_web.mp4", FRAMES, gop=10, faststart=True).read_bytes()
     mp4 = write_index_coded_video(video_dir / "damage_src.mp4", FRAMES, gop=10).read_bytes()

@@ -46,6 +46,7 @@ def lost_set(clip: VideoClip) -> set[int]:
 @pytest.fixture(scope="module")
 def damaged(video_dir):
     """name -> a damaged copy of a 90-frame index-coded video (keyframe every 10 frames, 2 B-frames)."""
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     ts = write_index_coded_video(video_dir / "partial_src.ts", FRAMES, gop=10).read_bytes()
     web = write_index_coded_video(video_dir / "partial_web.mp4", FRAMES, gop=10, faststart=True).read_bytes()
     mp4 = write_index_coded_video(video_dir / "partial_src.mp4", FRAMES, gop=10).read_bytes()

@@ -17,6 +17,7 @@ from .conftest import CODED_FRAMES, require_backend
 @pytest.fixture(scope="module")
 def short_mp4(video_dir):
     """1 s at 30 fps: for tests that pace in real time."""
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     return write_index_coded_video(video_dir / "short.mp4", 30, height=40, width=32)
 
 
@@ -115,6 +116,7 @@ def test_missing_webcam_index_fails_fast():
 
 @pytest.fixture(scope="module")
 def served(video_dir):
+    pytest.importorskip("av")  # the fixture writes its videos with PyAV
     ts = write_index_coded_video(video_dir / "live.ts", CODED_FRAMES, height=40, width=32).read_bytes()
     mp4 = write_index_coded_video(video_dir / "served.mp4", CODED_FRAMES, height=40, width=32).read_bytes()
     return mp4, ts
