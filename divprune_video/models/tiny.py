@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 from torch import nn
@@ -156,3 +156,45 @@ def write_json_files(folder: Path, files: dict[str, dict[str, Any]]) -> None:
     """Write each ``{file name: content}`` as indented JSON into ``folder``."""
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content, indent=2) + "\n")
+
+
+def qwen_vl_processor_files(
+    processor_class: str,
+    image_processor: str,
+    video_processor: str,
+    *,
+    patch_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    min_pixels: int,
+    max_pixels: int,
+    video_extra: Optional[dict[str, Any]] = None,
+) -> dict[str, dict[str, Any]]:
+    """The image, video and processor configs of a Qwen-VL-style checkpoint (2 frames per temporal patch, 2 x 2
+    merge, pixel limits as ``size``), for :func:`write_json_files`. ``video_extra``: the video processor's own
+    further settings (Qwen3-VL's ``fps``)."""
+    frame_settings = {
+        "processor_class": processor_class,
+        "do_resize": True,
+        "resample": 3,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(mean),
+        "image_std": list(std),
+        "do_convert_rgb": True,
+        "patch_size": patch_size,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+        "size": {"shortest_edge": min_pixels, "longest_edge": max_pixels},
+    }
+    return {
+        "preprocessor_config.json": {**frame_settings, "image_processor_type": image_processor},
+        "video_preprocessor_config.json": {
+            **frame_settings,
+            "video_processor_type": video_processor,
+            "do_sample_frames": False,
+            **(video_extra or {}),
+        },
+        "processor_config.json": {"processor_class": processor_class},
+    }

@@ -11,6 +11,7 @@ from ..tiny import (
     QWEN_VL_SPECIAL_TOKENS,
     QWEN_VL_TOKEN_FIELDS,
     chatml_tokenizer,
+    qwen_vl_processor_files,
     special_token_ids,
     write_json_files,
     write_random_model,
@@ -138,37 +139,6 @@ def tiny_tokenizer() -> Any:
     return chatml_tokenizer(QWEN_VL_SPECIAL_TOKENS, CHAT_TEMPLATE)
 
 
-def processor_files(
-    processor_class: str, image_processor: str, video_processor: str, patch_size: int, min_pixels: int, max_pixels: int
-) -> dict[str, dict[str, Any]]:
-    """The image, video and processor configs of a Qwen-VL-style checkpoint."""
-    frame_settings = {
-        "processor_class": processor_class,
-        "do_resize": True,
-        "resample": 3,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": list(CLIP_MEAN),
-        "image_std": list(CLIP_STD),
-        "do_convert_rgb": True,
-        "patch_size": patch_size,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-    }
-    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
-    return {
-        "preprocessor_config.json": {**frame_settings, "image_processor_type": image_processor, "size": size},
-        "video_preprocessor_config.json": {
-            **frame_settings,
-            "video_processor_type": video_processor,
-            "size": size,
-            "do_sample_frames": False,
-        },
-        "processor_config.json": {"processor_class": processor_class},
-    }
-
-
 def save_tiny_checkpoint(
     path: Union[str, os.PathLike], *, seed: int = 0, weight_scale: Optional[float] = INPUT_SENSITIVE_SCALE
 ) -> Path:
@@ -191,13 +161,15 @@ def save_tiny_checkpoint(
     )
     write_json_files(
         folder,
-        processor_files(
+        qwen_vl_processor_files(
             "Qwen2_5_VLProcessor",
             "Qwen2VLImageProcessor",
             "Qwen2VLVideoProcessor",
-            14,
-            TINY_MIN_PIXELS,
-            TINY_MAX_PIXELS,
+            patch_size=14,
+            mean=CLIP_MEAN,
+            std=CLIP_STD,
+            min_pixels=TINY_MIN_PIXELS,
+            max_pixels=TINY_MAX_PIXELS,
         ),
     )
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)

@@ -11,6 +11,7 @@ from ..tiny import (
     QWEN_VL_SPECIAL_TOKENS,
     QWEN_VL_TOKEN_FIELDS,
     chatml_tokenizer,
+    qwen_vl_processor_files,
     special_token_ids,
     write_json_files,
     write_random_model,
@@ -162,33 +163,19 @@ def save_tiny_checkpoint(
     tokenizer = tiny_tokenizer()
     config = tiny_config(len(tokenizer), special_token_ids(tokenizer, QWEN_VL_TOKEN_FIELDS))
     write_random_model(folder, Qwen3VLForConditionalGeneration, config, tokenizer, seed=seed, weight_scale=weight_scale)
-    frame_settings = {
-        "processor_class": "Qwen3VLProcessor",
-        "do_resize": True,
-        "resample": 3,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": list(HALF_MEAN),
-        "image_std": list(HALF_STD),
-        "do_convert_rgb": True,
-        "patch_size": 16,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-        "size": {"shortest_edge": TINY_MIN_PIXELS, "longest_edge": TINY_MAX_PIXELS},
-    }
     write_json_files(
         folder,
-        {
-            "preprocessor_config.json": {**frame_settings, "image_processor_type": "Qwen2VLImageProcessor"},
-            "video_preprocessor_config.json": {
-                **frame_settings,
-                "video_processor_type": "Qwen3VLVideoProcessor",
-                "do_sample_frames": False,
-                "fps": 2,
-            },
-            "processor_config.json": {"processor_class": "Qwen3VLProcessor"},
-        },
+        qwen_vl_processor_files(
+            "Qwen3VLProcessor",
+            "Qwen2VLImageProcessor",
+            "Qwen3VLVideoProcessor",
+            patch_size=16,
+            mean=HALF_MEAN,
+            std=HALF_STD,
+            min_pixels=TINY_MIN_PIXELS,
+            max_pixels=TINY_MAX_PIXELS,
+            video_extra={"fps": 2},
+        ),
     )
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     return folder
