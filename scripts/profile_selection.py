@@ -89,29 +89,27 @@ def profile(num_tokens: int, dim: int, bandwidth: float, tflops: float) -> None:
         )
         rows.append((f"first-pick scores block_j={block_j} tile={tile} warps={warps} same={same}", ms, None))
     reference = _triton.greedy_triton(g, inv, scores, [k])
-    shapes = ((256, 4), (512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 8))
-    for (block, warps), speculate in [(shape, flag) for shape in shapes for flag in (False, True)]:
-        if triton.cdiv(num_tokens, block) > torch.cuda.get_device_properties(0).multi_processor_count:
+    # (tokens per program, warps, candidates per program, rows per update load)
+    shapes = ((512, 4, 3, 8), (512, 4, 2, 8), (512, 4, 6, 8), (1024, 4, 6, 8), (1024, 8, 3, 8), (2048, 8, 3, 4))
+    shapes += ((4096, 16, 3, 4), (2048, 8, 1, 4))
+    for block, warps, top, group in shapes:
+        programs = triton.cdiv(num_tokens, block)
+        if programs > torch.cuda.get_device_properties(0).multi_processor_count or programs * top > 64:
             continue
         try:
-            picks = _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps, speculate)
+            picks = _triton.greedy_triton_cooperative(g, inv, scores, k, block, warps, top, group)
             same = torch.equal(picks, reference)
             ms = bench(
-                lambda block=block, warps=warps, speculate=speculate: _triton.greedy_triton_cooperative(
-                    g, inv, scores, k, block, warps, speculate
+                lambda block=block, warps=warps, top=top, group=group: _triton.greedy_triton_cooperative(
+                    g, inv, scores, k, block, warps, top, group
                 )
             )
-            programs = triton.cdiv(num_tokens, block)
-            rows.append(
-                (
-                    f"cooperative {programs}x{block}, {warps} warps, speculate={speculate} "
-                    f"({1e3 * ms / k:.2f} us/step, same={same})",
-                    ms,
-                    None,
-                )
-            )
+            label = f"cooperative {programs}x{block}, {warps} warps, {top} candidates each, update {group} rows"
+            rows.append((f"{label} ({1e3 * ms / k:.2f} us/pick, same={same})", ms, None))
         except Exception as error:
-            rows.append((f"cooperative {block}/{warps}: {type(error).__name__}: {error}"[:200], float("nan"), None))
+            rows.append(
+                (f"cooperative {block}/{warps}/{top}: {type(error).__name__}: {error}"[:200], float("nan"), None)
+            )
     out = torch.empty(k, dtype=torch.int32, device="cuda")
     if num_tokens <= 16384:
         block = triton.next_power_of_2(num_tokens)

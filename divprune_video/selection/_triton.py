@@ -3,7 +3,9 @@
 The full path's kernels. Why fused: each greedy step reads one row of N distances and does one arg-max. Plain
 PyTorch spends two to three kernel launches per step, and is launch-bound (notes/selection-perf.md); here one
 program per batch row runs *all* steps, holding the running minimum of every token in registers, so a step costs
-one row load plus one block-wide reduction.
+one row load plus one block-wide reduction. A long row is split over several programs
+(:func:`_greedy_rounds_kernel`), which exchange their best keys through global memory and agree on several picks
+per exchange: the exchange, not the arithmetic, is what a step costs there.
 
 The matrix-free path's kernels (:mod:`.chunked`): a GEMM whose epilogue turns its tile into cosine distances and
 folds their minima into per-token minima, so no tile of distances is ever written (the two passes over all N tokens
@@ -18,6 +20,7 @@ ties resolve to the lowest index through a packed 64-bit key: ``(order-preservin
 from __future__ import annotations
 
 import struct
+from typing import Callable
 
 import torch
 import triton
@@ -187,106 +190,157 @@ def _greedy_kernel(
 
 
 @triton.jit
-def _greedy_cooperative_kernel(
+def _key_score(key):
+    """The running minimum packed into ``key`` (:func:`_score_keys`; -0.0 comes back as +0.0)."""
+    bits = (key >> 32).to(tl.int32)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _greedy_rounds_kernel(
     src_ptr,
     inv_norm_ptr,
     first_ptr,
     out_ptr,
     keys_ptr,
+    picked_ptr,
     N,
     count,
+    no_finite_key,
     FROM_GRAM: tl.constexpr,
     BLOCK_N: tl.constexpr,
     NUM_PROGRAMS: tl.constexpr,
+    TOP: tl.constexpr,
+    SLOTS: tl.constexpr,
     PEERS: tl.constexpr,
-    SPECULATE: tl.constexpr,
+    GROUP: tl.constexpr,
 ):
-    """One batch row, its columns split over NUM_PROGRAMS programs that hold their running minima in registers.
+    """The step loop for one long row, its columns split over NUM_PROGRAMS programs that hold their running
+    minima in registers and agree on several picks per exchange (the grid must fit on the GPU at once).
 
-    Each step every program publishes its best key in ``keys[step, program]`` (initialised to the sentinel
-    -2^63, which no real key equals) and spins, with L1-bypassing loads, until all NUM_PROGRAMS keys of that step
-    are there; all then agree on the same pick. The grid must fit on the GPU at once (NUM_PROGRAMS <= SMs).
-    PEERS is NUM_PROGRAMS rounded up to a power of two.
+    A round: every program publishes its TOP best keys (``keys[round, program * TOP + t]``) and its next one
+    (``keys[round, NUM_PROGRAMS * TOP + program]``), then waits for all of them (slots still holding the sentinel
+    -2^63 are not written yet). tau, the largest of the programs' (TOP + 1)-th keys, bounds every token that is not
+    a candidate, and running minima only fall; so while the best candidate's key beats tau it is the greedy's next
+    pick over *all* tokens. Every program runs those picks among the candidates alone, from their distances
+    gathered once per round, and gets the same picks; then it folds the rows of all the round's picks into its own
+    minima. Every round makes at least one pick (the best key overall is a candidate); round 0 makes exactly one,
+    from the first-pick scores. ``no_finite_key`` is the largest key of a -inf score: tau is at least that, so
+    tokens already picked or invalid are never candidates.
 
-    SPECULATE: a step's exchange also names the runner-up (the best key of the other programs); its row is loaded
-    while the next step's reduction and exchange run, and used when the next pick is that runner-up (most steps:
-    the next pick is usually the best token the last pick did not move). The picked row's values are the same
-    either way; a miss costs one row load, as without speculation.
+    A candidate's distances are computed with the same float32 operations as the update's (and the single-program
+    kernel's), and keys break ties by the lowest index: the picks are those of :func:`_greedy_kernel`.
+
+    SLOTS is NUM_PROGRAMS * TOP and PEERS NUM_PROGRAMS, each rounded up to a power of two; ``picked``
+    (NUM_PROGRAMS, SLOTS) int32 scratch holds each program's copy of the round's picks for the update, which loads
+    GROUP rows at a time.
     """
     program = tl.program_id(0)
     cols = program * BLOCK_N + tl.arange(0, BLOCK_N)
     in_range = cols < N
-    peers = tl.arange(0, PEERS)
     first = tl.load(first_ptr + cols, mask=in_range, other=float("-inf"))
-    pick, runner = _agree(keys_ptr, 0, program, peers, tl.max(_score_keys(first, cols), axis=0), N, NUM_PROGRAMS)
-    if program == 0:
-        tl.store(out_ptr, pick)
     inv_cols = _column_norms(inv_norm_ptr, cols, in_range, FROM_GRAM)
     min_dist = tl.where(first > float("-inf"), float("inf"), float("-inf"))
-    spec = pick * 0 - 1  # no row is prefetched yet
-    spec_row = tl.zeros([BLOCK_N], tl.float32)
-    for step in range(1, count):
-        if SPECULATE:
-            if pick == spec:
-                row = spec_row
+    scores = first
+    slots = tl.arange(0, SLOTS)
+    real = slots < NUM_PROGRAMS * TOP
+    peers = tl.arange(0, PEERS)
+    scratch = picked_ptr + program * SLOTS
+    step = program * 0  # a tensor even where count is specialized to a constant
+    rnd = program * 0
+    while step < count:
+        # Publish this program's TOP best keys and its next one (tau's share).
+        keys = _score_keys(scores, cols)
+        shared = keys_ptr + rnd.to(tl.int64) * (NUM_PROGRAMS * (TOP + 1))
+        for t in tl.static_range(TOP + 1):
+            best = tl.max(keys, axis=0)
+            if t < TOP:
+                tl.store(shared + program * TOP + t, best)
             else:
-                row = _row_distances(
-                    src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols, FROM_GRAM
-                )
-            spec = runner
-            spec_row = _row_distances(
-                src_ptr, spec.to(tl.int64) * N, cols, in_range, inv_norm_ptr, spec, inv_cols, FROM_GRAM
+                tl.store(shared + NUM_PROGRAMS * TOP + program, best)
+            keys = tl.where(keys == best, -(2**63) + 1, keys)
+        # Read everyone's (slots still holding the sentinel are not written yet).
+        exchanged = tl.load(shared + slots, mask=real, other=-(2**63) + 1, volatile=True)
+        while tl.min(exchanged, axis=0) == -(2**63):
+            exchanged = tl.load(shared + slots, mask=real, other=-(2**63) + 1, volatile=True)
+        taus = shared + NUM_PROGRAMS * TOP + peers
+        bounds = tl.load(taus, mask=peers < NUM_PROGRAMS, other=-(2**63) + 1, volatile=True)
+        while tl.min(bounds, axis=0) == -(2**63):
+            bounds = tl.load(taus, mask=peers < NUM_PROGRAMS, other=-(2**63) + 1, volatile=True)
+        tau = tl.maximum(tl.max(bounds, axis=0), no_finite_key)
+        live = exchanged > tau
+        cand = tl.where(live, _index_of(exchanged), 0)
+        # The candidates run along dim 0 as tokens whose minima fall ([C, 1]) and along dim 1 as picks ([1, C]):
+        # taking a pick's row is then a reduction along dim 1, with no change of layout inside the loop.
+        cand_j = tl.expand_dims(cand, 1)
+        cand_i = tl.expand_dims(cand, 0)
+        live_j = tl.expand_dims(live, 1)
+        live_i = tl.expand_dims(live, 0)
+        value = tl.expand_dims(tl.where(live, _key_score(exchanged), float("-inf")), 1)
+        # dist[j, i]: the distance from candidate i (as a pick) to candidate j, as the update computes it.
+        dist = tl.load(src_ptr + cand_i.to(tl.int64) * N + cand_j, mask=live_j & live_i, other=0.0)
+        if FROM_GRAM:
+            inv_i = tl.load(inv_norm_ptr + cand_i, mask=live_i, other=1.0)
+            inv_j = tl.load(inv_norm_ptr + cand_j, mask=live_j, other=1.0)
+            dist = 1.0 - (dist * inv_i) * inv_j
+        limit = tl.where(rnd == 0, 1, count - step)
+        key = tl.max(tl.where(live, exchanged, -(2**63) + 1), axis=0)
+        taken = step * 0
+        while (key > tau) & (taken < limit):
+            pick = _index_of(key)
+            if program == 0:
+                tl.store(out_ptr + step + taken, pick)
+            tl.store(scratch + taken, pick)
+            row = tl.max(tl.where(live_i & (cand_i == pick), dist, float("-inf")), axis=1)
+            hit = live_j & (cand_j == pick)
+            value = tl.where(hit, float("-inf"), tl.minimum(value, tl.expand_dims(row, 1)))
+            live_j = live_j & ~hit
+            key = tl.max(tl.max(tl.where(live_j, _score_keys(value, cand_j), -(2**63) + 1), axis=1), axis=0)
+            taken += 1
+        tl.debug_barrier()
+        # Fold the round's rows into this program's running minima, GROUP rows per load.
+        for start in range(0, taken, GROUP):
+            group = start + tl.arange(0, GROUP)
+            group_in = group < taken
+            picks = tl.load(scratch + group, mask=group_in, other=0)
+            rows = tl.load(
+                src_ptr + picks.to(tl.int64)[:, None] * N + cols[None, :],
+                mask=group_in[:, None] & in_range[None, :],
+                other=0.0,
             )
-        else:
-            row = _row_distances(
-                src_ptr, pick.to(tl.int64) * N, cols, in_range, inv_norm_ptr, pick, inv_cols, FROM_GRAM
-            )
-        min_dist = tl.minimum(min_dist, row)
-        min_dist = tl.where(cols == pick, float("-inf"), min_dist)
-        key = tl.max(_score_keys(min_dist, cols), axis=0)
-        pick, runner = _agree(keys_ptr, step, program, peers, key, N, NUM_PROGRAMS)
-        if program == 0:
-            tl.store(out_ptr + step, pick)
+            if FROM_GRAM:
+                inv_picks = tl.load(inv_norm_ptr + picks, mask=group_in, other=1.0)
+                rows = 1.0 - (rows * inv_picks[:, None]) * inv_cols[None, :]
+            rows = tl.where(group_in[:, None], rows, float("inf"))
+            rows = tl.where(group_in[:, None] & (cols[None, :] == picks[:, None]), float("-inf"), rows)
+            min_dist = tl.minimum(min_dist, tl.min(rows, axis=0))
+        tl.debug_barrier()
+        scores = min_dist
+        step += taken
+        rnd += 1
 
 
-@triton.jit
-def _agree(keys_ptr, step, program, peers, key, N, NUM_PROGRAMS: tl.constexpr):
-    """Publish this program's best key for ``step``, wait for every peer's, return the winning index and the
-    runner-up's (the best of the other programs; clamped into 0..N-1, as it only steers a prefetch).
-
-    Padding lanes read -2^63 + 1: below every real key and distinct from the not-yet-written sentinel -2^63.
-    """
-    slot = keys_ptr + step * NUM_PROGRAMS
-    tl.store(slot + program, key)
-    real = peers < NUM_PROGRAMS
-    keys = tl.load(slot + peers, mask=real, other=-(2**63) + 1, volatile=True)
-    while tl.min(keys, axis=0) == -(2**63):
-        keys = tl.load(slot + peers, mask=real, other=-(2**63) + 1, volatile=True)
-    best = tl.max(keys, axis=0)
-    second = tl.max(tl.where(keys == best, -(2**63) + 1, keys), axis=0)
-    return _index_of(best), tl.minimum(_index_of(second), N - 1)
-
-
-#: Cooperative launch shapes, tried in order: (tokens per program, warps). Measured on an H100
-#: (notes/selection-perf.md).
-COOPERATIVE_SHAPES = ((512, 4), (1024, 8), (2048, 8), (4096, 8), (8192, 16))
 #: Rows of at most this many tokens run in one program (the cooperative exchange costs more than it saves).
 SINGLE_PROGRAM_MAX = 2048
+#: Programs the cooperative kernel aims for; candidates each offers per round. Measured on an H200 at N = 4,608,
+#: 4,240 and 36,864 (notes/selection-perf.md): 9 programs of 512 tokens and 3 candidates each (32 candidates in
+#: all) were the fastest at N = 4,608 of the 1-16 warp, 1-6 candidate and 3-18 program shapes tried.
+COOPERATIVE_PROGRAMS = 9
+COOPERATIVE_TOP = 3
 
 
-def cooperative_shape(num_tokens: int, sm_count: int) -> tuple[int, int] | None:
-    """(tokens per program, warps) for the cooperative kernel, or None where one program per row is better.
-
-    Prefers about 9 to 16 programs (small shapes keep the per-step work of each program short; more programs make
-    the per-step exchange slower), and at most one program per SM so that all are resident at once.
-    """
+def cooperative_shape(num_tokens: int, sm_count: int) -> tuple[int, int, int, int] | None:
+    """(tokens per program, warps, candidates per program, rows per update load) for the cooperative kernel, or
+    None where one program per row is better (short rows) or the programs would not all be resident at once."""
     if num_tokens <= SINGLE_PROGRAM_MAX:
         return None
-    for block, warps in COOPERATIVE_SHAPES:
-        programs = triton.cdiv(num_tokens, block)
-        if programs <= 16 or (block >= 2048 and programs <= sm_count):
-            return block, warps
-    return None
+    block = min(max(512, triton.next_power_of_2(triton.cdiv(num_tokens, COOPERATIVE_PROGRAMS))), 8192)
+    if triton.cdiv(num_tokens, block) > sm_count:
+        return None
+    warps = 4 if block <= 512 else 8 if block <= 2048 else 16
+    group = max(1, min(8, 32 * 32 * warps // block))  # the update's (group, block) tile: <= 32 values per thread
+    return block, warps, COOPERATIVE_TOP, group
 
 
 def _launch_shape(num_tokens: int) -> tuple[int, int, int]:
@@ -341,37 +395,52 @@ def greedy_triton_cooperative(
     inv_norms: torch.Tensor | None,
     first_scores: torch.Tensor,
     count: int,
-    block: int = 2048,
+    block: int = 512,
     num_warps: int = 4,
-    speculate: bool = True,
+    top: int = 3,
+    group: int = 8,
 ) -> torch.Tensor:
-    """The step loop over several cooperating programs, for one long row (B = 1).
+    """The step loop over several cooperating programs, several picks per exchange (:func:`_greedy_rounds_kernel`),
+    for one long row (B = 1).
 
     src: (1, N, N) float32 distances, or the Gram matrix with ``inv_norms`` (1, N); first_scores: (1, N).
-    ``speculate``: prefetch the runner-up's row (see the kernel); the picks are the same either way.
-    Returns (1, count) int64 picks.
+    ``block`` tokens per program, ``top`` candidates each program offers per round, ``group`` rows per load of the
+    update. On CPU (Triton's interpreter runs programs one after another) only one program can run.
+    Returns (1, count) int64 picks, the same as :func:`greedy_triton`'s.
     """
     num_tokens = first_scores.shape[-1]
+    for name, value in (("block", block), ("group", group)):
+        if value < 1 or value & (value - 1):
+            raise ValueError(f"{name} must be a power of two (a Triton block size); got {value}")
     programs = triton.cdiv(num_tokens, block)
-    sm_count = device_properties(src.device).multi_processor_count
-    if programs > sm_count:
-        raise ValueError(f"{programs} programs of {block} tokens do not fit at once on {sm_count} SMs")
+    if src.is_cuda:
+        sm_count = device_properties(src.device).multi_processor_count
+        if programs > sm_count:
+            raise ValueError(f"{programs} programs of {block} tokens do not fit at once on {sm_count} SMs")
+    elif programs > 1:
+        raise ValueError(f"{programs} cooperating programs cannot run one after another; use block >= {num_tokens}")
+    slots = max(triton.next_power_of_2(programs * top), 16)
     picks = torch.empty(1, count, dtype=torch.int64, device=src.device)
-    keys = torch.full((count, programs), -(2**63), dtype=torch.int64, device=src.device)
+    keys = torch.full((count, programs * (top + 1)), -(2**63), dtype=torch.int64, device=src.device)
+    picked = torch.empty(programs, slots, dtype=torch.int32, device=src.device)
     from_gram = inv_norms is not None
-    _greedy_cooperative_kernel[(programs,)](
+    _greedy_rounds_kernel[(programs,)](
         src.contiguous(),
         inv_norms if from_gram else first_scores,
         first_scores.contiguous(),
         picks,
         keys,
+        picked,
         num_tokens,
         count,
+        outside_key(float("-inf"), 0),
         FROM_GRAM=from_gram,
         BLOCK_N=block,
         NUM_PROGRAMS=programs,
-        PEERS=triton.next_power_of_2(programs),
-        SPECULATE=speculate,
+        TOP=top,
+        SLOTS=slots,
+        PEERS=max(triton.next_power_of_2(programs), 16),
+        GROUP=group,
         num_warps=num_warps,
         enable_fp_fusion=False,
     )
@@ -609,21 +678,30 @@ def select_full_triton(
     inv_norms: torch.Tensor | None = None,
     gram_matrix: torch.Tensor | None = None,
     duplicates: PendingDuplicates | None = None,
+    wait_for_checks: Callable[[], object] | None = None,
 ) -> torch.Tensor:
     """The full path on CUDA: (B, N, D) tokens -> (B, max(counts)) picks, as :mod:`.greedy` would pick them.
 
     ``valid``: (B, N) bool, or None when every token is valid. ``inv_norms`` (B, N): already computed inverse
     norms (cosine). ``gram_matrix`` (B, N, N): the tokens' Gram matrix if already computed (cosine).
     ``duplicates``: the search for exact duplicates if already queued (:func:`~.duplicates.find_duplicates`).
+    ``wait_for_checks``: waits for the caller's queued input checks (raising for bad input) and hands their answer
+    about duplicates to ``duplicates``; called after the first-pick scores of the Gram path are queued, so that
+    the GPU computes them while the host waits (they are dropped if the tokens turn out to have duplicates).
 
     Tokens with exact duplicates run from the distance matrix with the duplicates resolved
     (:mod:`.duplicates`), as every other path does: the Gram kernels would see copies about 1e-7 apart.
     """
+    early_scores = None
+    if wait_for_checks is not None:
+        if uses_gram(tokens, metric) and inv_norms is not None and gram_matrix is not None:
+            early_scores = cosine_first_scores(gram_matrix.contiguous(), inv_norms.contiguous(), valid)
+        wait_for_checks()
     first = (duplicates or find_duplicates(tokens, valid)).resolve()
     if uses_gram(tokens, metric) and first is None:
         inv = (inverse_norms(tokens) if inv_norms is None else inv_norms).contiguous()
         src = (gram(tokens, tokens) if gram_matrix is None else gram_matrix).contiguous()
-        scores = cosine_first_scores(src, inv, valid)
+        scores = cosine_first_scores(src, inv, valid) if early_scores is None else early_scores
     else:
         inv = None
         if uses_gram(tokens, metric) and gram_matrix is not None:

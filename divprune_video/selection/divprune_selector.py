@@ -85,12 +85,8 @@ def divprune(
     batch = tokens.unsqueeze(0)
     early_gram = _early_gram(batch, metric, plan)
     duplicates = _early_duplicates(batch, plan)
-    inv = None
-    if metric == "cosine":
-        inv = _checked_inverse_norms(tokens, None)
-    else:
-        _validate.check_finite(tokens)
-    return _select(batch, None, [count], metric, plan, inv, early_gram, duplicates)[0]
+    checks = _queue_checks(tokens, None, metric, duplicates)
+    return _select(batch, None, [count], metric, plan, checks, early_gram, duplicates)[0]
 
 
 def divprune_batch(
@@ -128,12 +124,8 @@ def divprune_batch(
     plan = plan_selection(tokens, metric, backend, path)
     early_gram = _early_gram(tokens, metric, plan)
     duplicates = _early_duplicates(tokens, plan, None if mask is None else valid)
-    inv = None
-    if metric == "cosine":
-        inv = _checked_inverse_norms(tokens, valid)
-    else:
-        _validate.check_finite(tokens, valid)
-    picks = _select(tokens, None if mask is None else valid, counts, metric, plan, inv, early_gram, duplicates)
+    checks = _queue_checks(tokens, valid, metric, duplicates)
+    picks = _select(tokens, None if mask is None else valid, counts, metric, plan, checks, early_gram, duplicates)
     return [row[:count] for row, count in zip(picks, counts)]
 
 
@@ -164,11 +156,12 @@ def plan_selection(
 
 
 def _early_gram(tokens: torch.Tensor, metric: str, plan: SelectionPlan) -> Optional[torch.Tensor]:
-    """The (B, N, N) Gram matrix of the Triton cosine path, queued on the GPU *before* the input checks.
+    """The (B, N, N) Gram matrix of the Triton cosine path, queued before the input checks.
 
-    The checks end in one host synchronization; with the largest kernel already queued, the GPU computes the Gram
-    matrix while the host waits and then queues the rest, instead of idling through the checks. Values that fail
-    the checks only ever reach this matrix, which is then dropped. None on the other paths.
+    The GPU computes the largest kernel while the host queues the checks (:func:`_queue_checks`) and the first-pick
+    scores behind it; the host then waits for the checks' answer alone (an event recorded right behind them), not
+    for the scores, and queues the step loop while the GPU still computes them, so the GPU does not idle between
+    the kernels. Values that fail the checks only ever reach work that is then dropped. None on the other paths.
     """
     if plan.path != "full" or plan.backend != "triton":
         return None
@@ -180,25 +173,68 @@ def _early_gram(tokens: torch.Tensor, metric: str, plan: SelectionPlan) -> Optio
 def _early_duplicates(
     tokens: torch.Tensor, plan: SelectionPlan, valid: Optional[torch.Tensor] = None
 ) -> Optional[PendingDuplicates]:
-    """The full path's search for exact duplicates among the valid tokens (:mod:`.duplicates`), queued before
-    the input checks like :func:`_early_gram`, so that its answer is ready at their host sync. None on the
-    chunked path, which searches each row's valid tokens itself."""
+    """The full path's search for exact duplicates among the valid tokens (:mod:`.duplicates`), queued with the
+    input checks, which carry its answer to the host with theirs. None on the chunked path, which searches each
+    row's valid tokens itself."""
     return find_duplicates(tokens, valid) if plan.path == "full" else None
 
 
-def _checked_inverse_norms(tokens: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
-    """``1 / ||x||`` per token, and the finiteness check folded into the same pass: a token is finite with a
-    non-zero norm exactly when its inverse norm is finite and positive (one reduction, one host sync). Only when
-    that fails do the precise checks run, to name the problem. Returns (N,) or (B, N) float32/float64."""
-    inv = inverse_norms(tokens)
-    good = torch.isfinite(inv) & (inv > 0)
+@dataclass
+class _QueuedChecks:
+    """The input checks, queued on the tokens' device, with their answer on its way to the host.
+
+    ``answer`` (2,) bool on the host: every valid token is usable; some valid tokens are exact duplicates.
+    ``done`` marks the answer's arrival (CUDA; None where the copy was synchronous).
+    """
+
+    tokens: torch.Tensor
+    valid: Optional[torch.Tensor]
+    inv_norms: Optional[torch.Tensor]
+    answer: torch.Tensor
+    done: Optional["torch.cuda.Event"]
+
+    def wait(self, duplicates: Optional[PendingDuplicates]) -> Optional[torch.Tensor]:
+        """Wait for the answer (one host sync, for the checks alone), raise naming the first bad token, and hand
+        the duplicates' answer to ``duplicates``. Returns the inverse norms (cosine) or None."""
+        if self.done is not None:
+            self.done.synchronize()
+        usable, repeats = self.answer.tolist()
+        if not usable:
+            _validate.check_finite(self.tokens, self.valid)
+            if self.inv_norms is not None:
+                mask = None if self.valid is None else self.valid.reshape(self.inv_norms.shape)
+                check_nonzero_norms(self.inv_norms, mask)
+                raise ValueError("a token's norm overflows float32, so its cosine distance cannot be computed")
+        if duplicates is not None:
+            duplicates.any_repeats = repeats
+        return self.inv_norms
+
+
+def _queue_checks(
+    tokens: torch.Tensor, valid: Optional[torch.Tensor], metric: str, duplicates: Optional[PendingDuplicates]
+) -> _QueuedChecks:
+    """Queue the input checks without waiting for them: every valid token finite, and under cosine a non-zero norm
+    that does not overflow (folded into the inverse norms: ``1 / ||x||`` is finite and positive exactly then), plus
+    whether ``duplicates`` found any. tokens: (N, D) or (B, N, D); valid: (B, N) bool or None (all valid)."""
+    inv = None
+    if metric == "cosine":
+        inv = inverse_norms(tokens)
+        good = torch.isfinite(inv) & (inv > 0)
+    else:
+        good = torch.isfinite(tokens).all(dim=-1)
     if valid is not None:
         good = good | ~valid.reshape(good.shape)
-    if not bool(good.all()):
-        _validate.check_finite(tokens, valid)
-        check_nonzero_norms(inv, None if valid is None else valid.reshape(inv.shape))
-        raise ValueError("a token's norm overflows float32, so its cosine distance cannot be computed")
-    return inv
+    repeats = (
+        duplicates.repeats.any() if duplicates is not None else torch.zeros((), dtype=torch.bool, device=good.device)
+    )
+    flags = torch.stack([good.all(), repeats])
+    if not tokens.is_cuda:
+        return _QueuedChecks(tokens, valid, inv, flags, None)
+    answer = torch.empty(2, dtype=torch.bool, pin_memory=True)
+    answer.copy_(flags, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(tokens.device))
+    return _QueuedChecks(tokens, valid, inv, answer, done)
 
 
 def _select(
@@ -207,16 +243,17 @@ def _select(
     counts: list[int],
     metric: str,
     plan: SelectionPlan,
-    inv_norms: Optional[torch.Tensor] = None,
+    checks: _QueuedChecks,
     gram_matrix: Optional[torch.Tensor] = None,
     duplicates: Optional[PendingDuplicates] = None,
 ) -> torch.Tensor:
-    """tokens: (B, N, D) (checked); valid: (B, N) bool or None (all valid); inv_norms: (B, N) or (N,) for cosine
-    (computed here when None); gram_matrix: the (B, N, N) Gram matrix if already computed (Triton cosine path);
-    duplicates: the search for exact duplicates if already queued (full path; searched here when None).
-    Returns (B, max(counts)) picks, -1 padded."""
+    """tokens: (B, N, D) (shapes checked); valid: (B, N) bool or None (all valid); checks: the queued value checks
+    (waited for here, before the picks are decided); gram_matrix: the (B, N, N) Gram matrix if already computed
+    (Triton cosine path); duplicates: the search for exact duplicates if already queued (full path; searched here
+    when None). Returns (B, max(counts)) picks, -1 padded."""
+    inv_norms = None
     if metric == "cosine":
-        inv_norms = (inverse_norms(tokens) if inv_norms is None else inv_norms).reshape(tokens.shape[:2])
+        inv_norms = checks.inv_norms.reshape(tokens.shape[:2])
     logger.debug(
         "divprune: %s path, %s backend, B=%d N=%d k=%s",
         plan.path,
@@ -228,7 +265,10 @@ def _select(
     if plan.backend == "triton" and plan.path == "full":
         from ._triton import select_full_triton
 
-        return select_full_triton(tokens, valid, counts, metric, inv_norms, gram_matrix, duplicates)
+        return select_full_triton(
+            tokens, valid, counts, metric, inv_norms, gram_matrix, duplicates, lambda: checks.wait(duplicates)
+        )
+    checks.wait(duplicates)
     valid_mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if valid is None else valid
     if plan.path == "chunked":
         from .chunked import select_chunked

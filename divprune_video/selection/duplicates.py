@@ -61,10 +61,11 @@ class PendingDuplicates:
     words: torch.Tensor  # (..., N, W) integer view of the tokens
     order: torch.Tensor  # (..., N) positions in fingerprint order (ascending among equal fingerprints)
     repeats: torch.Tensor  # (..., N - 1) bool: each sorted token is a copy of the one before
+    any_repeats: Optional[bool] = None  # repeats.any(), once a caller has brought it to the host
 
     def resolve(self) -> Optional[torch.Tensor]:
-        """:func:`first_occurrences` of the tokens (one host sync, at no cost once the device is done)."""
-        if not bool(self.repeats.any()):
+        """:func:`first_occurrences` of the tokens (one host sync, none where ``any_repeats`` is known and False)."""
+        if not (bool(self.repeats.any()) if self.any_repeats is None else self.any_repeats):
             return None
         # Within a run of copies the run's first slot holds the first occurrence; cummax carries each run start's
         # slot along its run.

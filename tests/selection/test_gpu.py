@@ -113,22 +113,44 @@ def test_half_gram_is_float32_and_exact_products():
     assert float((g.double() - exact).abs().max() / exact.abs().max()) < 5e-5
 
 
-@pytest.mark.parametrize("speculate", [True, False])
-@pytest.mark.parametrize("num_tokens,block", [(9000, 1024), (4608, 512), (3000, 2048)])
-def test_cooperative_kernel_equals_torch(num_tokens, block, speculate):
+@pytest.mark.parametrize(
+    "num_tokens,shape",
+    [
+        ((9000, (1024, 8, 3, 8))),
+        ((4608, (512, 4, 3, 8))),
+        ((4608, (512, 4, 1, 2))),  # one candidate per program: most rounds make one pick
+        ((4608, (1024, 4, 6, 4))),
+        ((3000, (2048, 8, 3, 4))),
+        ((4240, (512, 4, 3, 8))),  # the streaming memory's shape: keep 4,096 of 4,240
+    ],
+)
+@pytest.mark.parametrize("kind", ["random", "clustered"])
+def test_cooperative_kernel_equals_torch(num_tokens, shape, kind):
     from divprune_video.selection import _triton
     from divprune_video.selection.distance import inverse_norms
 
-    tokens = random_tokens(num_tokens, 128, seed=7, dtype=torch.float16, device="cuda")
+    if kind == "random":
+        tokens = random_tokens(num_tokens, 128, seed=7, dtype=torch.float16, device="cuda")
+    else:
+        tokens = clustered_tokens(num_tokens, 128, num_clusters=16, seed=7).to("cuda", torch.float16)
     batch = tokens.unsqueeze(0)
     inv = inverse_norms(batch).contiguous()
     g = gram(batch, batch).contiguous()
     valid = torch.ones(1, num_tokens, dtype=torch.bool, device="cuda")
-    k = round(0.15 * num_tokens)
-    picks = _triton.greedy_triton_cooperative(
-        g, inv, _triton.cosine_first_scores(g, inv, valid), k, block, speculate=speculate
-    )
+    k = 4096 if num_tokens == 4240 else round(0.15 * num_tokens)
+    picks = _triton.greedy_triton_cooperative(g, inv, _triton.cosine_first_scores(g, inv, valid), k, *shape)
     assert torch.equal(picks[0], divprune(tokens, num_keep=k, backend="torch", path="full"))
+
+
+def test_cooperative_kernel_skips_invalid_tokens():
+    """Masked tokens reach the kernel as -inf first-pick scores: never picked, never candidates (a one-row batch
+    takes the cooperative kernel)."""
+    tokens = random_tokens(4608, 128, seed=9, dtype=torch.float16, device="cuda").unsqueeze(0)
+    mask = torch.ones(1, 4608, dtype=torch.bool, device="cuda")
+    mask[0, 1000:2500] = False
+    expected = divprune_batch(tokens, 0.2, mask=mask, backend="torch", path="full")
+    got = divprune_batch(tokens, 0.2, mask=mask, backend="triton", path="full")
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -11,6 +11,7 @@ import torch
 
 from divprune_video.selection import _triton
 from divprune_video.selection.distance import gram, inverse_norms, pairwise_distance
+from divprune_video.selection.duplicates import first_occurrences, merge_duplicates
 from divprune_video.selection.greedy import first_pick_scores, greedy_from_distances
 from divprune_video.testing import clustered_tokens
 from tests.selection.duplicate_inputs import duplicate_heavy_cases
@@ -136,6 +137,58 @@ def rounds_cases() -> int:
         passed += 1
     _triton.MIN_TILE = tile
     print(f"rounds cases passed: {passed}")
+    return cooperative_cases()
+
+
+def cooperative_cases() -> int:
+    """The cooperative kernel's rounds (several picks per exchange) in one program, the only way the interpreter
+    can run it (it runs programs one after another): from the Gram matrix and from a distance matrix, with 1 to 6
+    candidates per round, invalid tokens, exact ties (a static video's copies) and k = N."""
+    passed = 0
+    cases = [(5, 4, 2, 5), (40, 8, 4, 13), (100, 16, 6, 30), (128, 16, 128, 8), (120, 6, 3, 60), (60, 16, 60, 20)]
+    for seed, (num_tokens, dim, clusters, count) in enumerate(cases):
+        tokens = clustered_tokens(num_tokens, dim, num_clusters=clusters, seed=seed).unsqueeze(0)
+        valid = torch.ones(1, num_tokens, dtype=torch.bool)
+        if seed % 2:
+            valid[0, 1::4] = False
+            count = min(count, int(valid.sum()))
+        for metric in ("cosine", "l2"):
+            scores, expected = reference(tokens, valid, [count], metric)
+            if metric == "cosine":
+                src, inv = gram(tokens, tokens).contiguous(), inverse_norms(tokens).contiguous()
+                scores = _triton.cosine_first_scores(src, inv, valid)
+            else:
+                src, inv = pairwise_distance(tokens, metric).float().contiguous(), None
+            for top in (1, 3, 6):
+                got = _triton.greedy_triton_cooperative(src, inv, scores, count, block=128, top=top, group=4)
+                if not torch.equal(got, expected):
+                    print(f"COOPERATIVE MISMATCH {num_tokens}x{dim} {metric} top={top}:\n{got}\n{expected}")
+                    return 1
+                passed += 1
+    for name, tokens, num_keep in duplicate_heavy_cases():
+        expected = reference_divprune(tokens, num_keep, "l1")
+        src = merge_duplicates(pairwise_distance(tokens, "l1"), first_occurrences(tokens))
+        src = src.float().unsqueeze(0).contiguous()
+        valid = torch.ones(1, tokens.shape[0], dtype=torch.bool)
+        scores = first_pick_scores(src, valid)
+        got = _triton.greedy_triton_cooperative(src, None, scores, num_keep, block=256, top=3, group=8)
+        if got[0].tolist() != expected:
+            print(f"COOPERATIVE MISMATCH on duplicates {name}: {got[0].tolist()}\n{expected}")
+            return 1
+        passed += 1
+    one_row = torch.zeros(1, 300, 300), torch.zeros(1, 300)
+    for launch, problem in (({"block": 128}, "cannot run one after another"), ({"group": 3}, "power of two")):
+        try:
+            _triton.greedy_triton_cooperative(one_row[0], None, one_row[1], 10, **launch)
+        except ValueError as error:
+            if problem not in str(error):
+                print(f"COOPERATIVE: wrong refusal of {launch}: {error}")
+                return 1
+        else:
+            print(f"COOPERATIVE: {launch} was not refused")
+            return 1
+        passed += 1
+    print(f"cooperative cases passed: {passed}")
     return 0
 
 
