@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Side of the blank frame encoded to count tokens per frame (every family resizes frames to its own size).
+#: Side of the blank frame encoded to count tokens per frame: families with one input size resize it to that size;
+#: families that keep a frame's own resolution within pixel limits (Qwen-VL) scale it up to their fewest tokens.
 _PROBE_SIZE = 64
+#: Side of the blank frame that such families scale down to their most tokens per frame (Qwen2.5-VL's and
+#: Qwen3-VL's default limits are about 776 and 887 px square).
+_LARGE_PROBE_SIZE = 2048
 
 
 def context_length(adapter: Any) -> Optional[int]:
@@ -29,11 +33,11 @@ def context_length(adapter: Any) -> Optional[int]:
     return model_context_length(config)
 
 
-def visual_tokens(adapter: Any, num_frames: int) -> tuple[int, int]:
-    """(frame tokens, tokens outside the frames) of a ``num_frames``-frame video, counted by encoding one blank
-    frame group with the adapter."""
+def visual_tokens(adapter: Any, num_frames: int, size: int = _PROBE_SIZE) -> tuple[int, int]:
+    """(frame tokens, tokens outside the frames) of a ``num_frames``-frame video of ``size`` x ``size`` frames,
+    counted by encoding one blank frame group with the adapter."""
     group = int(getattr(adapter, "frames_per_group", 1))
-    encoded = adapter.encode_frames(np.zeros((group, _PROBE_SIZE, _PROBE_SIZE, 3), dtype=np.uint8))
+    encoded = adapter.encode_frames(np.zeros((group, size, size, 3), dtype=np.uint8))
     per_group = encoded.num_tokens // max(1, encoded.num_frames)
     return -(-num_frames // group) * per_group, encoded.num_unframed
 
@@ -69,7 +73,12 @@ def _sequence_length(variant: "Variant", visual: int, fixed: int) -> int:
 
 def check_context(adapter: Any, config: "RunConfig", prompts: Sequence[str]) -> None:
     """Every variant's sequence (frames x tokens per frame x keep ratio, plus the longest prompt's text and the new
-    tokens) must fit the model's context (:func:`context_length`)."""
+    tokens) must fit the model's context (:func:`context_length`).
+
+    Where the tokens per frame follow each video's resolution (Qwen-VL), the check counts the fewest a frame can
+    get, so a run is stopped only when no video could fit; a warning names the variants that the largest frames
+    would take past the context (such samples are then refused one by one, before their prefill).
+    """
     context = context_length(adapter)
     if context is None:
         return
@@ -86,6 +95,24 @@ def check_context(adapter: Any, config: "RunConfig", prompts: Sequence[str]) -> 
                 f"tokens{'' if length - fixed == visual else f', {length - fixed} kept'}, + {text} prompt tokens, "
                 f"{unframed} other video tokens and {config.max_new_tokens} new tokens) exceed the model's context "
                 f"of {context}; use fewer --num-frames or a lower keep ratio"
+            )
+    largest, _ = visual_tokens(adapter, frames, _LARGE_PROBE_SIZE)
+    if largest <= visual:
+        return
+    for variant in config.variants:
+        length = _sequence_length(variant, largest, fixed)
+        if length > context:
+            logger.warning(
+                "variant %s: videos at this model's largest frame size (%d frames -> %d visual tokens) would need "
+                "about %d positions, more than its context of %d; such samples will be refused one by one (smaller "
+                "videos fit: %d frames of the smallest size give %d visual tokens)",
+                variant.name,
+                frames,
+                largest,
+                length,
+                context,
+                frames,
+                visual,
             )
 
 

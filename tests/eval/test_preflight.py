@@ -177,3 +177,47 @@ def test_a_configuration_error_from_the_model_is_never_a_per_sample_error(mvbenc
     with pytest.raises(ConfigurationError, match="no such layer"):
         run_benchmark(config, answerer=Misconfigured(), progress=False)
     assert read_records(tmp_path / "unpruned" / "samples.jsonl") == []
+
+
+def test_tokens_that_follow_the_resolution_warn_where_large_frames_would_not_fit(tmp_path, mvbench_data, caplog):
+    """Qwen-VL's tokens per frame follow each video's resolution: the run is stopped only when even its smallest
+    frames cannot fit, and a warning names the variants that its largest frames would take past the context."""
+    from divprune_video.models import resolve_adapter
+    from divprune_video.testing import save_tiny_model
+
+    adapter = resolve_adapter(str(save_tiny_model(tmp_path / "qwen", "qwen2_5_vl")), device="cpu")
+    # The tiny checkpoint's pixel limits: 4 to 16 tokens per frame pair; its context is 4096 positions.
+    assert preflight.visual_tokens(adapter, 2) == (4, 0)
+    assert preflight.visual_tokens(adapter, 2, preflight._LARGE_PROBE_SIZE) == (16, 0)
+    root, _ = mvbench_data
+    variants = (Variant("unpruned", 1.0), Variant("divprune", 0.2))
+    config = RunConfig(
+        benchmark="mvbench", data_root=root, model="tiny", output="/unused", num_frames=1000, variants=variants
+    )
+    with caplog.at_level("WARNING", logger="divprune_video.eval.preflight"):
+        preflight.check_model_settings(adapter, config, ["Question: what?"])  # 2000 tokens at the smallest: fits
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1  # 8000 tokens unpruned at the largest size do not fit; 1600 kept of them do
+    assert warnings[0].startswith("variant unpruned: videos at this model's largest frame size (1000 frames -> 8000")
+    assert "more than its context of 4096" in warnings[0] and "give 2000 visual tokens" in warnings[0]
+    config.num_frames = 2100  # 4200 tokens even at the smallest size: stopped
+    with pytest.raises(ConfigurationError, match="variant unpruned: about 4"):
+        preflight.check_model_settings(adapter, config, ["Question: what?"])
+
+
+def test_tokens_of_one_input_size_give_no_warning(tiny_adapter, mvbench_data, caplog):
+    root, _ = mvbench_data
+    config = RunConfig(
+        benchmark="mvbench",
+        data_root=root,
+        model="tiny",
+        output="/unused",
+        num_frames=200,
+        variants=(Variant("unpruned", 1.0),),
+    )
+    assert preflight.visual_tokens(tiny_adapter, 1) == preflight.visual_tokens(
+        tiny_adapter, 1, preflight._LARGE_PROBE_SIZE
+    )
+    with caplog.at_level("WARNING", logger="divprune_video.eval.preflight"):
+        preflight.check_model_settings(tiny_adapter, config, ["Question: what?"])  # 3200 of 4096
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]
