@@ -288,3 +288,25 @@ def test_ctrl_c_from_the_terminal_stops_without_a_traceback(long_clip):
     assert process.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert re.search(r"^stopped \(Ctrl-C\): \d+ frames ingested from .*long\.mp4", out, re.MULTILINE), out
+
+
+def test_bench_stream_spreads_a_frame_pair_over_its_frames():
+    """Qwen-VL encodes frames in pairs: the held frame's record has no times, the pair's second carries both
+    frames'; each frame counts half, so medians compare with one-by-one families."""
+    from divprune_video.streaming.benchmark import frame_times
+    from divprune_video.streaming.qa import IngestRecord
+
+    records = [
+        IngestRecord(0, 0, 0, 0.0, 0.0),
+        IngestRecord(0, 8, 8, 0.010, 0.002),
+        IngestRecord(1, 0, 8, 0.0, 0.0),
+        IngestRecord(1, 8, 16, 0.012, 0.004),
+        IngestRecord(2, 0, 16, 0.0, 0.0),  # its pair is not complete: no times yet
+    ]
+    encode, update, timed = frame_times(records)
+    assert timed == 4
+    assert encode[:4].tolist() == [0.005, 0.005, 0.006, 0.006]
+    assert update[:4].tolist() == [0.001, 0.001, 0.002, 0.002]
+    one_by_one = [IngestRecord(i, 8, 8 * (i + 1), 0.01 * (i + 1), 0.001) for i in range(3)]
+    encode, update, timed = frame_times(one_by_one)
+    assert timed == 3 and encode.tolist() == [0.01, 0.02, 0.03] and update.tolist() == [0.001] * 3

@@ -6,7 +6,8 @@ vision tower, and reports:
 
 * frames/s ingested (after the memory is full; the times 1 fps real time that is);
 * per-frame encode ms (preprocessing, vision tower, pooling, projector) and memory-update ms, median and p95,
-  and the update's share of the per-frame time;
+  and the update's share of the per-frame time (where a family encodes frames in pairs, each frame of a pair gets
+  half of the pair's times);
 * answer latency from the full memory: time to first token (snapshot + prefill, ``max_new_tokens=1``) and a
   16-token answer;
 * GPU memory allocated, sampled every ``--sample-every`` frames, and the maximum allocated, to show that memory
@@ -26,7 +27,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -210,15 +211,14 @@ def measure_budget(
     if cuda:
         torch.cuda.synchronize(adapter.device)
         torch.cuda.reset_peak_memory_stats(adapter.device)
-    encode = np.zeros(num_frames)
-    update = np.zeros(num_frames)
+    records = []
     samples: list[tuple[int, float, float]] = []
     steady_from: Optional[int] = None  # the first frame after the memory filled (and the first selection ran)
     steady_start = time.perf_counter()
     with torch.inference_mode():
         for index in range(num_frames):
             record = qa.ingest(pool[index % len(pool)], timestamp=float(index))
-            encode[index], update[index] = record.encode_seconds, record.update_seconds
+            records.append(record)
             if steady_from is None and record.memory_tokens + record.num_tokens > budget:
                 steady_from = min(index + 2, num_frames - 1)
             if index == steady_from:
@@ -233,8 +233,9 @@ def measure_budget(
                 )
     elapsed = time.perf_counter() - steady_start
     first = steady_from if steady_from is not None and steady_from < num_frames - 1 else 0
-    steady = slice(first, num_frames)
     frames_per_second = (num_frames - first) / elapsed if elapsed > 0 else float("nan")
+    encode, update, timed = frame_times(records)
+    steady = slice(first, max(first + 1, timed))
     ttft_ms, answer_ms = _answer_latency(qa, adapter, args, repeats)
     encode_steady, update_steady = encode[steady], update[steady]
     share = float(update_steady.sum() / max(1e-12, encode_steady.sum() + update_steady.sum()))
@@ -253,6 +254,29 @@ def measure_budget(
         memory_tokens=qa.num_memory_tokens,
         memory_samples=samples,
     )
+
+
+def frame_times(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-frame encode and update seconds of a stream's ingest records
+    (:class:`~divprune_video.streaming.qa.IngestRecord`, one per frame, in order).
+
+    Where the model encodes frames in groups (Qwen-VL's frame pairs), the record of the frame that completes a group
+    carries the group's times and the frames held before it carry none; here each frame of the group gets an equal
+    share, so that medians compare with families that encode frames one by one. Returns (encode, update, timed):
+    two (len(records),) arrays and the number of leading frames whose group is complete (a last group still held
+    has no times yet)."""
+    encode = np.zeros(len(records))
+    update = np.zeros(len(records))
+    held: list[int] = []
+    timed = 0
+    for index, record in enumerate(records):
+        held.append(index)
+        if record.num_tokens == 0:  # held until its group completes
+            continue
+        encode[held] = record.encode_seconds / len(held)
+        update[held] = record.update_seconds / len(held)
+        held, timed = [], index + 1
+    return encode, update, timed
 
 
 def _answer_latency(qa: Any, adapter: Any, args: argparse.Namespace, repeats: int) -> tuple[float, float]:
