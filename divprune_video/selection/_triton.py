@@ -232,7 +232,7 @@ def _greedy_rounds_kernel(
     A candidate's distances are computed with the same float32 operations as the update's (and the single-program
     kernel's), and keys break ties by the lowest index: the picks are those of :func:`_greedy_kernel`.
 
-    SLOTS is NUM_PROGRAMS * TOP and PEERS NUM_PROGRAMS, each rounded up to a power of two; ``picked``
+    SLOTS is NUM_PROGRAMS * TOP and PEERS NUM_PROGRAMS, each rounded up to a power of two (at least 16); ``picked``
     (NUM_PROGRAMS, SLOTS) int32 scratch holds each program's copy of the round's picks for the update, which loads
     GROUP rows at a time.
     """
@@ -324,8 +324,8 @@ def _greedy_rounds_kernel(
 #: Rows of at most this many tokens run in one program (the cooperative exchange costs more than it saves).
 SINGLE_PROGRAM_MAX = 2048
 #: Programs the cooperative kernel aims for; candidates each offers per round. Measured on an H200 at N = 4,608,
-#: 4,240 and 36,864 (notes/selection-perf.md): 9 programs of 512 tokens and 3 candidates each (32 candidates in
-#: all) were the fastest at N = 4,608 of the 1-16 warp, 1-6 candidate and 3-18 program shapes tried.
+#: 4,240 and 36,864 (notes/selection-perf.md): 9 programs of 512 tokens and 3 candidates each (27 in all) were
+#: the fastest at N = 4,608 of the 1-16 warp, 1-6 candidate and 3-36 program shapes tried.
 COOPERATIVE_PROGRAMS = 9
 COOPERATIVE_TOP = 3
 
