@@ -27,5 +27,5 @@ def test_kernels_pick_what_the_pure_path_picks_under_the_interpreter():
     assert "cases passed: 8" in result.stdout
     assert "duplicate cases passed: 15" in result.stdout  # duplicate_inputs.py: 5 cases x 3 metrics
     assert "rounds cases passed: 8" in result.stdout  # 3 token sets, 5 duplicate-heavy ones
-    # 6 token sets x 2 metrics x 3 offered per program, 5 duplicate-heavy ones, 2 refused launch shapes
-    assert "cooperative cases passed: 43" in result.stdout
+    # 6 token sets x 2 metrics x 3 offered per program, 5 duplicate-heavy ones, 40 tied ones, 2 refused shapes
+    assert "cooperative cases passed: 83" in result.stdout

@@ -143,7 +143,7 @@ def rounds_cases() -> int:
 def cooperative_cases() -> int:
     """The cooperative kernel's rounds (several picks per exchange) in one program, the only way the interpreter
     can run it (it runs programs one after another): from the Gram matrix and from a distance matrix, with 1 to 6
-    candidates per round, invalid tokens, exact ties (a static video's copies) and k = N."""
+    candidates per round, invalid tokens, exact ties (a static video's copies, small integer tokens) and k = N."""
     passed = 0
     cases = [(5, 4, 2, 5), (40, 8, 4, 13), (100, 16, 6, 30), (128, 16, 128, 8), (120, 6, 3, 60), (60, 16, 60, 20)]
     for seed, (num_tokens, dim, clusters, count) in enumerate(cases):
@@ -174,6 +174,29 @@ def cooperative_cases() -> int:
         got = _triton.greedy_triton_cooperative(src, None, scores, num_keep, block=256, top=3, group=8)
         if got[0].tolist() != expected:
             print(f"COOPERATIVE MISMATCH on duplicates {name}: {got[0].tolist()}\n{expected}")
+            return 1
+        passed += 1
+    # Small integer tokens: many exactly equal distances, copies, and invalid tokens; 1 to 5 offered per program.
+    generator = torch.Generator().manual_seed(11)
+    for case in range(40):
+        num_tokens, dim = 20 + 5 * case, 3 + case % 4
+        tokens = torch.randint(-2, 3, (1, num_tokens, dim), generator=generator).float()
+        tokens[..., 0] += (tokens.abs().sum(-1) == 0).float()  # no zero norms
+        valid = torch.rand(1, num_tokens, generator=generator) > (0.3 if case % 3 == 0 else 0.0)
+        count = int(torch.randint(1, int(valid.sum()) + 1, (), generator=generator))
+        first = first_occurrences(tokens)
+        use_gram = first is None and case % 2 == 0
+        metric = "cosine" if use_gram else ("l2", "l1", "cosine")[case % 3]
+        dist = merge_duplicates(pairwise_distance(tokens, metric), first)
+        expected = greedy_from_distances(dist, first_pick_scores(dist, valid), valid, [count])
+        if use_gram:
+            src, inv = gram(tokens, tokens).contiguous(), inverse_norms(tokens).contiguous()
+            scores = _triton.cosine_first_scores(src, inv, valid)
+        else:
+            src, inv, scores = dist.float().contiguous(), None, first_pick_scores(dist, valid)
+        got = _triton.greedy_triton_cooperative(src, inv, scores, count, block=256, top=1 + case % 5, group=4)
+        if not torch.equal(got, expected):
+            print(f"COOPERATIVE MISMATCH on tied tokens, case {case}:\n{got}\n{expected}")
             return 1
         passed += 1
     one_row = torch.zeros(1, 300, 300), torch.zeros(1, 300)
