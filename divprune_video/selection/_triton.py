@@ -198,6 +198,16 @@ def _key_score(key):
 
 
 @triton.jit
+def _published(slots, mask):
+    """The keys in exchange ``slots`` once every one is written: spins while any still holds the sentinel -2^63
+    (L1-bypassing loads). Masked lanes read -2^63 + 1, below every real key."""
+    keys = tl.load(slots, mask=mask, other=-(2**63) + 1, volatile=True)
+    while tl.min(keys, axis=0) == -(2**63):
+        keys = tl.load(slots, mask=mask, other=-(2**63) + 1, volatile=True)
+    return keys
+
+
+@triton.jit
 def _greedy_rounds_kernel(
     src_ptr,
     inv_norm_ptr,
@@ -260,14 +270,8 @@ def _greedy_rounds_kernel(
             else:
                 tl.store(shared + NUM_PROGRAMS * TOP + program, best)
             keys = tl.where(keys == best, -(2**63) + 1, keys)
-        # Read everyone's (slots still holding the sentinel are not written yet).
-        exchanged = tl.load(shared + slots, mask=real, other=-(2**63) + 1, volatile=True)
-        while tl.min(exchanged, axis=0) == -(2**63):
-            exchanged = tl.load(shared + slots, mask=real, other=-(2**63) + 1, volatile=True)
-        taus = shared + NUM_PROGRAMS * TOP + peers
-        bounds = tl.load(taus, mask=peers < NUM_PROGRAMS, other=-(2**63) + 1, volatile=True)
-        while tl.min(bounds, axis=0) == -(2**63):
-            bounds = tl.load(taus, mask=peers < NUM_PROGRAMS, other=-(2**63) + 1, volatile=True)
+        exchanged = _published(shared + slots, real)
+        bounds = _published(shared + NUM_PROGRAMS * TOP + peers, peers < NUM_PROGRAMS)
         tau = tl.maximum(tl.max(bounds, axis=0), no_finite_key)
         live = exchanged > tau
         cand = tl.where(live, _index_of(exchanged), 0)
@@ -279,11 +283,10 @@ def _greedy_rounds_kernel(
         live_i = tl.expand_dims(live, 0)
         value = tl.expand_dims(tl.where(live, _key_score(exchanged), float("-inf")), 1)
         # dist[j, i]: the distance from candidate i (as a pick) to candidate j, as the update computes it.
-        dist = tl.load(src_ptr + cand_i.to(tl.int64) * N + cand_j, mask=live_j & live_i, other=0.0)
-        if FROM_GRAM:
-            inv_i = tl.load(inv_norm_ptr + cand_i, mask=live_i, other=1.0)
-            inv_j = tl.load(inv_norm_ptr + cand_j, mask=live_j, other=1.0)
-            dist = 1.0 - (dist * inv_i) * inv_j
+        inv_j = _column_norms(inv_norm_ptr, cand_j, live_j, FROM_GRAM)
+        dist = _row_distances(
+            src_ptr, cand_i.to(tl.int64) * N, cand_j, live_j & live_i, inv_norm_ptr, cand_i, inv_j, FROM_GRAM
+        )
         limit = tl.where(rnd == 0, 1, count - step)
         key = tl.max(tl.where(live, exchanged, -(2**63) + 1), axis=0)
         taken = step * 0
@@ -303,17 +306,19 @@ def _greedy_rounds_kernel(
         for start in range(0, taken, GROUP):
             group = start + tl.arange(0, GROUP)
             group_in = group < taken
-            picks = tl.load(scratch + group, mask=group_in, other=0)
-            rows = tl.load(
-                src_ptr + picks.to(tl.int64)[:, None] * N + cols[None, :],
-                mask=group_in[:, None] & in_range[None, :],
-                other=0.0,
+            picks = tl.load(scratch + group, mask=group_in, other=0)[:, None]
+            rows = _row_distances(
+                src_ptr,
+                picks.to(tl.int64) * N,
+                cols[None, :],
+                group_in[:, None] & in_range[None, :],
+                inv_norm_ptr,
+                picks,
+                inv_cols[None, :],
+                FROM_GRAM,
             )
-            if FROM_GRAM:
-                inv_picks = tl.load(inv_norm_ptr + picks, mask=group_in, other=1.0)
-                rows = 1.0 - (rows * inv_picks[:, None]) * inv_cols[None, :]
             rows = tl.where(group_in[:, None], rows, float("inf"))
-            rows = tl.where(group_in[:, None] & (cols[None, :] == picks[:, None]), float("-inf"), rows)
+            rows = tl.where(group_in[:, None] & (cols[None, :] == picks), float("-inf"), rows)
             min_dist = tl.minimum(min_dist, tl.min(rows, axis=0))
         tl.debug_barrier()
         scores = min_dist

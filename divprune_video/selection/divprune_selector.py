@@ -183,7 +183,8 @@ def _early_duplicates(
 class _QueuedChecks:
     """The input checks, queued on the tokens' device, with their answer on its way to the host.
 
-    ``answer`` (2,) bool on the host: every valid token is usable; some valid tokens are exact duplicates.
+    ``inv_norms``: the tokens' inverse norms under cosine (the check's own pass), else None. ``answer`` (2,) bool on
+    the host: every valid token is usable; some valid tokens are exact duplicates.
     ``done`` marks the answer's arrival (CUDA; None where the copy was synchronous).
     """
 
@@ -193,9 +194,9 @@ class _QueuedChecks:
     answer: torch.Tensor
     done: Optional["torch.cuda.Event"]
 
-    def wait(self, duplicates: Optional[PendingDuplicates]) -> Optional[torch.Tensor]:
+    def wait(self, duplicates: Optional[PendingDuplicates]) -> None:
         """Wait for the answer (one host sync, for the checks alone), raise naming the first bad token, and hand
-        the duplicates' answer to ``duplicates``. Returns the inverse norms (cosine) or None."""
+        the duplicates' answer to ``duplicates``."""
         if self.done is not None:
             self.done.synchronize()
         usable, repeats = self.answer.tolist()
@@ -207,7 +208,6 @@ class _QueuedChecks:
                 raise ValueError("a token's norm overflows float32, so its cosine distance cannot be computed")
         if duplicates is not None:
             duplicates.any_repeats = repeats
-        return self.inv_norms
 
 
 def _queue_checks(
