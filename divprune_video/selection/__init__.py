@@ -5,6 +5,7 @@ Knows nothing about video or models: it takes (N, D) or (B, N, D) tensors and re
 
 from .distance import pairwise_distance
 from .divprune_selector import SelectionPlan, divprune, divprune_batch, plan_selection
+from .graphs import clear_graphs
 from .methods import SELECTORS, SelectionContext, TokenSelector, available_methods, get_selector, register_selector
 from .metrics import min_pairwise_distance
 
@@ -14,6 +15,7 @@ __all__ = [
     "SelectionPlan",
     "TokenSelector",
     "available_methods",
+    "clear_graphs",
     "divprune",
     "divprune_batch",
     "get_selector",

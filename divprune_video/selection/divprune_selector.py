@@ -25,6 +25,7 @@ from ._validate import Metric
 from .devices import free_bytes, total_bytes, triton_unusable_reason, triton_usable
 from .distance import check_nonzero_norms, formula_distance, gram, inverse_norms
 from .duplicates import PendingDuplicates, find_duplicates, merge_duplicates
+from .graphs import GRAPHS, graph_eligible
 from .greedy import first_pick_scores, greedy_from_distances
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def divprune(
     metric: Metric = "cosine",
     backend: Backend = "auto",
     path: SelectionPath = "auto",
+    cuda_graph: bool = True,
 ) -> torch.Tensor:
     """Pick the most diverse subset of ``tokens`` (DivPrune: greedy Max-Min diversity).
 
@@ -69,6 +71,10 @@ def divprune(
         metric: ``"cosine"`` (``1 - cosine similarity``, the default), ``"l2"`` or ``"l1"``.
         backend: ``"auto"`` (the fused Triton kernels on CUDA when available), ``"torch"`` or ``"triton"``.
         path: ``"auto"``, ``"full"`` (build the (N, N) matrix) or ``"chunked"`` (never build it).
+        cuda_graph: on the full Triton path under cosine, with N <= 8,192, the second call of one shape (N, D,
+            dtype, k, device) captures the whole selection in a CUDA graph and later calls replay it: the same
+            picks without the host's per-call launch cost (:mod:`.graphs`; :func:`~.graphs.clear_graphs` frees
+            them). False always runs eagerly.
 
     Returns:
         (k,) int64 indices into ``tokens`` in selection order, on the tokens' device.
@@ -82,6 +88,10 @@ def divprune(
     tokens = tokens.detach()  # the picks are indices: no gradient flows through them
     count = _validate.resolve_num_keep(tokens.shape[0], keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
+    if cuda_graph and graph_eligible(tokens, metric, plan.path, plan.backend):
+        picks = GRAPHS.select(tokens, count)
+        if picks is not None:
+            return picks
     batch = tokens.unsqueeze(0)
     early_gram = _early_gram(batch, metric, plan)
     duplicates = _early_duplicates(batch, plan)

@@ -16,20 +16,23 @@ Scores are the columns of ``d`` reduced over the picked *rows*, as in the publis
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
 
-def first_pick_scores(dist: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def first_pick_scores(dist: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
     """Each token's smallest distance to any other valid token (the smaller of its column and row minimum);
     invalid tokens score -inf.
 
     dist: (B, N, N) float, **modified in place**: its diagonal and the rows and columns of invalid tokens are set to
-    +inf (the greedy reads them afterwards only at masked entries). valid: (B, N) bool. Returns (B, N) scores.
+    +inf (the greedy reads them afterwards only at masked entries). valid: (B, N) bool, or None when every token is
+    valid (then no host sync). Returns (B, N) scores.
     """
     inf = float("inf")
     dist.diagonal(dim1=-2, dim2=-1).fill_(inf)
+    if valid is None:
+        return torch.minimum(dist.amin(dim=-2), dist.amin(dim=-1))
     if not bool(valid.all()):
         dist.masked_fill_(~valid.unsqueeze(-1), inf).masked_fill_(~valid.unsqueeze(-2), inf)
     scores = torch.minimum(dist.amin(dim=-2), dist.amin(dim=-1))
