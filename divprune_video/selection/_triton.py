@@ -200,11 +200,18 @@ def _key_score(key):
 @triton.jit
 def _published(slots, mask):
     """The keys in exchange ``slots`` once every one is written: spins while any still holds the sentinel -2^63
-    (L1-bypassing loads). Masked lanes read -2^63 + 1, below every real key."""
+    (L1-bypassing loads). Masked lanes read -2^63 + 1, below every real key.
+
+    The loaded tensor is smaller than the program, so several threads hold copies of each key, and each copy is
+    loaded at its own time; Triton's reductions assume the copies are equal, so the loop can end on some copies
+    while others still hold a sentinel. The keys are therefore loaded once more after the loop and a barrier: by
+    then every slot has been seen written, so every copy is final. Without this, 8 warps with 6 candidates per
+    program gave wrong picks in 7 of 90 H200 runs (notes/selection-perf.md)."""
     keys = tl.load(slots, mask=mask, other=-(2**63) + 1, volatile=True)
     while tl.min(keys, axis=0) == -(2**63):
         keys = tl.load(slots, mask=mask, other=-(2**63) + 1, volatile=True)
-    return keys
+    tl.debug_barrier()
+    return tl.load(slots, mask=mask, other=-(2**63) + 1, volatile=True)
 
 
 @triton.jit

@@ -142,6 +142,27 @@ def test_cooperative_kernel_equals_torch(num_tokens, shape, kind):
     assert torch.equal(picks[0], divprune(tokens, num_keep=k, backend="torch", path="full"))
 
 
+@pytest.mark.parametrize("num_tokens,k", [(4240, 4096), (4608, 691)])
+def test_cooperative_kernel_picks_the_same_on_every_run(num_tokens, k):
+    """A race between the copies of the exchanged keys that several threads hold (fixed in ``_published``) made
+    8 warps with 6 candidates per program pick wrongly in 7 of 90 runs on an H200; 40 runs here."""
+    from divprune_video.selection import _triton
+    from divprune_video.selection.distance import inverse_norms
+
+    if num_tokens == 4240:  # the streaming memory's shape
+        tokens = random_tokens(num_tokens, 4096, seed=0, dtype=torch.float16, device="cuda")
+    else:
+        tokens = clustered_tokens(num_tokens, 4096, num_clusters=64, seed=1).to("cuda", torch.float16)
+    batch = tokens.unsqueeze(0)
+    inv = inverse_norms(batch).contiguous()
+    g = gram(batch, batch).contiguous()
+    scores = _triton.cosine_first_scores(g, inv, None)
+    expected = divprune(tokens, num_keep=k, backend="torch", path="full")
+    for _ in range(20):
+        for shape in ((512, 8, 6, 8), (512, 4, 3, 8)):
+            assert torch.equal(_triton.greedy_triton_cooperative(g, inv, scores, k, *shape)[0], expected), shape
+
+
 def test_cooperative_kernel_skips_invalid_tokens():
     """Masked tokens reach the kernel as -inf first-pick scores: never picked, never candidates (a one-row batch
     takes the cooperative kernel)."""
