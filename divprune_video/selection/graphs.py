@@ -37,6 +37,7 @@ from typing import Callable, Literal, NamedTuple, Optional
 
 import torch
 
+from .devices import free_bytes
 from .distance import cosine_from_gram, gram, inverse_norms
 from .duplicates import find_duplicates, merge_duplicates
 from .greedy import first_pick_scores
@@ -51,6 +52,16 @@ GRAPH_CACHE_SIZE = 4
 CAPTURE_AFTER_CALLS = 2
 #: Most calls a shape runs eagerly after its replays fell back (doubling from 1 with each fallback in a row).
 MAX_EAGER_STREAK = 64
+#: A shape is not captured when its graph would keep more than this share of the device's free memory.
+GRAPH_MEMORY_FRACTION = 0.1
+
+
+def graph_bytes(num_tokens: int, dim: int, element_size: int, resolve_duplicates: bool) -> int:
+    """About the memory a captured selection keeps: its copy of the (N, D) tokens and its (N, N) float32 Gram
+    matrix; with the duplicates resolved also the two gathered distance matrices and the fingerprints' products."""
+    tokens = num_tokens * dim * element_size
+    matrix = 4 * num_tokens * num_tokens
+    return 2 * tokens + 3 * matrix if resolve_duplicates else tokens + matrix
 
 
 def duplicate_threshold(dim: int) -> float:
@@ -138,7 +149,8 @@ class GraphedSelection:
         """Replay on (N, D) ``tokens`` of the captured shape: (count,) int64 picks in selection order, or no picks
         and why: ``"unusable"`` (a token is not finite or has a zero norm: the eager path raises) or
         ``"duplicates"`` (two tokens may be equal, or share a fingerprint: the eager path resolves them)."""
-        with self._lock:  # one replay at a time: the graph's buffers are shared
+        # One replay at a time (the graph's buffers are shared), on the stream of the graph's device.
+        with self._lock, torch.cuda.device(self.tokens.device):
             self.tokens.copy_(tokens)
             self.graph.replay()
             picks = self.picks.clone()
@@ -153,11 +165,12 @@ class GraphedSelection:
 @dataclass
 class GraphStats:
     """What a :class:`GraphCache` has done: graphs captured (of them, of the variant that resolves duplicates),
-    replays whose picks were returned, replays that fell back to the eager path, and calls sent to the eager path
-    after fallbacks."""
+    shapes not captured for want of memory (:data:`GRAPH_MEMORY_FRACTION`), replays whose picks were returned,
+    replays that fell back to the eager path, and calls sent to the eager path after fallbacks."""
 
     captures: int = 0
     duplicate_captures: int = 0
+    too_large: int = 0
     replays: int = 0
     fallbacks: int = 0
     eager_after_fallback: int = 0
@@ -247,15 +260,22 @@ class GraphCache:
     def _build(
         self, key: GraphKey, tokens: torch.Tensor, count: int, resolve_duplicates: bool = False
     ) -> Optional[GraphedSelection]:
-        """Capture ``key``'s selection (replacing its graph, if any); None, with a warning, when that fails: the
+        """Capture ``key``'s selection (replacing its graph, if any); None when the graph would keep more than
+        :data:`GRAPH_MEMORY_FRACTION` of the free device memory, or, with a warning, when the capture fails: the
         shape then runs eagerly from now on."""
+        need = graph_bytes(key.num_tokens, key.dim, tokens.element_size(), resolve_duplicates)
+        free = free_bytes(tokens.device)
+        if free is not None and need > GRAPH_MEMORY_FRACTION * free:
+            logger.info(
+                "divprune: no CUDA graph for %s: it would keep %d MiB of %d MiB free", key, need >> 20, free >> 20
+            )
+            self.stats.too_large += 1
+            return self._give_up(key)
         try:
             graphed = self._build_graph(tokens, count, resolve_duplicates)
         except RuntimeError as error:  # e.g. out of memory for the graph's buffers
             logger.warning("divprune: no CUDA graph for %s (%s); this shape runs eagerly", key, error)
-            self._graphs.pop(key, None)
-            self._failed.add(key)
-            return None
+            return self._give_up(key)
         self.stats.captures += 1
         self.stats.duplicate_captures += int(resolve_duplicates)
         self._calls.pop(key, None)
@@ -266,6 +286,11 @@ class GraphCache:
             self._streak.pop(dropped, None)
             self._eager_left.pop(dropped, None)
         return graphed
+
+    def _give_up(self, key: GraphKey) -> None:
+        """Run ``key`` eagerly from now on (dropping its graph, if any)."""
+        self._graphs.pop(key, None)
+        self._failed.add(key)
 
 
 #: The process-wide cache :func:`~.divprune_selector.divprune` uses.

@@ -118,6 +118,26 @@ def test_after_fallbacks_a_shape_runs_eagerly_for_a_growing_number_of_calls():
     assert MAX_EAGER_STREAK >= 8
 
 
+def test_a_shape_whose_graph_would_crowd_the_free_memory_is_not_captured():
+    from divprune_video.selection.devices import free_bytes
+    from divprune_video.selection.graphs import GRAPH_MEMORY_FRACTION, graph_bytes
+
+    _StandIn.built = []
+    cache = GraphCache(size=2, capture_after=1, build=_StandIn)
+    wide = torch.empty(200_000, 1)  # its Gram matrix alone would be 160 GB
+    assert graph_bytes(200_000, 1, 4, False) > GRAPH_MEMORY_FRACTION * free_bytes(wide.device)
+    assert cache.select(wide, 2) is None and cache.select(wide, 2) is None
+    assert _StandIn.built == [] and cache.stats.too_large == 1  # refused once, then known to run eagerly
+    assert cache.select(torch.zeros(5, 4), 2).tolist() == [0, 1]
+
+
+def test_graph_bytes_counts_the_tokens_and_the_matrices():
+    from divprune_video.selection.graphs import graph_bytes
+
+    assert graph_bytes(4608, 4096, 2, False) == 4608 * 4096 * 2 + 4 * 4608**2  # 122 MB
+    assert graph_bytes(4608, 4096, 2, True) == 2 * 4608 * 4096 * 2 + 3 * 4 * 4608**2
+
+
 def test_only_the_full_triton_cosine_path_on_cuda_is_eligible():
     tokens = torch.zeros(8, 4)
     assert not graph_eligible(tokens, "cosine", "full", "triton")  # CPU tokens
