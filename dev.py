@@ -4,6 +4,7 @@
     python3 dev.py demo [ARGS...]   # create .venv, install the package, run `divprune-video demo ARGS...`
     python3 dev.py test [ARGS...]   # create .venv, install the package with test extras, run pytest ARGS...
     python3 dev.py lint             # the same install, then ruff's lint and format check (as CI runs them)
+    python3 dev.py test-oldest [ARGS...]  # the tests again in .venv-oldest, with the oldest supported transformers
 
 PyTorch is installed first and pinned (``TORCH_REQUIREMENT``) so that pip does not pull a different build as a
 dependency of something else; where a local CPU build of that version is offered (as on CI), pip takes it.
@@ -12,6 +13,7 @@ dependency of something else; where a local CPU build of that version is offered
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -19,12 +21,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
+OLDEST_VENV = ROOT / ".venv-oldest"
 TORCH_REQUIREMENT = "torch==2.13.0"
-EXTRAS = {"demo": "all", "test": "dev", "lint": "dev"}
+EXTRAS = {"demo": "all", "test": "dev", "lint": "dev", "test-oldest": "dev"}
 
 
-def _python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def _python(venv_dir: Path = VENV) -> Path:
+    return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def oldest_transformers() -> str:
+    """``transformers==X`` for the floor ``transformers>=X`` that pyproject.toml declares."""
+    match = re.search(r'"transformers>=([0-9][0-9.]*)"', (ROOT / "pyproject.toml").read_text())
+    if match is None:
+        sys.exit("pyproject.toml declares no 'transformers>=X' requirement")
+    return f"transformers=={match.group(1)}"
 
 
 def _run(*command: str) -> None:
@@ -36,18 +47,18 @@ def _has(python: Path, module: str) -> bool:
     return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
-def install(extra: str) -> Path:
+def install(extra: str, venv_dir: Path = VENV, pins: tuple[str, ...] = ()) -> Path:
     if sys.version_info < (3, 10):
         sys.exit(f"divprune-video needs Python 3.10 or newer; this is {sys.version.split()[0]}")
-    if not _python().exists():
-        print(f"creating {VENV}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    python = str(_python())
+    if not _python(venv_dir).exists():
+        print(f"creating {venv_dir}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+    python = str(_python(venv_dir))
     pip = [python, "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
-    if not _has(_python(), "torch"):
+    if not _has(_python(venv_dir), "torch"):
         _run(*pip, TORCH_REQUIREMENT)
-    _run(*pip, "-e", f".[{extra}]")
-    return _python()
+    _run(*pip, "-e", f".[{extra}]", *pins)
+    return _python(venv_dir)
 
 
 def main(argv: list[str]) -> int:
@@ -55,8 +66,11 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     action, rest = argv[0], argv[1:]
-    python = str(install(EXTRAS[action]))
-    if action == "test":
+    if action == "test-oldest":
+        python = str(install(EXTRAS[action], OLDEST_VENV, (oldest_transformers(),)))
+    else:
+        python = str(install(EXTRAS[action]))
+    if action in ("test", "test-oldest"):
         return subprocess.run([python, "-m", "pytest", *rest], cwd=ROOT).returncode
     if action == "lint":
         checks = ([python, "-m", "ruff", "check", "."], [python, "-m", "ruff", "format", "--check", "."])

@@ -159,6 +159,19 @@ def _generation_config(model: nn.Module, generate_kwargs: dict[str, Any]) -> Any
     return config
 
 
+def _repetition_penalty(process: Any, penalty: float, attention_mask: torch.Tensor) -> Any:
+    """The repetition penalty as the installed ``generate()`` builds it. transformers 5.2x passes each row's left
+    padding as ``prompt_ignore_length`` (a (B,) tensor), so padding is not penalized; 5.17's processor takes only
+    an int there and its ``generate()`` passes nothing, so a processor that refuses the tensor is built without."""
+    processor = process.RepetitionPenaltyLogitsProcessor
+    if "prompt_ignore_length" in inspect.signature(processor.__init__).parameters:
+        try:
+            return processor(penalty, prompt_ignore_length=(attention_mask != 0).int().argmax(dim=1))
+        except ValueError:  # an int-only prompt_ignore_length (transformers 5.17)
+            pass
+    return processor(penalty)
+
+
 def token_chooser(
     model: nn.Module, generate_kwargs: dict[str, Any], prompt_length: int, attention_mask: torch.Tensor
 ) -> TokenChooser:
@@ -173,11 +186,7 @@ def token_chooser(
         new_tokens = config.max_length - prompt_length
     processors = process.LogitsProcessorList()
     if config.repetition_penalty is not None and config.repetition_penalty != 1.0:
-        penalty = process.RepetitionPenaltyLogitsProcessor
-        options = {}
-        if "prompt_ignore_length" in inspect.signature(penalty.__init__).parameters:
-            options["prompt_ignore_length"] = (attention_mask != 0).int().argmax(dim=1)
-        processors.append(penalty(config.repetition_penalty, **options))
+        processors.append(_repetition_penalty(process, config.repetition_penalty, attention_mask))
     if config.do_sample:
         if config.temperature is not None and config.temperature != 1.0:
             processors.append(process.TemperatureLogitsWarper(config.temperature))

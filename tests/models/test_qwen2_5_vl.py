@@ -43,12 +43,15 @@ class TestQwen2_5_VL(QwenContract):
         time_axis = ours[0, 0, ids[0] == adapter.video_token_id].unique()
         assert (time_axis.diff() == int(2 * 2 / fps)).all()  # tokens_per_second x seconds per pair
 
-    def test_a_sparse_video_is_numbered_like_the_whole_one(self, adapter):
-        """A streaming memory's tokens (any subset, with their groups and cells) get the whole video's positions."""
-        video = adapter.encode_frames(self.frames(8))
+    @pytest.mark.parametrize("fps", [1.0, 3.0, 0.75, 5.0])
+    def test_a_sparse_video_is_numbered_like_the_whole_one(self, adapter, fps):
+        """A streaming memory's tokens (any subset, with their groups and cells) get the whole video's positions,
+        also where the seconds per frame pair are fractional (2/3 s, 0.4 s), which transformers versions round
+        differently."""
+        video = adapter.encode_frames(self.frames(8), FrameTiming.uniform(8, fps))
         keep = torch.tensor([0, 3, 4, 10, 11, 12, 20, 33, 35])
         sparse = adapter.video_from_tokens(
-            video.features[keep], video.token_frames()[keep], video.token_cells()[keep], video.grid, 4, sampled_fps=1.0
+            video.features[keep], video.token_frames()[keep], video.token_cells()[keep], video.grid, 4, sampled_fps=fps
         )
         ids = self.prompt_ids(adapter, QUESTION, video)
         whole = adapter.prompt_positions(ids, torch.ones_like(ids), [video])

@@ -7,7 +7,9 @@
   ``kept_per_frame`` count pairs.
 * Positions are 3-D (:mod:`..mrope`); the time axis advances ``tokens_per_second x seconds per group`` per frame
   pair, ``seconds per group = 2 / fps`` with fps the sampled frames' rate (as qwen-vl-utils passes it to the
-  processor). ``positions="renumber"`` is refused: renumbering has no meaning for 3-D positions.
+  processor), rounded as the installed transformers rounds it (5.17 truncates the seconds per group to an
+  integer, 5.2x floors the scaled time). ``positions="renumber"`` is refused: renumbering has no meaning for 3-D
+  positions.
 * The prompt is the checkpoint's chat template; its default system turn, "You are a helpful assistant.", is also
   what lmms-eval's ``qwen2_5_vl`` wrapper passes.
 """
@@ -68,21 +70,36 @@ class Qwen2_5_VLAdapter(MultimodalRopeAdapter):
     def rope_index_options(self, video: EncodedVideo, device: torch.device) -> dict[str, Any]:
         return {"second_per_grid_ts": torch.tensor([self.seconds_per_group(video)], device=device)}
 
+    def group_time_positions(self, video: EncodedVideo, num_groups: int, device: torch.device) -> torch.Tensor:
+        """(num_groups,) int64 time positions of groups 0 .. num_groups - 1 of ``video``, from 0, as the model's own
+        ``get_rope_index`` numbers them: it is run on a video of one merged token per group. transformers versions
+        differ here (5.17 truncates the seconds per group to an integer before scaling, 5.2x floors the scaled
+        float32 time), so the numbering is taken from the installed one rather than written down."""
+        merge = self.merge_size
+        ids = torch.full((1, num_groups), self.video_token_id, dtype=torch.long, device=device)
+        positions, _ = self.model.model.get_rope_index(
+            ids,
+            mm_token_type_ids=torch.full_like(ids, 2, dtype=torch.int),
+            video_grid_thw=torch.tensor([[num_groups, merge, merge]], device=device),
+            **self.rope_index_options(video, device),
+        )
+        return positions[0, 0]
+
     def sparse_positions(self, ids: torch.Tensor, mask: torch.Tensor, video: EncodedVideo) -> torch.Tensor:
-        """The numbering ``get_rope_index`` gives a whole video (transformers 5.2x: time
-        ``start + floor(group * tokens_per_second * seconds_per_group)``, height ``start + row``, width
-        ``start + col``, the text after the video from ``start + max(rows, cols)``), at each kept token."""
+        """The numbering ``get_rope_index`` gives a whole video at each kept token: time ``start + t(group)``
+        (:meth:`group_time_positions`), height ``start + row``, width ``start + col``, the text after the video
+        from ``start + max(rows, cols)``."""
         valid = mask[0].bool()
         visual = ((ids[0] == self.video_token_id) & valid).nonzero().squeeze(1)
         first, last = int(visual[0]), int(visual[-1])
         start = int(valid[:first].sum())
-        interval = float(self.config.vision_config.tokens_per_second) * self.seconds_per_group(video)
         cells, groups = video.token_cells().to(ids.device), video.token_frames().to(ids.device)
+        times = self.group_time_positions(video, int(groups.max()) + 1, ids.device)
         positions = torch.zeros(3, 1, ids.shape[1], dtype=torch.long, device=ids.device)
         before, after = valid.clone(), valid.clone()
         before[first:], after[: last + 1] = False, False
         positions[:, 0, before] = text_positions(before, 0, ids.device)
-        positions[0, 0, visual] = start + (groups.double() * interval).long()
+        positions[0, 0, visual] = start + times[groups]
         positions[1, 0, visual] = start + cells // video.grid[1]
         positions[2, 0, visual] = start + cells % video.grid[1]
         positions[:, 0, after] = text_positions(after, start + max(video.grid), ids.device)
