@@ -722,14 +722,18 @@ def select_full_triton(
         inv = None
         if uses_gram(tokens, metric) and gram_matrix is not None:
             norms = inverse_norms(tokens) if inv_norms is None else inv_norms
-            raw = cosine_from_gram(gram_matrix, norms, norms)
+            src = resolved_cosine(gram_matrix, norms, first)
         else:
-            raw = formula_distance(tokens, metric, inv_norms)
-        src = merge_duplicates(raw, first).float().contiguous()
-        if valid is None:
-            valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+            src = merge_duplicates(formula_distance(tokens, metric, inv_norms), first).float().contiguous()
         scores = first_pick_scores(src, valid)
     return step_loop(src, inv, scores, counts)
+
+
+def resolved_cosine(gram_matrix: torch.Tensor, inv_norms: torch.Tensor, first: torch.Tensor | None) -> torch.Tensor:
+    """(B, N, N) float32 cosine distances from the Gram matrix (overwritten) and (B, N) inverse norms, with exact
+    duplicates resolved (``first``: first occurrences, :mod:`.duplicates`): the full path's distances for tokens
+    with copies, on the eager path and in its CUDA graph (:mod:`.graphs`) alike."""
+    return merge_duplicates(cosine_from_gram(gram_matrix, inv_norms, inv_norms), first).float().contiguous()
 
 
 def step_loop(src: torch.Tensor, inv: torch.Tensor | None, scores: torch.Tensor, counts: list[int]) -> torch.Tensor:

@@ -68,13 +68,13 @@ class PendingDuplicates:
         if not (bool(self.repeats.any()) if self.any_repeats is None else self.any_repeats):
             return None
         first = self.fingerprint_firsts()
-        if self.collides(first):
+        if bool(self.mismatches(first)):
             return _first_occurrences_exact(self.words)  # two different tokens share a fingerprint
         return first
 
     def fingerprint_firsts(self) -> torch.Tensor:
         """(..., N) int64: each token's first occurrence among the tokens with its fingerprint, without a host
-        sync. Exact unless two different tokens share a fingerprint (:meth:`collides`)."""
+        sync. Exact unless two different tokens share a fingerprint (:meth:`mismatches`)."""
         # Within a run of copies the run's first slot holds the first occurrence; cummax carries each run start's
         # slot along its run.
         order = self.order
@@ -84,12 +84,9 @@ class PendingDuplicates:
         return torch.empty_like(order).scatter_(-1, order, order.gather(-1, start_slot))
 
     def mismatches(self, first: torch.Tensor) -> torch.Tensor:
-        """() bool on the device, without a host sync: some token differs from the token ``first`` names for it."""
+        """() bool on the device, without a host sync: some token differs from the token ``first`` names for it
+        (two different tokens share a fingerprint, so ``first`` from :meth:`fingerprint_firsts` is wrong)."""
         return (self.words != self.words.gather(-2, first.unsqueeze(-1).expand_as(self.words))).any()
-
-    def collides(self, first: torch.Tensor) -> bool:
-        """Whether two different tokens share a fingerprint, so ``first`` (:meth:`fingerprint_firsts`) is wrong."""
-        return bool(self.mismatches(first))
 
 
 def find_duplicates(tokens: torch.Tensor, valid: Optional[torch.Tensor] = None) -> PendingDuplicates:

@@ -38,8 +38,8 @@ from typing import Callable, Literal, NamedTuple, Optional
 import torch
 
 from .devices import free_bytes
-from .distance import cosine_from_gram, gram, inverse_norms
-from .duplicates import find_duplicates, merge_duplicates
+from .distance import gram, inverse_norms
+from .duplicates import find_duplicates
 from .greedy import first_pick_scores
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class GraphedSelection:
         on the Gram route the smallest first-pick score (no two tokens are equal when it is above
         :func:`duplicate_threshold`), on the other route +inf, or -inf when two different tokens share a
         fingerprint."""
-        from ._triton import cosine_first_scores, step_loop
+        from ._triton import cosine_first_scores, resolved_cosine, step_loop
 
         batch = self.tokens.unsqueeze(0)
         src = gram(batch, batch)  # (1, N, N), queued first as on the eager path
@@ -140,7 +140,7 @@ class GraphedSelection:
             return step_loop(src, inv, scores, [self.count])[0], checks
         duplicates = find_duplicates(batch)
         first = duplicates.fingerprint_firsts()
-        dist = merge_duplicates(cosine_from_gram(src, inv, inv), first)  # as select_full_triton builds it
+        dist = resolved_cosine(src, inv, first)
         scores = first_pick_scores(dist, None)
         resolved = torch.where(duplicates.mismatches(first), -math.inf, math.inf).to(lowest)
         return step_loop(dist, None, scores, [self.count])[0], torch.stack([lowest, highest, resolved])
