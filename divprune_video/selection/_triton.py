@@ -20,7 +20,7 @@ ties resolve to the lowest index through a packed 64-bit key: ``(order-preservin
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import triton
@@ -736,25 +736,64 @@ def resolved_cosine(gram_matrix: torch.Tensor, inv_norms: torch.Tensor, first: t
     return merge_duplicates(cosine_from_gram(gram_matrix, inv_norms, inv_norms), first).float().contiguous()
 
 
-def step_loop(src: torch.Tensor, inv: torch.Tensor | None, scores: torch.Tensor, counts: list[int]) -> torch.Tensor:
+StepKernel = Literal["auto", "cuda", "triton"]
+STEP_KERNELS: tuple[str, ...] = ("auto", "cuda", "triton")
+
+
+def step_loop(
+    src: torch.Tensor,
+    inv: torch.Tensor | None,
+    scores: torch.Tensor,
+    counts: list[int],
+    kernel: StepKernel = "auto",
+) -> torch.Tensor:
     """The greedy's steps on the GPU, in the launch shape that suits the rows: one program per row, or several
     cooperating programs per long row. src: (B, N, N) float32 distances, or the Gram matrix with ``inv`` (B, N)
     (cosine); scores: (B, N) first-pick scores. Returns (B, max(counts)) int64 picks, -1 padded. Launches only
-    (no host sync), so it can be captured in a CUDA graph."""
+    (no host sync), so it can be captured in a CUDA graph.
+
+    ``kernel`` picks the long rows' cooperative kernel: ``"cuda"`` the CUDA C one (:mod:`._cuda`; raises where it
+    cannot run), ``"triton"`` the Triton one, ``"auto"`` the CUDA C one where it can run, else Triton (with a
+    warning the first time a compilation fails). Both pick the same tokens."""
+    if kernel not in STEP_KERNELS:
+        raise ValueError(f"kernel must be one of {STEP_KERNELS}; got {kernel!r}")
     batch, num_tokens = scores.shape
     # Triton's CPU interpreter runs programs one after another, so cooperating programs would wait forever there.
     shape = None
     if src.is_cuda:
         shape = cooperative_shape(num_tokens, device_properties(src.device).multi_processor_count)
     if shape is None or (batch > 1 and num_tokens <= MAX_REGISTER_TOKENS):
+        if kernel == "cuda":
+            raise ValueError(f"the CUDA C step loop runs on long rows of CUDA tokens (> {SINGLE_PROGRAM_MAX})")
         return greedy_triton(src, inv, scores, counts)
-    # Long rows: one cooperative launch per row.
-    if batch == 1:
-        return greedy_triton_cooperative(src, inv, scores, counts[0], *shape)
     picks = torch.full((batch, max(counts)), -1, dtype=torch.long, device=src.device)
-    for row, count in enumerate(counts):
+    for row, count in enumerate(counts):  # long rows: one cooperative launch per row
         row_inv = None if inv is None else inv[row : row + 1]
-        picks[row, :count] = greedy_triton_cooperative(
-            src[row : row + 1], row_inv, scores[row : row + 1], count, *shape
-        )[0]
+        row_picks = _cooperative_row(src[row : row + 1], row_inv, scores[row : row + 1], count, shape, kernel)
+        if batch == 1:
+            return row_picks
+        picks[row, :count] = row_picks[0]
     return picks
+
+
+def _cooperative_row(
+    src: torch.Tensor,
+    inv: torch.Tensor | None,
+    scores: torch.Tensor,
+    count: int,
+    shape: tuple[int, int, int, int],
+    kernel: StepKernel,
+) -> torch.Tensor:
+    """One long row's (1, count) picks from the CUDA C kernel or the Triton one (see :func:`step_loop`)."""
+    from . import _cuda
+
+    if kernel == "cuda":
+        return _cuda.greedy_rounds_cuda(src, inv, scores, count)
+    if kernel == "auto" and src.dtype == torch.float32 and _cuda.unavailable_reason(src.device) is None:
+        launch = _cuda.launch_for(src.device, scores.shape[-1], count)
+        if launch is not None:
+            try:
+                return _cuda.greedy_rounds_cuda(src, inv, scores, count, launch)
+            except _cuda.CudaKernelError as error:
+                _cuda.warn_fallback(error)
+    return greedy_triton_cooperative(src, inv, scores, count, *shape)

@@ -313,6 +313,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_main)
 
 
+def _step_kernel(device: str) -> str:
+    """Which kernel runs the full path's step loop on long rows of CUDA tokens, and why."""
+    from . import _cuda
+
+    reason = _cuda.unavailable_reason(torch.device(device))
+    return "CUDA C (rounds.cu, NVRTC)" if reason is None else f"Triton ({reason})"
+
+
 def _main(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     _cpu_sized_defaults(args, on_cpu=not device.startswith("cuda"))
@@ -321,6 +329,8 @@ def _main(args: argparse.Namespace) -> int:
         f"# bench-select on {device_name(device)}, torch {torch.__version__}, D={args.dim}, {args.dtype}, keep "
         f"{args.keep_ratio}\n# command: {command_line()}"
     )
+    if device.startswith("cuda"):
+        print(f"# the full path's step loop on rows over 2,048 tokens: {_step_kernel(device)}")
     print(HEADER, flush=True)
     rows = run_benchmark(
         sizes,

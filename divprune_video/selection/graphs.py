@@ -108,10 +108,12 @@ class GraphedSelection:
         """example: (N, D) float16, bfloat16 or float32 CUDA tokens (their values are not kept); count: picks."""
         self.count = count
         self.resolve_duplicates = resolve_duplicates
-        self.tokens = torch.empty_like(example, memory_format=torch.contiguous_format)
-        self.tokens.copy_(example)
         self._lock = threading.Lock()
-        with torch.cuda.device(example.device):
+        # Normal tensors even when the capture runs under torch.inference_mode (as the streaming memory's does):
+        # a replay outside it must be able to copy new tokens into the graph's input.
+        with torch.inference_mode(False), torch.no_grad(), torch.cuda.device(example.device):
+            self.tokens = torch.empty_like(example, memory_format=torch.contiguous_format)
+            self.tokens.copy_(example)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):

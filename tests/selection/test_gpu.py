@@ -8,6 +8,8 @@ from divprune_video.selection.benchmark import divergence, published_style_greed
 from divprune_video.selection.distance import gram
 from divprune_video.testing import clustered_tokens, random_tokens
 
+from .step_inputs import RACE_SHAPES, race_tokens, step_loop_inputs
+
 pytestmark = pytest.mark.gpu
 pytest.importorskip("triton")
 
@@ -113,18 +115,6 @@ def test_half_gram_is_float32_and_exact_products():
     assert float((g.double() - exact).abs().max() / exact.abs().max()) < 5e-5
 
 
-def _step_loop_inputs(tokens: torch.Tensor, valid: torch.Tensor | None = None):
-    """(1, N, N) Gram matrix, (1, N) inverse norms and (1, N) first-pick scores of (N, D) tokens: the step loop's
-    inputs on the cosine path."""
-    from divprune_video.selection import _triton
-    from divprune_video.selection.distance import inverse_norms
-
-    batch = tokens.unsqueeze(0)
-    inv = inverse_norms(batch).contiguous()
-    g = gram(batch, batch).contiguous()
-    return g, inv, _triton.cosine_first_scores(g, inv, valid)
-
-
 @pytest.mark.parametrize(
     "num_tokens,shape",
     [
@@ -145,23 +135,20 @@ def test_cooperative_kernel_equals_torch(num_tokens, shape, kind):
     else:
         tokens = clustered_tokens(num_tokens, 128, num_clusters=16, seed=7).to("cuda", torch.float16)
     valid = torch.ones(1, num_tokens, dtype=torch.bool, device="cuda")
-    g, inv, scores = _step_loop_inputs(tokens, valid)
+    g, inv, scores = step_loop_inputs(tokens, valid)
     k = 4096 if num_tokens == 4240 else round(0.15 * num_tokens)
     picks = _triton.greedy_triton_cooperative(g, inv, scores, k, *shape)
     assert torch.equal(picks[0], divprune(tokens, num_keep=k, backend="torch", path="full"))
 
 
-@pytest.mark.parametrize("num_tokens,k", [(4240, 4096), (4608, 691)])
+@pytest.mark.parametrize("num_tokens,k", RACE_SHAPES)
 def test_cooperative_kernel_picks_the_same_on_every_run(num_tokens, k):
     """A race between the copies of the exchanged keys that several threads hold (fixed in ``_published``) made
     8 warps with 6 candidates per program pick wrongly in 7 of 90 runs on an H200; 40 runs here."""
     from divprune_video.selection import _triton
 
-    if num_tokens == 4240:  # the streaming memory's shape
-        tokens = random_tokens(num_tokens, 4096, seed=0, dtype=torch.float16, device="cuda")
-    else:
-        tokens = clustered_tokens(num_tokens, 4096, num_clusters=64, seed=1).to("cuda", torch.float16)
-    g, inv, scores = _step_loop_inputs(tokens)
+    tokens = race_tokens(num_tokens)
+    g, inv, scores = step_loop_inputs(tokens)
     expected = divprune(tokens, num_keep=k, backend="torch", path="full")
     for _ in range(20):
         for shape in ((512, 8, 6, 8), (512, 4, 3, 8)):

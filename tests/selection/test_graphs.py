@@ -169,6 +169,21 @@ class TestOnCuda:
             assert torch.equal(eager, torch_path)
         assert len(GRAPHS) == 1
 
+    @pytest.mark.parametrize("captured_in_inference_mode", [True, False])
+    def test_a_graph_serves_calls_in_and_out_of_inference_mode(self, captured_in_inference_mode):
+        """The streaming memory captures under torch.inference_mode; a later plain call of the same shape used to
+        fail copying its tokens into the graph's (inference) input tensor."""
+        tokens = random_tokens(4608, 256, seed=3, dtype=torch.float16, device="cuda")
+        expected = divprune(tokens, num_keep=691, cuda_graph=False)
+        with torch.inference_mode(captured_in_inference_mode):
+            for _ in range(2):  # the second call captures
+                divprune(tokens, num_keep=691)
+        assert len(GRAPHS) == 1
+        with torch.inference_mode(not captured_in_inference_mode):
+            assert torch.equal(divprune(tokens, num_keep=691), expected)
+        assert torch.equal(divprune(tokens, num_keep=691), expected)
+        assert GRAPHS.stats.replays == 3  # the capturing call replays too
+
     def test_a_replayed_result_is_not_overwritten_by_the_next_replay(self):
         a = random_tokens(2000, 256, seed=1, dtype=torch.float16, device="cuda")
         b = random_tokens(2000, 256, seed=2, dtype=torch.float16, device="cuda")
