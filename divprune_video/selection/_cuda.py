@@ -3,7 +3,7 @@
 Same algorithm, key order and float32 operations as the Triton kernel ``_greedy_rounds_kernel`` (so the same
 picks), written where Triton cannot reach: the round's picks among the offered tokens run in one warp with
 ``redux.sync`` and ballots, and the block's best keys are found by warp reductions, not block-wide ones. On the H200
-this is 1.3-1.8x faster than the Triton kernel (BENCHMARKS.md, "The step loop in CUDA C").
+its step loop is 1.25-1.74x faster than the Triton kernel's (BENCHMARKS.md, "The step loop in CUDA C").
 
 No build step and no CUDA toolkit are needed: the source is compiled on first use, per launch shape and device, by
 the NVRTC library that PyTorch's CUDA wheels ship, and launched through the driver API on PyTorch's current stream

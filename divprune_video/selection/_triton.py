@@ -5,7 +5,9 @@ PyTorch spends two to three kernel launches per step, and is launch-bound (notes
 program per batch row runs *all* steps, holding the running minimum of every token in registers, so a step costs
 one row load plus one block-wide reduction. A long row is split over several programs
 (:func:`_greedy_rounds_kernel`), which exchange their best keys through global memory and agree on several picks
-per exchange: the exchange, not the arithmetic, is what a step costs there.
+per exchange: the exchange, not the arithmetic, is what a step costs there. That kernel also exists in CUDA C
+(``rounds.cu``, loaded by :mod:`._cuda`), which :func:`step_loop` runs where it can be built: its round's picks run
+in one warp, which Triton cannot express.
 
 The matrix-free path's kernels (:mod:`.chunked`): a GEMM whose epilogue turns its tile into cosine distances and
 folds their minima into per-token minima, so no tile of distances is ever written (the two passes over all N tokens
@@ -766,12 +768,13 @@ def step_loop(
         if kernel == "cuda":
             raise ValueError(f"the CUDA C step loop runs on long rows of CUDA tokens (> {SINGLE_PROGRAM_MAX})")
         return greedy_triton(src, inv, scores, counts)
+    # Long rows: one cooperative launch per row.
+    if batch == 1:
+        return _cooperative_row(src, inv, scores, counts[0], shape, kernel)
     picks = torch.full((batch, max(counts)), -1, dtype=torch.long, device=src.device)
-    for row, count in enumerate(counts):  # long rows: one cooperative launch per row
+    for row, count in enumerate(counts):
         row_inv = None if inv is None else inv[row : row + 1]
         row_picks = _cooperative_row(src[row : row + 1], row_inv, scores[row : row + 1], count, shape, kernel)
-        if batch == 1:
-            return row_picks
         picks[row, :count] = row_picks[0]
     return picks
 

@@ -142,9 +142,7 @@ def test_cuda_step_loop_skips_invalid_tokens_and_can_take_every_valid_one():
 
 
 def _cuda_step(g, inv, scores, k, kernel):
-    from divprune_video.selection._triton import step_loop
-
-    return step_loop(g, inv, scores, [k], kernel=kernel)[0]
+    return _step(g, inv, scores, [k], kernel)[0]
 
 
 @pytest.mark.gpu
@@ -195,3 +193,22 @@ def test_cuda_step_loop_refuses_inputs_that_are_not_float32():
         _cuda.greedy_rounds_cuda(g.double(), inv, scores, 10)
     with pytest.raises(ValueError, match="inv_norms must be float32"):
         _cuda.greedy_rounds_cuda(g, inv.half(), scores, 10)
+
+
+@pytest.mark.gpu
+def test_a_batch_of_long_rows_runs_one_launch_per_row():
+    """Rows over 16,384 tokens in a batch: each row runs alone, padded with -1 past its own count."""
+    _cuda_or_skip()
+    tokens = [random_tokens(17000, 64, seed=seed, dtype=torch.float16, device="cuda") for seed in (1, 2)]
+    rows = [step_loop_inputs(row) for row in tokens]
+    g, inv, scores = (torch.cat(parts) for parts in zip(*rows))
+    picks = _step(g, inv, scores, [500, 300], "auto")
+    assert torch.equal(picks[0], _step(*rows[0], [500], "cuda")[0])
+    assert torch.equal(picks[1, :300], _step(*rows[1], [300], "cuda")[0])
+    assert bool((picks[1, 300:] == -1).all())
+
+
+def _step(g, inv, scores, counts, kernel):
+    from divprune_video.selection._triton import step_loop
+
+    return step_loop(g, inv, scores, counts, kernel=kernel)
