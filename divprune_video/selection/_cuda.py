@@ -14,6 +14,7 @@ than sm_80, or the compilation fails, :func:`unavailable_reason` says why and th
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import sys
 import threading
@@ -98,8 +99,10 @@ def launch_for(device: torch.device, num_tokens: int, count: int) -> Optional[Ro
     return rounds_launch(num_tokens, count, properties.multi_processor_count, shared)
 
 
+@functools.lru_cache(maxsize=None)
 def _libraries() -> tuple[ctypes.CDLL, ctypes.CDLL]:
-    """(NVRTC, the CUDA driver), loaded as PyTorch's CUDA build has them (OSError where missing)."""
+    """(NVRTC, the CUDA driver), loaded once as PyTorch's CUDA build has them (OSError where missing; not cached
+    then)."""
     if sys.platform == "win32":
         raise OSError("the CUDA C kernel is loaded through libcuda and libnvrtc, on Linux only")
     major = str(torch.version.cuda).split(".")[0]
@@ -112,6 +115,7 @@ def _libraries() -> tuple[ctypes.CDLL, ctypes.CDLL]:
             continue
     if nvrtc is None:
         raise OSError(f"no NVRTC library (libnvrtc.so.{major}) is loadable")
+    nvrtc.nvrtcGetErrorString.restype = ctypes.c_char_p
     return nvrtc, ctypes.CDLL("libcuda.so.1")
 
 
@@ -141,7 +145,6 @@ def _check(result: int, what: str, lib: ctypes.CDLL, nvrtc: bool = False) -> Non
         return
     message = ctypes.c_char_p()
     if nvrtc:
-        lib.nvrtcGetErrorString.restype = ctypes.c_char_p
         text = lib.nvrtcGetErrorString(result)
     else:
         lib.cuGetErrorString(result, ctypes.byref(message))
