@@ -16,10 +16,12 @@ from divprune_video.streaming import (
     MEMORIES,
     DiverseTokenMemory,
     EmptyMemoryError,
+    MemoryUpdate,
     StreamingVideoQA,
     timestamp_preamble,
     token_memory,
 )
+from divprune_video.streaming.memory import DeferredChoice
 from divprune_video.testing import moving_shapes_video, write_index_coded_video
 from divprune_video.video import StreamGoneError, VideoError, VideoNotFoundError
 from tests.models.helpers import adapter, offline_hub, one_cpu_thread, tiny_checkpoint  # noqa: F401  (fixtures)
@@ -183,6 +185,76 @@ def test_divprune_memory_on_a_static_video_matches_the_float64_reference(metric,
             assert kept.tolist() == sorted(reference_divprune(candidates, budget, metric))
     # The scene's first frame stays: later copies of its tokens lose every tie to it.
     assert memory.frame_ids[:16].tolist() == [0] * 16
+
+
+class _DeferredFifo(token_memory("recent", 1).__class__):
+    """FIFO whose choice is handed out as still running (the protocol the DivPrune memory uses on CUDA)."""
+
+    finished = 0
+
+    def _choose(self, start, end):
+        kept = super()._choose(start, end)
+        return None if kept is None else DeferredChoice(int(kept.numel()), kept)
+
+    def _finish_choice(self, choice, end):
+        _DeferredFifo.finished += 1
+        return choice.pending
+
+
+def test_a_choice_still_running_is_applied_by_the_next_add_or_read():
+    deferred, plain = _DeferredFifo(20), token_memory("recent", 20)
+    frames = [torch.randn(8, 4) for _ in range(6)]
+    updates = []
+    for index, frame in enumerate(frames):
+        updates.append(deferred.add(frame))
+        expected = plain.add(frame)
+        assert deferred.num_tokens == plain.num_tokens  # known before the choice is done
+        if index == 3:
+            assert deferred._deferred is not None and "pending" in repr(updates[-1])
+            assert torch.equal(updates[-1].kept, expected.kept)  # waits for it
+            assert deferred._deferred is None and "20 kept" in repr(updates[-1])
+    assert deferred._deferred is not None  # the last frame's choice: applied by a read
+    assert torch.equal(deferred.tokens, plain.tokens) and torch.equal(deferred.frame_ids, plain.frame_ids)
+    assert torch.equal(updates[2].kept, torch.arange(4, 24))  # an earlier update's, applied by the next add
+    snapshot = deferred.snapshot()
+    assert torch.equal(snapshot.timestamps, plain.timestamps) and _DeferredFifo.finished == 4
+    deferred.add(frames[0])
+    deferred.wait()
+    assert deferred._deferred is None and torch.equal(deferred.frame_ids[-8:], torch.full((8,), 6))
+    with pytest.raises(ValueError, match="needs its kept indices"):
+        MemoryUpdate(0, None, 4)
+
+
+@pytest.mark.gpu
+def test_cuda_memory_runs_its_selection_behind_the_caller_and_stays_exactly_divprune():
+    """On CUDA the selection is a graph replay on the memory's own stream, applied by the next add or read: after
+    every frame the memory is still exactly divprune([memory ; frame]), with fresh, repeated and clustered frames
+    (repeats take the graph that resolves copies, or the eager fallback)."""
+    from divprune_video.selection.graphs import clear_graphs
+
+    clear_graphs()
+    generator = torch.Generator().manual_seed(5)
+    budget, per_frame, dim = 480, 48, 256
+    centers = torch.randn(6, dim, generator=generator)
+    fresh = [torch.randn(per_frame, dim, generator=generator) for _ in range(14)]
+    clustered = [
+        centers[torch.randint(0, 6, (per_frame,), generator=generator)]
+        + 0.01 * torch.randn(per_frame, dim, generator=generator)
+        for _ in range(6)
+    ]
+    stream = fresh[:12] + [fresh[3]] * 3 + clustered + fresh[12:] + [fresh[0]]
+    memory = DiverseTokenMemory(budget)
+    deferred = 0
+    for frame in stream:
+        frame = frame.to("cuda", torch.float16)
+        candidates = torch.cat([memory.tokens.clone(), frame]) if memory.num_tokens else frame
+        update = memory.add(frame)
+        deferred += memory._deferred is not None
+        if candidates.shape[0] > budget:
+            expected = divprune(candidates, num_keep=budget, cuda_graph=False).sort().values.cpu()
+            assert torch.equal(update.kept, expected)
+            assert torch.equal(memory.tokens, candidates[expected.cuda()])
+    assert deferred >= 10 and memory.resolved_update == "recompute"
 
 
 def test_memory_takes_tokens_that_require_grad_and_rejects_float8_and_meta():

@@ -36,7 +36,14 @@ from .decoder import DecoderAccess, LlamaStyleDecoder
 from .decoder_pruning import FirstForwardTimer, VisualTokenPruning
 from .decoding import StaticDecoder, resolve_decode_mode, static_decoding_unsupported
 from .preprocess import FramePreprocessor, check_frames, load_frame_preprocessor
-from .runtime import default_attention, reproducible_attention, resolve_device, resolve_dtype, synchronize
+from .runtime import (
+    default_attention,
+    reproducible_attention,
+    resolve_device,
+    resolve_dtype,
+    synchronize,
+    synchronize_stream,
+)
 from .video_context import VideoContext, answer_from_context, generate_static, prefill_context
 
 logger = logging.getLogger(__name__)
@@ -210,7 +217,7 @@ class TransformersVideoAdapter(ModelAdapter):
         start = time.perf_counter()
         pixels = self.frame_preprocessor(frames, device=self.device)
         tokens = self.video_tokens(pixels)
-        synchronize(self.device)
+        synchronize_stream(self.device)  # the encode's own work: a memory update may run on another stream
         return EncodedVideo(
             tokens.features,
             -(-frames.shape[0] // self.frames_per_group),

@@ -71,3 +71,10 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA only), so that wall-clock timings are honest."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def synchronize_stream(device: torch.device) -> None:
+    """Wait for the work queued on the calling thread's current stream of ``device`` (CUDA only): its own work,
+    not other streams' (the streaming memory updates on a stream of its own meanwhile)."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()

@@ -88,6 +88,27 @@ class Replay(NamedTuple):
     fallback: Optional[Literal["unusable", "duplicates"]] = None
 
 
+class LaunchedReplay:
+    """A replay queued on a stream (:meth:`GraphedSelection.launch`): its picks and checks are copies, so later
+    replays do not overwrite them; :meth:`result` waits for it."""
+
+    def __init__(self, picks: torch.Tensor, checks: torch.Tensor, done: torch.cuda.Event, threshold: float) -> None:
+        self.picks, self.checks, self.done, self.threshold = picks, checks, done, threshold
+
+    def result(self) -> Replay:
+        """Wait for the replay (on the host) and say whether its picks stand: (count,) int64 picks in selection
+        order, usable on the caller's current stream, or no picks and why (see :meth:`GraphedSelection.__call__`)."""
+        self.done.synchronize()
+        lowest_inv, highest_inv, closest = self.checks.tolist()
+        if not (lowest_inv > 0 and highest_inv < math.inf):  # False for NaN too
+            return Replay(None, "unusable")
+        if not closest > self.threshold:
+            return Replay(None, "duplicates")
+        # Made on the launching stream and read on the caller's: not reused before the caller's reads are done.
+        self.picks.record_stream(torch.cuda.current_stream(self.picks.device))
+        return Replay(self.picks)
+
+
 class GraphedSelection:
     """One captured cosine selection of ``count`` picks from (N, D) CUDA tokens of one dtype.
 
@@ -120,9 +141,12 @@ class GraphedSelection:
                 self._run()
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # thread_local: other threads (a question's prefill while the stream ingests, the next frame's encode
+            # while the memory updates) may allocate or synchronize during this capture.
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.picks, self.checks = self._run()
         self.threshold = duplicate_threshold(example.shape[1])
+        self._last: Optional[torch.cuda.Event] = None  # the end of the latest replay's copies
 
     def _run(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The selection without a host sync: (count,) picks and (3,) float32 checks: the smallest and largest
@@ -151,17 +175,20 @@ class GraphedSelection:
         """Replay on (N, D) ``tokens`` of the captured shape: (count,) int64 picks in selection order, or no picks
         and why: ``"unusable"`` (a token is not finite or has a zero norm: the eager path raises) or
         ``"duplicates"`` (two tokens may be equal, or share a fingerprint: the eager path resolves them)."""
-        # One replay at a time (the graph's buffers are shared), on the stream of the graph's device.
+        return self.launch(tokens).result()
+
+    def launch(self, tokens: torch.Tensor) -> LaunchedReplay:
+        """Queue a replay on (N, D) ``tokens`` on the current stream, without waiting for it."""
         with self._lock, torch.cuda.device(self.tokens.device):
+            stream = torch.cuda.current_stream()
+            if self._last is not None:  # the graph's buffers are shared: after the last replay, whatever its stream
+                stream.wait_event(self._last)
             self.tokens.copy_(tokens)
             self.graph.replay()
-            picks = self.picks.clone()
-            lowest_inv, highest_inv, closest = self.checks.tolist()  # waits for the replay and the clone
-        if not (lowest_inv > 0 and highest_inv < math.inf):  # False for NaN too
-            return Replay(None, "unusable")
-        if not closest > self.threshold:
-            return Replay(None, "duplicates")
-        return Replay(picks)
+            picks, checks = self.picks.clone(), self.checks.clone()
+            self._last = torch.cuda.Event()
+            self._last.record(stream)
+        return LaunchedReplay(picks, checks, self._last, self.threshold)
 
 
 @dataclass
@@ -194,8 +221,8 @@ class GraphCache:
         build: Callable[[torch.Tensor, int, bool], GraphedSelection] = GraphedSelection,
     ) -> None:
         """size: graphs kept; capture_after: calls of a shape before it is captured; build: (example tokens,
-        count, resolve_duplicates) -> a :class:`GraphedSelection` (or a stand-in with its ``__call__`` and
-        ``resolve_duplicates``)."""
+        count, resolve_duplicates) -> a :class:`GraphedSelection` (or a stand-in with its ``__call__``, ``launch``
+        and ``resolve_duplicates``)."""
         self.size = size
         self.capture_after = capture_after
         self.stats = GraphStats()
@@ -224,6 +251,13 @@ class GraphCache:
         """Picks from a replayed graph, or None when this call should run eagerly: the shape is not captured (yet),
         its capture failed, its recent replays fell back, or this replay did (a token is not finite or has a zero
         norm, or two different tokens share a fingerprint). tokens: (N, D) CUDA, N <= :data:`GRAPH_MAX_TOKENS`."""
+        pending = self.launch(tokens, count)
+        return None if pending is None else self.finish(pending)
+
+    def launch(self, tokens: torch.Tensor, count: int) -> Optional["PendingSelection"]:
+        """:meth:`select` in two halves: queue the replay on the current stream and return at once (None where
+        :meth:`select` would run eagerly before any replay); :meth:`finish` waits for it. ``tokens`` must keep
+        their values until then (a fallback reads them again)."""
         key = GraphKey(tokens.shape[0], tokens.shape[1], tokens.dtype, count, tokens.device)
         with self._lock:
             graphed = self._graphs.get(key)
@@ -242,7 +276,13 @@ class GraphCache:
                 graphed = self._build(key, tokens, count)
                 if graphed is None:
                     return None
-        result = graphed(tokens)
+        return PendingSelection(key, tokens, count, graphed, graphed.launch(tokens))
+
+    def finish(self, pending: "PendingSelection") -> Optional[torch.Tensor]:
+        """The picks of a :meth:`launch`, or None when the caller must run the eager path (see :meth:`select`);
+        waits for the replay."""
+        key, tokens, count, graphed = pending.key, pending.tokens, pending.count, pending.graphed
+        result = pending.replay.result()
         if result.fallback == "duplicates" and not graphed.resolve_duplicates:
             # This shape's tokens repeat (a static scene): from now on resolve the copies inside the graph.
             with self._lock:
@@ -293,6 +333,16 @@ class GraphCache:
         """Run ``key`` eagerly from now on (dropping its graph, if any)."""
         self._graphs.pop(key, None)
         self._failed.add(key)
+
+
+class PendingSelection(NamedTuple):
+    """A replay queued by :meth:`GraphCache.launch`, for :meth:`GraphCache.finish`."""
+
+    key: GraphKey
+    tokens: torch.Tensor
+    count: int
+    graphed: GraphedSelection
+    replay: LaunchedReplay
 
 
 #: The process-wide cache :func:`~.divprune_selector.divprune` uses.

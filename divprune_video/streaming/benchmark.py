@@ -5,9 +5,14 @@ shapes, or noise) stamped one second apart ("1 fps sampling") as fast as it can,
 vision tower, and reports:
 
 * frames/s ingested (after the memory is full; the times 1 fps real time that is);
-* per-frame encode ms (preprocessing, vision tower, pooling, projector) and memory-update ms, median and p95,
-  and the update's share of the per-frame time (where a family encodes frames in pairs, each frame of a pair gets
-  half of the pair's times);
+* per-frame encode ms (preprocessing, vision tower, pooling, projector) and memory-update ms (the time ``ingest``
+  spends on the update), median and p95 (where a family encodes frames in pairs, each frame of a pair gets half of
+  the pair's times);
+* the update's share of encode + update, and the memory's share of the per-frame time (1 / frames/s): the part of
+  it beyond the per-frame time of the same frames into the FIFO memory ``"recent"`` (measured just before, over
+  up to 300 frames). On CUDA the DivPrune selection runs on a stream of its own while the next frame is encoded,
+  so it is not in the update ms; the share beyond FIFO is what it costs the stream. ``--serial`` waits for each
+  selection before the next frame (as before that change), for comparison;
 * answer latency from the full memory: time to first token (snapshot + prefill, ``max_new_tokens=1``) and a
   16-token answer;
 * GPU memory allocated, sampled every ``--sample-every`` frames, and the maximum allocated, to show that memory
@@ -22,11 +27,12 @@ measurement); it is the default on a machine without a CUDA device (unless ``--d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -92,6 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", "cached", "recompute"),
         help="DivPrune memory update (default auto: recompute on CUDA, cached on CPU)",
     )
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="wait for each frame's memory update before encoding the next (default: on CUDA the DivPrune "
+        "selection runs during the next frame's encode)",
+    )
     parser.add_argument("--answer-tokens", type=int, default=16, help="length of the timed answer (default 16)")
     parser.add_argument("--text-tokens", type=int, default=40, help="question tokens around the video (default 40)")
     parser.add_argument(
@@ -125,6 +137,18 @@ class BudgetResult:
     answer_tokens: int
     memory_tokens: int
     memory_samples: list[tuple[int, float, float]] = field(default_factory=list)  # (frame, allocated, max) MiB
+    serial: bool = False  # each update's selection was waited for before the next frame
+    baseline_ms: float = float("nan")  # per-frame time of the same stream into the FIFO memory
+
+    @property
+    def frame_ms(self) -> float:
+        """The per-frame time, 1 / frames/s."""
+        return 1e3 / self.frames_per_second
+
+    @property
+    def memory_share(self) -> float:
+        """The share of the per-frame time beyond the baseline's (the same frames into the FIFO memory)."""
+        return (self.frame_ms - self.baseline_ms) / self.frame_ms
 
     @property
     def allocated_range(self) -> Optional[tuple[float, float]]:
@@ -179,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"# budget {budget}: done ({count} frames)", file=sys.stderr, flush=True)
     print(format_table(results))
     print(format_memory_series(results))
-    write_json(args.json_path, results)
+    write_json(args.json_path, [asdict(row) | {"memory_share": row.memory_share} for row in results])
     return 0
 
 
@@ -193,6 +217,63 @@ def synthetic_frames(kind: str, size: int, count: int = FRAME_POOL) -> np.ndarra
     return moving_shapes_video(count, size, size, seed=0)
 
 
+#: Frames of the baseline stream (the same frames into the FIFO memory "recent") per budget.
+BASELINE_FRAMES = 300
+
+
+@dataclass
+class IngestRun:
+    """One stream of frames ingested: the records, the frames/s once the memory was full (first: the index of the
+    first frame timed) and the GPU memory samples (frame, allocated MiB, max allocated MiB)."""
+
+    records: list[Any]
+    frames_per_second: float
+    first: int
+    samples: list[tuple[int, float, float]]
+
+
+def ingest_stream(
+    qa: Any, pool: np.ndarray, num_frames: int, *, serial: bool = False, sample_every: Optional[int] = None
+) -> IngestRun:
+    """Ingest ``num_frames`` frames of ``pool`` ((P, H, W, 3) uint8, cycled) one by one, as fast as they go.
+    ``serial``: wait for each memory update's selection before the next frame (its time added to the record's
+    update time); ``sample_every``: frames between GPU memory samples (CUDA)."""
+    device = qa.adapter.device
+    cuda = device.type == "cuda"
+    records = []
+    samples: list[tuple[int, float, float]] = []
+    budget = qa.token_budget
+    steady_from: Optional[int] = None  # the first frame after the memory filled (and the first selection ran)
+    steady_start = time.perf_counter()
+    with torch.inference_mode():
+        for index in range(num_frames):
+            record = qa.ingest(pool[index % len(pool)], timestamp=float(index))
+            if serial:
+                start = time.perf_counter()
+                with qa._memory_lock:
+                    qa.memory.wait()
+                record = dataclasses.replace(record, update_seconds=record.update_seconds + time.perf_counter() - start)
+            records.append(record)
+            if steady_from is None and record.memory_tokens + record.num_tokens > budget:
+                steady_from = min(index + 2, num_frames - 1)
+            if index == steady_from:
+                steady_start = time.perf_counter()
+            if cuda and sample_every and (index + 1) % sample_every == 0:
+                samples.append(
+                    (
+                        index + 1,
+                        torch.cuda.memory_allocated(device) / 2**20,
+                        torch.cuda.max_memory_allocated(device) / 2**20,
+                    )
+                )
+        with qa._memory_lock:
+            qa.memory.wait()  # the last frame's selection
+    elapsed = time.perf_counter() - steady_start
+    first = steady_from if steady_from is not None and steady_from < num_frames - 1 else 0
+    frames_per_second = (num_frames - first) / elapsed if elapsed > 0 else float("nan")
+    return IngestRun(records, frames_per_second, first, samples)
+
+
 def measure_budget(
     adapter: Any,
     budget: int,
@@ -203,39 +284,21 @@ def measure_budget(
     repeats: int,
 ) -> BudgetResult:
     """Ingest ``num_frames`` frames (cycling through ``pool``: (P, H, W, 3) uint8) at one budget, then time answers
-    from the full memory."""
+    from the full memory; before it, the baseline: the same frames into the FIFO memory."""
     from . import StreamingVideoQA
 
+    baseline = ingest_stream(
+        StreamingVideoQA(adapter, token_budget=budget, sample_fps=1.0, method="recent"),
+        pool,
+        min(num_frames, BASELINE_FRAMES),
+    )
     qa = StreamingVideoQA(adapter, token_budget=budget, sample_fps=1.0, method=args.method, update=args.update)
-    cuda = adapter.device.type == "cuda"
-    if cuda:
+    if adapter.device.type == "cuda":
         torch.cuda.synchronize(adapter.device)
         torch.cuda.reset_peak_memory_stats(adapter.device)
-    records = []
-    samples: list[tuple[int, float, float]] = []
-    steady_from: Optional[int] = None  # the first frame after the memory filled (and the first selection ran)
-    steady_start = time.perf_counter()
-    with torch.inference_mode():
-        for index in range(num_frames):
-            record = qa.ingest(pool[index % len(pool)], timestamp=float(index))
-            records.append(record)
-            if steady_from is None and record.memory_tokens + record.num_tokens > budget:
-                steady_from = min(index + 2, num_frames - 1)
-            if index == steady_from:
-                steady_start = time.perf_counter()
-            if cuda and (index + 1) % sample_every == 0:
-                samples.append(
-                    (
-                        index + 1,
-                        torch.cuda.memory_allocated(adapter.device) / 2**20,
-                        torch.cuda.max_memory_allocated(adapter.device) / 2**20,
-                    )
-                )
-    elapsed = time.perf_counter() - steady_start
-    first = steady_from if steady_from is not None and steady_from < num_frames - 1 else 0
-    frames_per_second = (num_frames - first) / elapsed if elapsed > 0 else float("nan")
-    encode, update, timed = frame_times(records)
-    steady = slice(first, max(first + 1, timed))
+    run = ingest_stream(qa, pool, num_frames, serial=args.serial, sample_every=sample_every)
+    encode, update, timed = frame_times(run.records)
+    steady = slice(run.first, max(run.first + 1, timed))
     ttft_ms, answer_ms = _answer_latency(qa, adapter, args, repeats)
     encode_steady, update_steady = encode[steady], update[steady]
     share = float(update_steady.sum() / max(1e-12, encode_steady.sum() + update_steady.sum()))
@@ -244,7 +307,7 @@ def measure_budget(
         budget=budget,
         frames=num_frames,
         update_path=path,
-        frames_per_second=frames_per_second,
+        frames_per_second=run.frames_per_second,
         encode_ms=_median_p95(encode_steady),
         update_ms=_median_p95(update_steady),
         update_share=share,
@@ -252,7 +315,9 @@ def measure_budget(
         answer_ms=answer_ms,
         answer_tokens=args.answer_tokens,
         memory_tokens=qa.num_memory_tokens,
-        memory_samples=samples,
+        memory_samples=run.samples,
+        serial=args.serial,
+        baseline_ms=1e3 / baseline.frames_per_second,
     )
 
 
@@ -337,7 +402,10 @@ def format_table(results: list[BudgetResult]) -> str:
         "x real time at 1 fps",
         "encode ms p50 / p95",
         "update ms p50 / p95",
-        "update share",
+        "update / (encode + update)",
+        "per-frame ms",
+        "per-frame ms, FIFO memory",
+        "share of per-frame time beyond FIFO",
         "TTFT ms",
         answer,
         "GPU MiB allocated (min - max)",
@@ -354,8 +422,11 @@ def format_table(results: list[BudgetResult]) -> str:
                 f"{row.frames_per_second:.1f}",
                 f"{row.frames_per_second:.0f}x",
                 f"{row.encode_ms[0]:.2f} / {row.encode_ms[1]:.2f}",
-                f"{row.update_ms[0]:.2f} / {row.update_ms[1]:.2f}",
+                f"{row.update_ms[0]:.2f} / {row.update_ms[1]:.2f}" + (" (serial)" if row.serial else ""),
                 f"{row.update_share:.1%}",
+                f"{row.frame_ms:.2f}",
+                f"{row.baseline_ms:.2f}",
+                f"{row.memory_share:.1%}",
                 f"{row.ttft_ms:.1f}",
                 f"{row.answer_ms:.1f}",
                 "-" if allocated is None else f"{allocated[0]:,.0f} - {allocated[1]:,.0f}",

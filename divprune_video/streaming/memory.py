@@ -30,7 +30,7 @@ from __future__ import annotations
 import numbers
 import random
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Optional
+from typing import Callable, ClassVar, Literal, Optional, Union
 
 import torch
 
@@ -45,8 +45,9 @@ from ..selection.distance import (
     inverse_norms,
     minkowski,
 )
-from ..selection.divprune_selector import divprune
+from ..selection.divprune_selector import divprune, plan_selection
 from ..selection.duplicates import first_occurrences, share_duplicate_distances
+from ..selection.graphs import GRAPHS, graph_eligible
 from ..selection.greedy import first_pick_scores, greedy_from_distances
 
 #: ``update`` modes of :class:`DiverseTokenMemory`.
@@ -57,20 +58,54 @@ UPDATE_MODES = ("auto", "cached", "recompute")
 UpdateMode = Literal["auto", "cached", "recompute"]
 
 
-@dataclass(frozen=True)
 class MemoryUpdate:
     """What one :meth:`TokenMemory.add` did.
 
     Attributes:
         frame_id: the frame number the tokens were filed under.
         kept: (k,) int64 on the CPU, ascending: the candidates kept, as indices into ``[memory before the call ;
-            the frame's tokens]``; k = min(budget, candidates) for most methods.
+            the frame's tokens]``; k = min(budget, candidates) for most methods. Where the selection still runs on
+            the GPU when ``add`` returns (:class:`DiverseTokenMemory` on CUDA), reading it waits for the selection.
         num_candidates: memory size before the call plus the frame's tokens.
     """
 
-    frame_id: int
-    kept: torch.Tensor
-    num_candidates: int
+    __slots__ = ("frame_id", "num_candidates", "_kept", "_wait")
+
+    def __init__(
+        self,
+        frame_id: int,
+        kept: Optional[torch.Tensor],
+        num_candidates: int,
+        wait: Optional[Callable[[], torch.Tensor]] = None,
+    ) -> None:
+        """kept: the indices, or None with ``wait``: a function that waits for them and returns them."""
+        if kept is None and wait is None:
+            raise ValueError("a MemoryUpdate needs its kept indices or a function that waits for them")
+        self.frame_id = frame_id
+        self.num_candidates = num_candidates
+        self._kept = kept
+        self._wait = wait
+
+    @property
+    def kept(self) -> torch.Tensor:
+        if self._kept is None:
+            self._kept = self._wait()
+            self._wait = None
+        return self._kept
+
+    def __repr__(self) -> str:
+        kept = "pending" if self._kept is None else f"{self._kept.numel()} kept"
+        return f"MemoryUpdate(frame_id={self.frame_id}, num_candidates={self.num_candidates}, {kept})"
+
+
+class DeferredChoice:
+    """A choice still being computed on the GPU when :meth:`TokenMemory._choose` returned (its picks come from
+    :meth:`TokenMemory._finish_choice`): ``count`` candidates will be kept; ``kept`` is filled when it is done."""
+
+    def __init__(self, count: int, pending: object) -> None:
+        self.count = count
+        self.pending = pending
+        self.kept: Optional[torch.Tensor] = None  # (count,) ascending, CPU
 
 
 @dataclass(frozen=True)
@@ -142,6 +177,9 @@ class TokenMemory:
         self._positions = torch.empty(0, dtype=torch.long)
         self._token_indices = torch.empty(0, dtype=torch.long)
         self._timestamps = torch.empty(0, dtype=torch.float64)
+        # A choice still running on the GPU, with its number of candidates: finished (the kept candidates moved to
+        # the front) by the next add or read (_settle).
+        self._deferred: Optional[tuple[DeferredChoice, int]] = None
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
@@ -155,16 +193,19 @@ class TokenMemory:
         """(M, D) the tokens held, in time order: a view, valid until the next :meth:`add` (see :meth:`snapshot`)."""
         if self._tokens is None:
             raise ValueError("the memory is empty: no frame has been added yet")
+        self._settle()
         return self._tokens[: self._size]
 
     @property
     def frame_ids(self) -> torch.Tensor:
         """(M,) int64, the frame each held token came from, in time order."""
+        self._settle()
         return self._frame_ids[: self._size].clone()
 
     @property
     def timestamps(self) -> torch.Tensor:
         """(M,) float64, the time (seconds) of each held token's frame."""
+        self._settle()
         return self._timestamps[: self._size].clone()
 
     @property
@@ -179,6 +220,7 @@ class TokenMemory:
 
     def snapshot(self) -> MemorySnapshot:
         """A copy of the memory (tokens cloned on their device, metadata on the CPU)."""
+        self._settle()
         size = self._size
         tokens = self.tokens.clone() if self._tokens is not None else torch.empty(0, 0)
         return MemorySnapshot(
@@ -218,6 +260,7 @@ class TokenMemory:
         """
         frame_id = self._check_frame_id(frame_id)
         self._check_tokens(tokens, frame_id)
+        self._settle()  # the previous frame's choice, if it still ran
         num_new = int(tokens.shape[0])
         # The frame is written right after the memory, so the candidates [memory ; frame] are the slots [0, end) of
         # the storage (capacity B + F): no concatenation and no allocation per frame.
@@ -231,22 +274,55 @@ class TokenMemory:
         self._appended(start, end)  # before the choice: the cached diverse memory chooses from these distances
         kept = self._choose(start, end)
         if kept is None:
-            kept_cpu = torch.arange(end)
+            update = MemoryUpdate(frame_id, torch.arange(end), end)
             self._size = end
+        elif isinstance(kept, DeferredChoice):
+            # Still running: the compaction waits for the next add or read (_settle); the size is known already.
+            self._deferred = (kept, end)
+            self._size = kept.count
+            update = MemoryUpdate(frame_id, None, end, wait=lambda: self._kept_of(kept))
         else:
             # Eviction: the compaction moves the kept candidates to the front and the size shrinks, so the others
             # are dropped (their slots are reused by the next frame). `kept` is ascending: time order is kept.
             kept_cpu = kept.cpu()
             self._compact(kept, kept_cpu, end)
             self._size = int(kept_cpu.numel())
+            update = MemoryUpdate(frame_id, kept_cpu, end)
         self.num_frames_seen += 1
         self.num_tokens_seen += num_new
         self._last_frame_id = frame_id
-        return MemoryUpdate(frame_id=frame_id, kept=kept_cpu, num_candidates=end)
+        return update
 
-    def _choose(self, start: int, end: int) -> Optional[torch.Tensor]:
+    def wait(self) -> None:
+        """Wait for a choice still running on the GPU and apply it (reading the memory and the next :meth:`add`
+        do this themselves)."""
+        self._settle()
+
+    @torch.inference_mode()  # as add: the storage is made of inference tensors, and a read may call this
+    def _settle(self) -> None:
+        """Finish the deferred choice, if any: wait for its picks and move the kept candidates to the front."""
+        if self._deferred is None:
+            return
+        choice, end = self._deferred
+        kept = self._finish_choice(choice, end)
+        kept_cpu = kept.cpu()
+        self._compact(kept, kept_cpu, end)
+        choice.kept = kept_cpu
+        self._deferred = None
+
+    def _kept_of(self, choice: DeferredChoice) -> torch.Tensor:
+        if choice.kept is None:
+            self._settle()
+        return choice.kept
+
+    def _choose(self, start: int, end: int) -> Union[torch.Tensor, DeferredChoice, None]:
         """Which of the ``end`` candidates stay (``start`` of them the old memory): (k,) int64 ascending indices on
-        the CPU or the tokens' device, or None to keep them all."""
+        the CPU or the tokens' device, None to keep them all, or a :class:`DeferredChoice` still running on the
+        GPU (then :meth:`_finish_choice` gives its indices; the candidates stay as they are until then)."""
+        raise NotImplementedError
+
+    def _finish_choice(self, choice: DeferredChoice, end: int) -> torch.Tensor:
+        """The (k,) int64 ascending indices of a :class:`DeferredChoice` among the ``end`` candidates (waits)."""
         raise NotImplementedError
 
     def _appended(self, start: int, end: int) -> None:
@@ -347,6 +423,11 @@ class DiverseTokenMemory(TokenMemory):
     Cost per frame with M memory tokens and F new ones (C = M + F <= B + F): cached: O(C F D) for the new
     distances, O(C^2) for the first pick's scores and the compaction, O(B C) for the greedy steps; recompute:
     O(C^2 D) for the Gram matrix plus the same greedy. Memory: O(C D) tokens and, cached, one (B + F)^2 matrix.
+
+    On CUDA (recompute), once ``divprune`` replays a CUDA graph for the candidates' shape (from the third frame of
+    one shape), :meth:`add` queues the selection on a stream of the memory's own and returns without waiting: the
+    size is known at once, and the next :meth:`add` or read (or :meth:`wait`) waits for the picks and applies them.
+    The caller's next frame encode, host-bound, runs meanwhile (see :meth:`_launch`).
     """
 
     method = "divprune"
@@ -377,6 +458,7 @@ class DiverseTokenMemory(TokenMemory):
         self._distances: Optional[torch.Tensor] = None  # (capacity, capacity) = (B + F)^2, cached mode
         self._inverse_norms: Optional[torch.Tensor] = None  # (capacity,), cached mode under cosine
         self._new_inverse: Optional[torch.Tensor] = None  # (F,) of the frame being added
+        self._stream: Optional[torch.cuda.Stream] = None  # where the recompute mode's selections run (_launch)
 
     @property
     def resolved_update(self) -> str:
@@ -475,6 +557,9 @@ class DiverseTokenMemory(TokenMemory):
             # CUDA: divprune's Triton path rebuilds the Gram matrix and runs every greedy step in one launch, where
             # the cached path's greedy launches kernels for each of its B steps. And cuBLAS picks kernels by shape,
             # so a matrix grown block by block could round differently from the one divprune builds.
+            deferred = self._launch(end)
+            if deferred is not None:
+                return deferred
             picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric)
         else:
             # CPU: the distances are the expensive part (rebuilding them is O(C^2 D), extending them O(C F D)); the
@@ -484,6 +569,32 @@ class DiverseTokenMemory(TokenMemory):
             scores = first_pick_scores(distances, valid)  # sets the diagonal to +inf, as divprune does
             picks = greedy_from_distances(distances, scores, valid, [self.token_budget])[0]
         return picks.sort().values  # picks come in selection order; sorted, the memory stays in time order
+
+    def _launch(self, end: int) -> Optional[DeferredChoice]:
+        """Queue ``divprune(candidates, budget)`` as a replay of its CUDA graph on the memory's own stream and
+        return without waiting (None where divprune would not replay a graph: it then runs as usual).
+
+        The selection (4 ms at budget 4,096 on an H200) then runs on the GPU while the caller goes on, typically
+        encoding the next frame, whose preprocessing and vision tower leave the GPU mostly idle; the next add or
+        read waits for it. It has its own stream so that the caller's synchronizing work (the next frame's upload,
+        say) does not wait behind it. The picks are the replay's, so they are divprune's, as always."""
+        candidates = self._tokens[:end]
+        plan = plan_selection(candidates, self.metric)
+        if not graph_eligible(candidates, self.metric, plan.path, plan.backend):
+            return None
+        device = candidates.device
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device)
+        self._stream.wait_stream(torch.cuda.current_stream(device))  # the candidates are written
+        with torch.cuda.stream(self._stream):
+            pending = GRAPHS.launch(candidates, self.token_budget)
+        return None if pending is None else DeferredChoice(self.token_budget, pending)
+
+    def _finish_choice(self, choice: DeferredChoice, end: int) -> torch.Tensor:
+        picks = GRAPHS.finish(choice.pending)  # waits for the replay on the host
+        if picks is None:  # the replay fell back (possible copies): the eager path, on the unchanged candidates
+            picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric)
+        return picks.sort().values
 
     def _compact(self, kept: torch.Tensor, kept_cpu: torch.Tensor, num_candidates: int) -> None:
         super()._compact(kept, kept_cpu, num_candidates)

@@ -40,6 +40,7 @@ import torch
 from ..errors import DivPruneVideoError
 from ..models import EncodedVideo, FrameTiming, ModelAdapter, PruningConfig, resolve_adapter
 from ..models.decoding import static_decoding_unsupported
+from ..models.runtime import synchronize_stream
 from ..models.video_context import VideoContext
 from ..pipeline import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MODEL, VideoQAResult
 from ..selection._validate import Metric
@@ -62,7 +63,12 @@ class IngestRecord:
     """What one :meth:`StreamingVideoQA.ingest` did: the number of the frame group the frame belongs to (ingest
     order; the frame's own number when the model encodes frames one by one), the group's tokens, the memory size
     after it, and the seconds spent encoding (vision path) and updating the memory. A frame that does not complete
-    its group is held until it does: its record has ``num_tokens`` 0 and no timings."""
+    its group is held until it does: its record has ``num_tokens`` 0 and no timings.
+
+    ``update_seconds`` is the time ``ingest`` spent on the memory. On CUDA the DivPrune memory's selection runs on
+    a stream of its own after ``ingest`` returns, during the next frame's encode (see
+    :class:`~divprune_video.streaming.DiverseTokenMemory`), so it is not in it; ``bench-stream`` reports what it
+    adds to the per-frame time."""
 
     frame_id: int
     num_tokens: int
@@ -219,12 +225,16 @@ class StreamingVideoQA:
                 )
             start = time.perf_counter()
             with self._memory_lock:
+                self._drop_layer_features()
                 self.memory.add(tokens, frame_id=group_id, timestamp=group_time)
-                self._keep_layer_features(group_id, encoded.layer_features)
+                if encoded.layer_features:
+                    self._layer_features[group_id] = encoded.layer_features
                 self._frames_ingested += len(images)
                 self.grid = encoded.grid
-                if tokens.is_cuda:  # honest timings: wait for the update's kernels
-                    torch.cuda.synchronize(tokens.device)
+                # The update's kernels on this stream. On CUDA the DivPrune memory's selection runs on a stream of
+                # its own and is not waited for here: it runs during the next frame's encode (bench-stream
+                # measures what it costs the stream).
+                synchronize_stream(tokens.device)
                 update_seconds = time.perf_counter() - start
                 record = IngestRecord(
                     group_id, int(tokens.shape[0]), self.memory.num_tokens, encoded.seconds, update_seconds
@@ -232,12 +242,11 @@ class StreamingVideoQA:
                 self._record(record)
         return record
 
-    def _keep_layer_features(self, group_id: int, layer_features: tuple[torch.Tensor, ...]) -> None:
-        """Hold a group's per-layer features (Qwen3-VL's DeepStack) while any of its tokens is in the memory: a
-        question must add exactly the kept tokens' features. Bounded by the memory: a group leaves with its last
-        token."""
-        if layer_features:
-            self._layer_features[group_id] = layer_features
+    def _drop_layer_features(self) -> None:
+        """Per-layer features (Qwen3-VL's DeepStack) are held for each group while any of its tokens is in the
+        memory (a question must add exactly the kept tokens' features): drop those of the groups gone. Called
+        before a memory update, so a group leaves one update after its last token (reading the memory's frames
+        right after an update would wait for its selection, which runs meanwhile on CUDA)."""
         if self._layer_features:
             present = set(torch.unique(self.memory.frame_ids).tolist())
             for group in [group for group in self._layer_features if group not in present]:

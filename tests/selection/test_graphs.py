@@ -22,6 +22,17 @@ class _StandIn:
     def __call__(self, tokens: torch.Tensor) -> Replay:
         return Replay(torch.arange(self.count))
 
+    def launch(self, tokens: torch.Tensor) -> "_Launched":
+        return _Launched(self(tokens))  # a stand-in has nothing to wait for
+
+
+class _Launched:
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+
+    def result(self) -> Replay:
+        return self.replay
+
 
 def _failing_build(example: torch.Tensor, count: int, resolve_duplicates: bool = False) -> None:
     raise RuntimeError("CUDA out of memory (stand-in)")
@@ -168,6 +179,19 @@ class TestOnCuda:
                 assert torch.equal(divprune(tokens, num_keep=k), eager)
             assert torch.equal(eager, torch_path)
         assert len(GRAPHS) == 1
+
+    def test_replays_queued_on_another_stream_give_the_eager_picks(self):
+        """launch() queues a replay without waiting (the streaming memory's selections run so): three replays of
+        one graph queued on a side stream before any is finished each keep their own picks."""
+        cache = GraphCache(capture_after=1)
+        batch = [random_tokens(600, 256, seed=seed, dtype=torch.float16, device="cuda") for seed in range(3)]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            pending = [cache.launch(tokens, 90) for tokens in batch]
+        for tokens, launched in zip(batch, pending):
+            assert torch.equal(cache.finish(launched), divprune(tokens, num_keep=90, cuda_graph=False))
+        assert cache.stats.replays == 3 and cache.stats.captures == 1
 
     @pytest.mark.parametrize("captured_in_inference_mode", [True, False])
     def test_a_graph_serves_calls_in_and_out_of_inference_mode(self, captured_in_inference_mode):
