@@ -560,7 +560,9 @@ class DiverseTokenMemory(TokenMemory):
             deferred = self._launch(end)
             if deferred is not None:
                 return deferred
-            picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric)
+            # _launch asked the graph cache already (a call counts towards a capture, or an eager call after a
+            # fallback): not again here.
+            picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric, cuda_graph=False)
         else:
             # CPU: the distances are the expensive part (rebuilding them is O(C^2 D), extending them O(C F D)); the
             # greedy over the cached matrix is O(B C) of cheap steps.
@@ -593,7 +595,7 @@ class DiverseTokenMemory(TokenMemory):
     def _finish_choice(self, choice: DeferredChoice, end: int) -> torch.Tensor:
         picks = GRAPHS.finish(choice.pending)  # waits for the replay on the host
         if picks is None:  # the replay fell back (possible copies): the eager path, on the unchanged candidates
-            picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric)
+            picks = divprune(self._tokens[:end], num_keep=self.token_budget, metric=self.metric, cuda_graph=False)
         return picks.sort().values
 
     def _compact(self, kept: torch.Tensor, kept_cpu: torch.Tensor, num_candidates: int) -> None:
