@@ -8,11 +8,12 @@ vision tower, and reports:
 * per-frame encode ms (preprocessing, vision tower, pooling, projector) and memory-update ms (the time ``ingest``
   spends on the update), median and p95 (where a family encodes frames in pairs, each frame of a pair gets half of
   the pair's times);
-* the update's share of encode + update, and the memory's share of the per-frame time (1 / frames/s): the part of
-  it beyond the per-frame time of the same frames into the FIFO memory ``"recent"`` (measured just before, over
-  up to 300 frames). On CUDA the DivPrune selection runs on a stream of its own while the next frame is encoded,
-  so it is not in the update ms; the share beyond FIFO is what it costs the stream. ``--serial`` waits for each
-  selection before the next frame (as before that change), for comparison;
+* the update's share of encode + update, and the memory's share of the per-frame time (the median time from one
+  ``ingest``'s end to the next's): the part of it beyond that of the same frames into the FIFO memory
+  ``"recent"`` (measured just before, over up to 300 frames). On CUDA the DivPrune selection runs on a stream of
+  its own while the next frame is encoded, so it is not in the update ms; the share beyond FIFO is what it costs
+  the stream. ``--serial`` waits for each selection before the next frame (as before that change), for
+  comparison;
 * answer latency from the full memory: time to first token (snapshot + prefill, ``max_new_tokens=1``) and a
   16-token answer;
 * GPU memory allocated, sampled every ``--sample-every`` frames, and the maximum allocated, to show that memory
@@ -138,16 +139,13 @@ class BudgetResult:
     memory_tokens: int
     memory_samples: list[tuple[int, float, float]] = field(default_factory=list)  # (frame, allocated, max) MiB
     serial: bool = False  # each update's selection was waited for before the next frame
-    baseline_ms: float = float("nan")  # per-frame time of the same stream into the FIFO memory
-
-    @property
-    def frame_ms(self) -> float:
-        """The per-frame time, 1 / frames/s."""
-        return 1e3 / self.frames_per_second
+    frame_ms: float = float("nan")  # median per-frame time (one ingest's end to the next's)
+    baseline_ms: float = float("nan")  # the same for the same frames into the FIFO memory
 
     @property
     def memory_share(self) -> float:
-        """The share of the per-frame time beyond the baseline's (the same frames into the FIFO memory)."""
+        """The share of the (median) per-frame time beyond the baseline's (the same frames into the FIFO
+        memory)."""
         return (self.frame_ms - self.baseline_ms) / self.frame_ms
 
     @property
@@ -230,6 +228,7 @@ class IngestRun:
     frames_per_second: float
     first: int
     samples: list[tuple[int, float, float]]
+    frame_ms: float  # median per-frame time (from one ingest's end to the next's), robust to the host's stalls
 
 
 def ingest_stream(
@@ -245,6 +244,7 @@ def ingest_stream(
     budget = qa.token_budget
     steady_from: Optional[int] = None  # the first frame after the memory filled (and the first selection ran)
     steady_start = time.perf_counter()
+    ends = []
     with torch.inference_mode():
         for index in range(num_frames):
             record = qa.ingest(pool[index % len(pool)], timestamp=float(index))
@@ -254,6 +254,7 @@ def ingest_stream(
                     qa.memory.wait()
                 record = dataclasses.replace(record, update_seconds=record.update_seconds + time.perf_counter() - start)
             records.append(record)
+            ends.append(time.perf_counter())
             if steady_from is None and record.memory_tokens + record.num_tokens > budget:
                 steady_from = min(index + 2, num_frames - 1)
             if index == steady_from:
@@ -271,7 +272,8 @@ def ingest_stream(
     elapsed = time.perf_counter() - steady_start
     first = steady_from if steady_from is not None and steady_from < num_frames - 1 else 0
     frames_per_second = (num_frames - first) / elapsed if elapsed > 0 else float("nan")
-    return IngestRun(records, frames_per_second, first, samples)
+    intervals = np.diff(ends[first:]) if num_frames - first > 1 else np.array([elapsed])
+    return IngestRun(records, frames_per_second, first, samples, 1e3 * float(np.median(intervals)))
 
 
 def measure_budget(
@@ -317,7 +319,8 @@ def measure_budget(
         memory_tokens=qa.num_memory_tokens,
         memory_samples=run.samples,
         serial=args.serial,
-        baseline_ms=1e3 / baseline.frames_per_second,
+        frame_ms=run.frame_ms,
+        baseline_ms=baseline.frame_ms,
     )
 
 
@@ -403,8 +406,8 @@ def format_table(results: list[BudgetResult]) -> str:
         "encode ms p50 / p95",
         "update ms p50 / p95",
         "update / (encode + update)",
-        "per-frame ms",
-        "per-frame ms, FIFO memory",
+        "per-frame ms p50",
+        "per-frame ms p50, FIFO memory",
         "share of per-frame time beyond FIFO",
         "TTFT ms",
         answer,
