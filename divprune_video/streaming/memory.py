@@ -424,10 +424,11 @@ class DiverseTokenMemory(TokenMemory):
     distances, O(C^2) for the first pick's scores and the compaction, O(B C) for the greedy steps; recompute:
     O(C^2 D) for the Gram matrix plus the same greedy. Memory: O(C D) tokens and, cached, one (B + F)^2 matrix.
 
-    On CUDA (recompute), once ``divprune`` replays a CUDA graph for the candidates' shape (from the third frame of
-    one shape), :meth:`add` queues the selection on a stream of the memory's own and returns without waiting: the
-    size is known at once, and the next :meth:`add` or read (or :meth:`wait`) waits for the picks and applies them.
-    The caller's next frame encode, host-bound, runs meanwhile (see :meth:`_launch`).
+    On CUDA (recompute), once ``divprune`` replays a CUDA graph for the candidates' shape (from the second
+    selection of one shape: the first runs eagerly), :meth:`add` queues the selection on a stream of the memory's
+    own and returns without waiting: the size is known at once, and the next :meth:`add` or read (or :meth:`wait`)
+    waits for the picks and applies them. The caller's next frame encode, host-bound, runs meanwhile (see
+    :meth:`_launch`).
     """
 
     method = "divprune"
