@@ -25,7 +25,7 @@ from ._validate import Metric
 from .devices import free_bytes, total_bytes, triton_unusable_reason, triton_usable
 from .distance import check_nonzero_norms, formula_distance, gram, inverse_norms
 from .duplicates import PendingDuplicates, find_duplicates, merge_duplicates
-from .graphs import GRAPHS, graph_eligible
+from .graphs import GRAPHS, PendingSelection, graph_eligible
 from .greedy import first_pick_scores, greedy_from_distances
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,9 @@ def divprune(
     tokens = tokens.detach()  # the picks are indices: no gradient flows through them
     count = _validate.resolve_num_keep(tokens.shape[0], keep_ratio, num_keep)
     plan = plan_selection(tokens, metric, backend, path)
-    if cuda_graph and graph_eligible(tokens, metric, plan.path, plan.backend):
-        picks = GRAPHS.select(tokens, count)
+    pending = launch_graphed(tokens, count, metric, plan) if cuda_graph else None
+    if pending is not None:
+        picks = GRAPHS.finish(pending)
         if picks is not None:
             return picks
     batch = tokens.unsqueeze(0)
@@ -97,6 +98,20 @@ def divprune(
     duplicates = _early_duplicates(batch, plan)
     checks = _queue_checks(tokens, None, metric, duplicates)
     return _select(batch, None, [count], metric, plan, checks, early_gram, duplicates)[0]
+
+
+def launch_graphed(
+    tokens: torch.Tensor, count: int, metric: Metric = "cosine", plan: Optional[SelectionPlan] = None
+) -> Optional[PendingSelection]:
+    """:func:`divprune`'s CUDA-graph replay for (N, D) checked ``tokens`` and ``count`` picks, queued on the current
+    stream without waiting (:meth:`~.graphs.GraphCache.launch`), or None where :func:`divprune` would run eagerly
+    (not the full Triton path under cosine, no graph for the shape yet, or its replays fell back). ``plan``:
+    :func:`plan_selection`'s for the tokens (default: the automatic one). :meth:`~.graphs.GraphCache.finish` on
+    ``GRAPHS`` gives the picks, or None when the eager path must run after all."""
+    plan = plan or plan_selection(tokens, metric)
+    if not graph_eligible(tokens, metric, plan.path, plan.backend):
+        return None
+    return GRAPHS.launch(tokens, count)
 
 
 def divprune_batch(

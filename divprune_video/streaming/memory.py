@@ -45,9 +45,9 @@ from ..selection.distance import (
     inverse_norms,
     minkowski,
 )
-from ..selection.divprune_selector import divprune, plan_selection
+from ..selection.divprune_selector import divprune, launch_graphed
 from ..selection.duplicates import first_occurrences, share_duplicate_distances
-from ..selection.graphs import GRAPHS, graph_eligible
+from ..selection.graphs import GRAPHS
 from ..selection.greedy import first_pick_scores, greedy_from_distances
 
 #: ``update`` modes of :class:`DiverseTokenMemory`.
@@ -282,12 +282,7 @@ class TokenMemory:
             self._size = kept.count
             update = MemoryUpdate(frame_id, None, end, wait=lambda: self._kept_of(kept))
         else:
-            # Eviction: the compaction moves the kept candidates to the front and the size shrinks, so the others
-            # are dropped (their slots are reused by the next frame). `kept` is ascending: time order is kept.
-            kept_cpu = kept.cpu()
-            self._compact(kept, kept_cpu, end)
-            self._size = int(kept_cpu.numel())
-            update = MemoryUpdate(frame_id, kept_cpu, end)
+            update = MemoryUpdate(frame_id, self._keep(kept, end), end)
         self.num_frames_seen += 1
         self.num_tokens_seen += num_new
         self._last_frame_id = frame_id
@@ -304,11 +299,16 @@ class TokenMemory:
         if self._deferred is None:
             return
         choice, end = self._deferred
-        kept = self._finish_choice(choice, end)
+        choice.kept = self._keep(self._finish_choice(choice, end), end)
+        self._deferred = None
+
+    def _keep(self, kept: torch.Tensor, end: int) -> torch.Tensor:
+        """Evict: move the ``kept`` (ascending, so time order stays) of the ``end`` candidates to the front and
+        shrink the size to them; the others' slots are reused by the next frame. Returns ``kept`` on the CPU."""
         kept_cpu = kept.cpu()
         self._compact(kept, kept_cpu, end)
-        choice.kept = kept_cpu
-        self._deferred = None
+        self._size = int(kept_cpu.numel())
+        return kept_cpu
 
     def _kept_of(self, choice: DeferredChoice) -> torch.Tensor:
         if choice.kept is None:
@@ -582,15 +582,14 @@ class DiverseTokenMemory(TokenMemory):
         read waits for it. It has its own stream so that the caller's synchronizing work (the next frame's upload,
         say) does not wait behind it. The picks are the replay's, so they are divprune's, as always."""
         candidates = self._tokens[:end]
-        plan = plan_selection(candidates, self.metric)
-        if not graph_eligible(candidates, self.metric, plan.path, plan.backend):
+        if not candidates.is_cuda:
             return None
         device = candidates.device
         if self._stream is None:
             self._stream = torch.cuda.Stream(device)
         self._stream.wait_stream(torch.cuda.current_stream(device))  # the candidates are written
         with torch.cuda.stream(self._stream):
-            pending = GRAPHS.launch(candidates, self.token_budget)
+            pending = launch_graphed(candidates, self.token_budget, self.metric)
         return None if pending is None else DeferredChoice(self.token_budget, pending)
 
     def _finish_choice(self, choice: DeferredChoice, end: int) -> torch.Tensor:
